@@ -1,0 +1,339 @@
+"""Typed run configuration: dataclasses, presets, TOML files and ``--set key=value`` overrides.
+
+Keys are ``section.field``: ``data.window``, ``train.lr``, ``synthetic.interaction``... Options of
+the chosen plugins are ``fusion.<option>`` and ``encoder.<option>``; they are checked against the
+plugin's constructor signature when the model is built (:func:`plugin_options`).
+Precedence: defaults < preset < ``--config`` file < ``--set`` / dedicated CLI flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import inspect
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data.synthetic import SyntheticConfig
+from .errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"  # dataset plugin
+    root: str = ""  # folder of a dataset on disk (unused by the synthetic one)
+    modalities: tuple[str, ...] = ("visual", "audio", "text")
+    window: int = 64  # L, frames per window
+    hop: int = 32  # H, frames between window starts
+    seed: int = 0  # draws the data (synthetic videos, fold split); `seed` draws the model
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = "tcn"  # temporal encoder plugin, one per modality
+    fusion: str = "concat"  # fusion plugin
+    channels: dict[str, int] = field(default_factory=dict)  # per-modality encoder width override
+    head_hidden: int = 0  # 0: Linear + tanh (the paper's head)
+    head_dropout: float = 0.0
+    per_target: bool = False  # one model per target (the paper's protocol) vs one joint model
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_epochs: int = 1  # linear warm-up of the learning rate, in epochs
+    plateau_patience: int = 3  # epochs without val improvement before lr × plateau_factor
+    plateau_factor: float = 0.1
+    min_lr: float = 1e-6
+    early_stop_patience: int = 6  # epochs without val improvement before stopping
+    loss: str = "batch"  # "window": 1 − CCC per window (paper); "batch": over the batch's frames
+    max_grad_norm: float = 0.0  # 0: no clipping
+    progress: bool = True
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    fusion: dict[str, typing.Any] = field(default_factory=dict)  # options of model.fusion
+    encoder: dict[str, typing.Any] = field(default_factory=dict)  # options of model.encoder
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Identity of a run: everything but where it runs (``device``)."""
+        d = self.to_dict()
+        d.pop("device")
+        blob = json.dumps(d, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# Presets: dicts of overrides. ``quick`` is the default, sized for a laptop CPU; ``paper`` is the
+# RCMA paper's configuration (Praveen & Alam 2024, DESIGN section 5), on any dataset whose dims match.
+PRESETS: dict[str, dict[str, typing.Any]] = {
+    "quick": {},  # the dataclass defaults are the quick configuration
+    "paper": {
+        "seed": 3407,
+        "data.window": 300,
+        "data.hop": 200,
+        "synthetic.dim_visual": 512,
+        "synthetic.dim_audio": 128,
+        "synthetic.dim_text": 768,
+        "model.channels": {"visual": 512, "audio": 128, "text": 512},
+        "model.per_target": True,
+        "model.head_hidden": 0,
+        "encoder.levels": 4,
+        "encoder.kernel": 5,
+        "encoder.dropout": 0.1,
+        "encoder.causal": True,
+        "encoder.weight_norm": True,
+        "train.loss": "window",
+        "train.lr": 1e-5,
+        "train.weight_decay": 1e-3,
+        "train.batch_size": 12,
+        "train.warmup_epochs": 5,
+        "train.plateau_patience": 5,
+        "train.plateau_factor": 0.1,
+        "train.min_lr": 1e-8,
+        "train.epochs": 100,
+        "train.early_stop_patience": 50,
+    },
+}
+
+# Fusion options a preset sets for one fusion only (other fusions may lack the option). Applied
+# after all overrides, only where the user did not set the option.
+PRESET_FUSION_OPTIONS: dict[str, dict[str, dict[str, typing.Any]]] = {
+    # The paper's p = 0.6 is tuned for L = 300 and 512-d features; with the quick model's 32-d
+    # features and L = 64 it starves RCMA's updates of signal (DESIGN section 6 prototype: 0.1).
+    "quick": {"rcma": {"dropout": 0.1}},
+    "paper": {"rcma": {"dropout": 0.6, "iterations": 2, "joint": "others"}},
+}
+
+_SECTIONS = {"data", "synthetic", "model", "train"}
+_FREE = {"fusion", "encoder"}  # plugin options, checked against the plugin later
+
+
+def _fields(obj) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(obj)}
+
+
+def _unknown(key: str, known: typing.Iterable[str]) -> ConfigError:
+    near = difflib.get_close_matches(key, list(known), n=3)
+    hint = f"; did you mean {', '.join(near)}?" if near else f"; known keys: {', '.join(sorted(known))}"
+    return ConfigError(f"unknown config key {key!r}{hint}")
+
+
+def all_keys(cfg: RunConfig | None = None) -> list[str]:
+    cfg = cfg or RunConfig()
+    keys = [k for k in ("seed", "device")]
+    for s in sorted(_SECTIONS):
+        keys += [f"{s}.{f}" for f in _fields(getattr(cfg, s))]
+    return keys
+
+
+def coerce(key: str, value, annotation) -> typing.Any:
+    """Convert ``value`` (a string from the CLI, or a TOML value) to the annotated type."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {"typing": typing, "tuple": tuple, "dict": dict})  # noqa: S307
+    origin = typing.get_origin(annotation)
+    try:
+        if annotation is bool:
+            if isinstance(value, bool):
+                return value
+            s = str(value).strip().lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if annotation is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value) if not isinstance(value, str) else int(value.strip())
+        if annotation is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if annotation is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+        if origin is tuple:
+            items = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(",") if v.strip()]
+            return tuple(str(v).strip() for v in items)
+        if origin is dict:
+            if isinstance(value, dict):
+                pairs = value.items()
+            else:
+                pairs = [p.split(":", 1) for p in str(value).split(",") if p.strip()]
+                if any(len(p) != 2 for p in pairs):
+                    raise ValueError
+            vt = typing.get_args(annotation)[1]
+            return {str(k).strip(): coerce(f"{key}.{k}", v, vt) for k, v in pairs}
+        if annotation is typing.Any:
+            return value
+    except (ValueError, TypeError):
+        pass
+    else:
+        return value
+    name = getattr(annotation, "__name__", str(annotation))
+    example = {"int": "an integer, e.g. 64", "float": "a number, e.g. 0.001", "bool": "true or false",
+               "str": "text"}.get(name, "k:v,k:v" if origin is dict else "a,b,c")
+    raise ConfigError(f"config key {key!r} expects {name}; got {value!r} (use {example})")
+
+
+def parse_literal(value: str):
+    """Best-effort typing of a plugin option given on the command line (checked again later)."""
+    s = value.strip()
+    low = s.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(s)
+        except ValueError:
+            pass
+    return s
+
+
+def set_value(cfg: RunConfig, key: str, value) -> None:
+    """Set ``key`` (``section.field``) on ``cfg`` with type checking; raise ConfigError."""
+    if key in ("seed", "device"):
+        setattr(cfg, key, coerce(key, value, int if key == "seed" else str))
+        return
+    section, _, name = key.partition(".")
+    if not name:
+        raise _unknown(key, all_keys(cfg))
+    if section in _FREE:
+        getattr(cfg, section)[name] = parse_literal(value) if isinstance(value, str) else value
+        return
+    if section not in _SECTIONS:
+        raise _unknown(key, all_keys(cfg))
+    obj = getattr(cfg, section)
+    fields = _fields(obj)
+    if name not in fields:
+        raise _unknown(key, [f"{section}.{f}" for f in fields] + all_keys(cfg))
+    hints = typing.get_type_hints(type(obj))
+    setattr(obj, name, coerce(key, value, hints[name]))
+
+
+def flatten(table: dict, prefix: str = "") -> dict[str, typing.Any]:
+    """``{"train": {"lr": 1e-3}}`` → ``{"train.lr": 1e-3}`` (one level of nesting, plus dict fields)."""
+    out = {}
+    for k, v in table.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and not prefix and k in _SECTIONS | _FREE:
+            out.update(flatten(v, prefix=f"{k}."))
+        else:
+            out[key] = v
+    return out
+
+
+def load_toml(path: str | Path) -> dict[str, typing.Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        with p.open("rb") as f:
+            return flatten(tomllib.load(f))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+
+
+def build_config(preset: str = "quick", config_file: str | None = None,
+                 overrides: typing.Iterable[tuple[str, typing.Any]] = ()) -> RunConfig:
+    """Defaults, then the preset, then the TOML file, then ``overrides`` (key, value) in order."""
+    if preset not in PRESETS:
+        near = difflib.get_close_matches(preset, PRESETS, n=1)
+        raise ConfigError(
+            f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}"
+            + (f" (did you mean {near[0]}?)" if near else "")
+        )
+    cfg = RunConfig()
+    for k, v in PRESETS[preset].items():
+        set_value(cfg, k, v)
+    if config_file:
+        for k, v in load_toml(config_file).items():
+            try:
+                set_value(cfg, k, v)
+            except ConfigError as e:
+                raise ConfigError(f"{config_file}: {e}") from None
+    for k, v in overrides:
+        set_value(cfg, k, v)
+    for k, v in PRESET_FUSION_OPTIONS.get(preset, {}).get(cfg.model.fusion, {}).items():
+        cfg.fusion.setdefault(k, v)
+    validate(cfg)
+    return cfg
+
+
+def parse_set(items: typing.Iterable[str]) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, e.g. --set train.lr=0.001; got {item!r}")
+        out.append((key.strip(), value))
+    return out
+
+
+def validate(cfg: RunConfig) -> None:
+    """Reject impossible settings with a message naming the key."""
+    d, t = cfg.data, cfg.train
+    for key, val in (("data.window", d.window), ("data.hop", d.hop), ("train.batch_size", t.batch_size),
+                     ("train.epochs", t.epochs)):
+        if val <= 0:
+            raise ConfigError(f"{key} must be a positive integer, got {val}")
+    if t.lr <= 0:
+        raise ConfigError(f"train.lr must be positive, got {t.lr}")
+    if t.loss not in ("window", "batch"):
+        raise ConfigError(f"train.loss must be 'window' or 'batch', got {t.loss!r}")
+    if len(d.modalities) == 0:
+        raise ConfigError("data.modalities is empty; give at least one, e.g. visual,audio")
+    if len(set(d.modalities)) != len(d.modalities):
+        raise ConfigError(f"data.modalities lists a modality twice: {','.join(d.modalities)}")
+
+
+def plugin_options(kind: str, name: str, cls, options: dict, skip: typing.Iterable[str] = ()) -> dict:
+    """Check ``options`` against ``cls.__init__``'s keyword parameters; coerce them to the type of
+    each default. Unknown options get a "did you mean" listing the plugin's options."""
+    sig = inspect.signature(cls)
+    params = {p.name: p for p in sig.parameters.values()
+              if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    out = {}
+    for k, v in options.items():
+        if k not in params:
+            if takes_kwargs:
+                out[k] = v
+                continue
+            near = difflib.get_close_matches(k, list(params), n=3)
+            valid = ", ".join(f"{kind}.{p}" for p in params) or "none"
+            raise ConfigError(
+                f"{kind} {name!r} has no option {k!r}"
+                + (f"; did you mean {', '.join(f'{kind}.{n}' for n in near)}?" if near else "")
+                + f" (its options: {valid})"
+            )
+        p = params[k]
+        if p.default is not inspect.Parameter.empty and p.default is not None and v is not None:
+            ann = type(p.default)
+            if ann in (int, float, bool, str):
+                if ann is float and isinstance(v, int) and not isinstance(v, bool):
+                    v = float(v)
+                v = coerce(f"{kind}.{k}", v, ann)
+        out[k] = v
+    return out

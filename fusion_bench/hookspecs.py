@@ -1,0 +1,39 @@
+"""The hooks a fusion-bench plugin may implement.
+
+Every ``register_*`` hook receives a ``register(name, obj, description=None, reference=None)``
+callable; ``description``/``reference`` default to ``obj.description`` / ``obj.reference``.
+Built-in components are registered through these very hooks (see :mod:`fusion_bench.builtins`).
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("fusion_bench")
+
+
+@hookspec
+def register_fusions(register):
+    """Register fusion modules: ``register(name, cls)`` with ``cls(dims, seq_len, **options)``
+    an ``nn.Module`` mapping ``{modality: (B, L, d_m)}`` and masks to ``(B, L, cls.out_dim)``."""
+
+
+@hookspec
+def register_encoders(register):
+    """Register temporal encoders: ``register(name, cls)`` with ``cls(in_dim, **options)`` an
+    ``nn.Module`` mapping ``(B, L, in_dim)`` to ``(B, L, out_dim)`` and an ``out_dim`` attribute."""
+
+
+@hookspec
+def register_backbones(register):
+    """Register feature extractors for raw media: ``register(name, factory)``; the factory builds
+    an object turning one video's media into a ``(frames, dim)`` array."""
+
+
+@hookspec
+def register_datasets(register):
+    """Register datasets: ``register(name, cls)``; ``cls.from_config(run_config)`` builds one with
+    ``dims``, ``splits()`` (train/val/test → list of :class:`fusion_bench.data.Video`) and ``info()``."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add CLI verbs to the ``fusion-bench`` click group ``cli``."""

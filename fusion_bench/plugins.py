@@ -1,0 +1,200 @@
+"""The plugin manager and the registry of named components it fills.
+
+Load order: the built-ins (:mod:`fusion_bench.builtins`), then the ``fusion_bench`` entry points of
+installed packages, then each ``--plugin FILE_OR_MODULE``. ``FUSION_BENCH_PLUGINS`` (comma-separated
+plugin names) is an allow-list for entry points and ``--plugin`` modules; names in
+``FUSION_BENCH_DISABLE_PLUGINS`` are never loaded. A plugin that fails to import, fails validation
+or raises in a hook is reported and skipped (``strict=True`` makes it fatal); two plugins
+registering one name is always an error naming both.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pluggy
+
+from . import __version__, hookspecs
+from .errors import PluginError
+
+GROUP = "fusion_bench"
+KINDS = ("fusions", "encoders", "backbones", "datasets")
+BUILTIN = "fusion_bench.builtins"
+
+
+@dataclass
+class Entry:
+    """One registered component."""
+
+    kind: str
+    name: str
+    obj: object
+    plugin: str
+    description: str = ""
+    reference: str = ""
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str
+    source: str  # "builtin", "entry point <dist>", "--plugin <path>"
+    registers: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Failure:
+    plugin: str
+    error: str
+
+
+def _env_list(var: str) -> set[str] | None:
+    raw = os.environ.get(var)
+    if raw is None:
+        return None
+    return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+class Registry:
+    """Named fusions, encoders, backbones and datasets, with the plugins that provided them."""
+
+    def __init__(self, strict: bool = False):
+        self.strict = strict
+        self.pm = pluggy.PluginManager(GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self.entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        self.plugins: dict[str, PluginInfo] = {}
+        self.failures: list[Failure] = []
+
+    # -- loading --------------------------------------------------------------------------------
+    def _fail(self, plugin: str, error: str) -> None:
+        if self.strict:
+            raise PluginError(f"plugin {plugin!r} failed: {error} (drop --strict-plugins to skip it)")
+        self.failures.append(Failure(plugin, error))
+
+    def add(self, module, name: str, version: str, source: str) -> None:
+        """Register ``module`` (an object with hookimpls) and run its register hooks."""
+        if name in self.plugins:
+            raise PluginError(
+                f"two plugins are named {name!r} ({self.plugins[name].source} and {source}); "
+                "rename one or disable it with FUSION_BENCH_DISABLE_PLUGINS"
+            )
+        try:
+            self.pm.register(module, name=name)
+            self.pm.check_pending()
+        except Exception as e:  # pluggy validation: unknown hook, wrong argument names
+            if self.pm.is_registered(module):
+                self.pm.unregister(module)
+            self._fail(name, f"{type(e).__name__}: {e}")
+            return
+        info = PluginInfo(name, version, source)
+        staged: list[Entry] = []
+        for kind in KINDS:
+            for impl in getattr(self.pm.hook, f"register_{kind}").get_hookimpls():
+                if impl.plugin_name != name:
+                    continue
+
+                def register(reg_name, obj, description=None, reference=None, _kind=kind):
+                    staged.append(Entry(
+                        _kind, str(reg_name), obj, name,
+                        description if description is not None else getattr(obj, "description", ""),
+                        reference if reference is not None else getattr(obj, "reference", ""),
+                    ))
+
+                try:
+                    impl.function(register=register)
+                except Exception as e:
+                    self.pm.unregister(module)
+                    self._fail(name, f"register_{kind} raised {type(e).__name__}: {e}")
+                    return
+        for e in staged:  # all-or-nothing: a plugin that failed above registered nothing
+            other = self.entries[e.kind].get(e.name)
+            if other is not None:
+                raise PluginError(
+                    f"{e.kind[:-1]} {e.name!r} is registered by two plugins: {other.plugin!r} and "
+                    f"{name!r}; uninstall or disable one (FUSION_BENCH_DISABLE_PLUGINS={name})"
+                )
+            self.entries[e.kind][e.name] = e
+            info.registers.setdefault(e.kind, []).append(e.name)
+        self.plugins[name] = info
+
+    def load_entry_points(self, allow: set[str] | None, deny: set[str]) -> None:
+        for ep in importlib.metadata.entry_points(group=GROUP):
+            if ep.name in deny or (allow is not None and ep.name not in allow):
+                continue
+            dist = getattr(ep, "dist", None)
+            version = dist.version if dist is not None else "?"
+            try:
+                module = ep.load()
+            except Exception as e:
+                self._fail(ep.name, f"import failed: {type(e).__name__}: {e}")
+                continue
+            self.add(module, ep.name, version, f"entry point {dist.name if dist else ep.value}")
+
+    def load_path(self, spec: str, allow: set[str] | None, deny: set[str]) -> None:
+        """Load ``spec``, a ``.py`` file or an importable module name."""
+        path = Path(spec)
+        name = path.stem if spec.endswith(".py") else spec
+        if name in deny or (allow is not None and name not in allow):
+            return
+        try:
+            if spec.endswith(".py") or os.sep in spec:
+                if not path.is_file():
+                    raise FileNotFoundError(f"no such file {spec!r}")
+                mod_name = f"fusion_bench_plugin_{name}"
+                loader = importlib.util.spec_from_file_location(mod_name, path)
+                module = importlib.util.module_from_spec(loader)
+                sys.modules[mod_name] = module
+                try:
+                    loader.loader.exec_module(module)
+                except BaseException:
+                    sys.modules.pop(mod_name, None)
+                    raise
+            else:
+                module = importlib.import_module(spec)
+        except Exception as e:
+            self._fail(name, f"import of {spec!r} failed: {type(e).__name__}: {e}")
+            return
+        self.add(module, name, str(getattr(module, "__version__", "-")), f"--plugin {spec}")
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.entries[kind])
+
+    def get(self, kind: str, name: str) -> Entry:
+        """The entry ``name`` of ``kind``; an unknown name raises with a "did you mean" list."""
+        try:
+            return self.entries[kind][name]
+        except KeyError:
+            pass
+        known = self.names(kind)
+        near = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise PluginError(
+            f"unknown {kind[:-1]} {name!r}; {hint}Available: {', '.join(known) or 'none'} "
+            f"(see `fusion-bench list {kind}`)"
+        )
+
+
+def load_registry(extra: tuple[str, ...] | list[str] = (), strict: bool = False,
+                  entry_points: bool = True) -> Registry:
+    """Build a registry: built-ins, entry points, then each of ``extra`` (files or modules)."""
+    allow = _env_list("FUSION_BENCH_PLUGINS")
+    deny = _env_list("FUSION_BENCH_DISABLE_PLUGINS") or set()
+    reg = Registry(strict=strict)
+    if "builtins" not in deny:
+        from . import builtins
+
+        reg.add(builtins, "builtins", __version__, "builtin")
+    if entry_points:
+        reg.load_entry_points(allow, deny)
+    for spec in extra:
+        reg.load_path(spec, allow, deny)
+    return reg

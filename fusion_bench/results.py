@@ -1,0 +1,159 @@
+"""The results store: one self-describing JSON record per run, indexed in SQLite.
+
+Layout under the store's root (default ``results/``)::
+
+    runs/<run_id>.json       the record, written atomically (temp file + os.replace)
+    fusion_bench.sqlite      index: run_id, config_hash, dataset, fusion, seed, metrics, path
+
+A record is written only when a run finished; a failed or interrupted run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from . import __version__
+
+SCHEMA_VERSION = 1
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers see the old file or the new one, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def git_commit() -> dict:
+    """The commit of the fusion-bench checkout, if it is one (``None`` for an installed wheel)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return {"commit": None, "dirty": None}
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                    cwd=root, capture_output=True, text=True, timeout=5).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def environment(device: str) -> dict:
+    """Versions and hardware that a result depends on."""
+    dev = torch.device(device)
+    name = platform.processor() or platform.machine()
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+    return {
+        "fusion_bench": __version__,
+        **git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": str(dev),
+        "device_name": name,
+        "cpu_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+
+
+def now_utc() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_COLUMNS = """
+    run_id TEXT PRIMARY KEY, config_hash TEXT NOT NULL, created TEXT NOT NULL, dataset TEXT,
+    fusion TEXT, seed INTEGER, status TEXT, val_mean REAL, test_valence REAL, test_arousal REAL,
+    test_mean REAL, path TEXT NOT NULL
+"""
+
+
+class ResultsStore:
+    """Records under ``root``; see the module docstring."""
+
+    def __init__(self, root: str | Path = "results"):
+        self.root = Path(root)
+        self.db_path = self.root / "fusion_bench.sqlite"
+
+    def _connect(self) -> sqlite3.Connection:
+        self.root.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.db_path, timeout=30)
+        con.execute(f"CREATE TABLE IF NOT EXISTS runs ({_COLUMNS})")
+        con.execute("CREATE INDEX IF NOT EXISTS runs_hash ON runs(config_hash)")
+        return con
+
+    def write(self, record: dict) -> Path:
+        """Store ``record`` (which must have run_id, config_hash, config, metrics); return its path."""
+        path = self.root / "runs" / f"{record['run_id']}.json"
+        atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+        m = record.get("metrics", {})
+        test, val = m.get("test", {}), m.get("val", {})
+        cfg = record["config"]
+        with self._connect() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (record["run_id"], record["config_hash"], record["created"], cfg["data"]["name"],
+                 cfg["model"]["fusion"], cfg["seed"], record.get("status", "ok"), val.get("mean"),
+                 test.get("valence"), test.get("arousal"), test.get("mean"),
+                 str(path.relative_to(self.root))),
+            )
+        con.close()
+        return path
+
+    def has(self, config_hash: str) -> bool:
+        if not self.db_path.exists():
+            return False
+        con = self._connect()
+        try:
+            row = con.execute("SELECT 1 FROM runs WHERE config_hash=? AND status='ok' LIMIT 1",
+                              (config_hash,)).fetchone()
+        finally:
+            con.close()
+        return row is not None
+
+    def records(self) -> list[dict]:
+        """Every stored record, oldest first."""
+        if not self.db_path.exists():
+            return []
+        con = self._connect()
+        try:
+            paths = [r[0] for r in con.execute("SELECT path FROM runs ORDER BY created, run_id")]
+        finally:
+            con.close()
+        return [json.loads((self.root / p).read_text()) for p in paths]
+
+
+def make_record(cfg, result: dict, plugins: dict) -> dict:
+    """The full record of a finished run: config, result, plugins and environment."""
+    created = now_utc()
+    h = cfg.hash()
+    stamp = created.replace(":", "").replace("-", "")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": f"{stamp}-{cfg.model.fusion}-s{cfg.seed}-{h[:8]}",
+        "status": "ok",
+        "created": created,
+        "config": cfg.to_dict(),
+        "config_hash": h,
+        "plugins": plugins,
+        "environment": environment(result["device"]),
+        **{k: v for k, v in result.items() if k != "device"},
+    }

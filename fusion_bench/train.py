@@ -1,0 +1,201 @@
+"""The one training loop, and :func:`run`, which trains and scores one configuration.
+
+Loss 1 − CCC over valid frames (per window, or pooled over the batch); Adam; linear warm-up;
+plateau decay of the learning rate on validation mean CCC; early stopping; best weights restored.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+
+import click
+import numpy as np
+import torch
+
+from .config import RunConfig, TrainConfig
+from .data import TARGETS
+from .data.windows import Windows, make_windows
+from .errors import ConfigError, DataError
+from .evaluate import predict, score
+from .metrics import ccc_loss
+from .model import build_model, count_parameters
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:1 or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
+    return dev
+
+
+@dataclass
+class FitResult:
+    best_val: float
+    best_epoch: int
+    epochs: int
+    seconds: float
+    train_frames_per_s: float
+    history: list[dict] = field(default_factory=list)
+
+
+def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, columns: tuple[int, ...],
+        cfg: TrainConfig, device: torch.device, seed: int, label: str = "train") -> FitResult:
+    """Train ``model`` to predict label ``columns`` (its output j is label column columns[j]).
+
+    The validation score is the mean CCC over ``columns`` on ``val`` (overlap-averaged frames).
+    On return the model holds the weights of its best validation epoch.
+    """
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr
+    )
+    gen = torch.Generator().manual_seed(seed)
+    n = len(train)
+    steps_per_epoch = max(1, -(-n // cfg.batch_size))
+    warmup_steps = cfg.warmup_epochs * steps_per_epoch
+    cols = torch.tensor(columns)
+    targets = tuple(TARGETS[c] for c in columns)
+    best, best_epoch, best_state, stale = -float("inf"), 0, None, 0
+    history: list[dict] = []
+    frames, t_train, step = 0, 0.0, 0
+    status = {"text": ""}
+    bar = click.progressbar(length=cfg.epochs, label=label, file=sys.stderr,
+                            item_show_func=lambda _: status["text"], show_eta=False) \
+        if cfg.progress else None
+    if bar is not None:
+        bar.__enter__()
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            t0 = time.perf_counter()
+            order = torch.randperm(n, generator=gen)
+            losses = []
+            for lo in range(0, n, cfg.batch_size):
+                idx = order[lo : lo + cfg.batch_size]
+                if len(idx) < 2 and n >= 2:
+                    continue  # BatchNorm cannot train on a single window
+                if step < warmup_steps:
+                    for g in opt.param_groups:
+                        g["lr"] = cfg.lr * (step + 1) / warmup_steps
+                f, k, y, ok = train.batch(idx, device)
+                out = model(f, k)  # (b, L, len(columns))
+                y = y[..., cols.to(device)]
+                loss = sum(
+                    ccc_loss(out[..., j], y[..., j], ok, per_window=cfg.loss == "window")
+                    for j in range(len(columns))
+                ) / len(columns)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                opt.step()
+                losses.append(float(loss.detach()))
+                frames += int(ok.sum())
+                step += 1
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t_train += time.perf_counter() - t0
+            if not losses:
+                raise DataError("the train split has no window to train on; check the dataset")
+            val_scores = score(predict(model, val, val_videos, device), val_videos, targets)
+            v = val_scores["mean"]
+            lr = opt.param_groups[0]["lr"]
+            history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val": val_scores, "lr": lr})
+            if not np.isfinite(np.mean(losses)):
+                raise DataError(f"{label}: the training loss became NaN/inf at epoch {epoch}; lower train.lr")
+            if v > best:
+                best, best_epoch, stale = v, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+            if epoch > cfg.warmup_epochs:
+                plateau.step(v)
+            status["text"] = f"loss {np.mean(losses):.3f}  val CCC {v:.3f}  best {best:.3f}@{best_epoch}"
+            if bar is not None:
+                bar.update(1)
+            if stale >= cfg.early_stop_patience:
+                break
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return FitResult(best, best_epoch, len(history), t_train, frames / max(t_train, 1e-9), history)
+
+
+def load_dataset(registry, cfg: RunConfig):
+    """Build the dataset plugin of ``cfg`` and check its videos against its dims."""
+    entry = registry.get("datasets", cfg.data.name)
+    try:
+        ds = entry.obj.from_config(cfg)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"dataset {cfg.data.name!r} ({entry.plugin}): {e}") from None
+    splits = ds.splits()
+    for need in ("train", "val", "test"):
+        if not splits.get(need):
+            raise DataError(f"dataset {cfg.data.name!r} has no {need!r} videos")
+    for videos in splits.values():
+        for v in videos:
+            v.validate(ds.dims)
+    return ds, splits
+
+
+def run(cfg: RunConfig, registry, on_progress=None) -> dict:
+    """Train and evaluate ``cfg``; return the result record (not yet stored)."""
+    t_start = time.perf_counter()
+    device = resolve_device(cfg.device)
+    ds, splits = load_dataset(registry, cfg)
+    t_data = time.perf_counter() - t_start
+    L, H = cfg.data.window, cfg.data.hop
+    mods = tuple(ds.dims)
+    wins = {s: make_windows(v, mods, L, H) for s, v in splits.items()}
+    groups = [(i,) for i in range(len(TARGETS))] if cfg.model.per_target else [tuple(range(len(TARGETS)))]
+    preds = {s: [np.zeros((v.n_frames, len(TARGETS))) for v in splits[s]] for s in ("val", "test")}
+    fits, params, options = [], {}, {}
+    t_eval = 0.0
+    for cols in groups:
+        seed_everything(cfg.seed)
+        model, options = build_model(registry, cfg, ds.dims, n_targets=len(cols))
+        params = count_parameters(model)
+        label = f"{cfg.model.fusion} " + "+".join(TARGETS[c] for c in cols)
+        res = fit(model, wins["train"], wins["val"], splits["val"], cols, cfg.train, device,
+                  cfg.seed, label=label)
+        fits.append({"targets": [TARGETS[c] for c in cols], **res.__dict__})
+        t0 = time.perf_counter()
+        for s in ("val", "test"):
+            for p, out in zip(preds[s], predict(model, wins[s], splits[s], device)):
+                p[:, list(cols)] = out
+        t_eval += time.perf_counter() - t0
+    metrics = {s: score(preds[s], splits[s]) for s in ("val", "test")}
+    eval_frames = sum(v.n_frames for s in ("val", "test") for v in splits[s]) * len(groups)
+    return {
+        "metrics": metrics,
+        "params": {**params, "models": len(groups)},
+        "options": options,
+        "dataset": ds.info(),
+        "fits": fits,
+        "device": str(device),
+        "throughput": {
+            "train_frames_per_s": float(np.mean([f["train_frames_per_s"] for f in fits])),
+            "eval_frames_per_s": eval_frames / max(t_eval, 1e-9),
+            "device": str(device),
+        },
+        "wall": {"data_s": t_data, "train_s": sum(f["seconds"] for f in fits),
+                 "total_s": time.perf_counter() - t_start},
+    }
