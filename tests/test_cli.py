@@ -1,0 +1,132 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from .test_plugins import GATED
+
+HEAVY = ("timm", "sentence_transformers", "torchvggish", "matplotlib", "ray")
+
+
+def records(out_dir):
+    return sorted((out_dir / "runs").glob("*.json")) if (out_dir / "runs").exists() else []
+
+
+def test_run_prints_table_and_writes_record(cli_run, tiny_args, tmp_path):
+    out = tmp_path / "res"
+    code, stdout, err = cli_run("run", "--fusion", "concat", "--out", out, *tiny_args)
+    assert code == 0, err
+    assert "val" in stdout and "test" in stdout and "ceiling" in stdout
+    (rec_path,) = records(out)
+    assert str(rec_path) in stdout
+    rec = json.loads(rec_path.read_text())
+    for key in ("schema_version", "config", "config_hash", "plugins", "environment", "metrics",
+                "params", "throughput", "wall", "fits", "dataset"):
+        assert key in rec
+    assert rec["config"]["model"]["fusion"] == "concat"
+    assert set(rec["metrics"]["test"]) == {"valence", "arousal", "mean"}
+    assert rec["environment"]["torch"] and rec["dataset"]["ceiling"]["test"]["mean"] > 0
+    assert (out / "fusion_bench.sqlite").exists()
+
+
+def test_plugin_file_fusion_is_used_by_run(cli_run, tiny_args, tmp_path):
+    plugin = tmp_path / "gated.py"
+    plugin.write_text(textwrap.dedent(GATED.replace("{name}", "gated")))
+    out = tmp_path / "res"
+    code, stdout, err = cli_run("--plugin", plugin, "run", "--fusion", "gated", "--out", out,
+                                "--set", "fusion.width=4", *tiny_args)
+    assert code == 0, err
+    rec = json.loads(records(out)[0].read_text())
+    assert rec["plugins"]["fusion"] == {"name": "gated", "plugin": "gated", "version": "-"}
+    assert rec["options"]["fusion"] == {"width": 4}
+
+
+def test_broken_plugin_is_reported_and_run_still_works(cli_run, tiny_args, tmp_path):
+    bad = tmp_path / "exploding.py"
+    bad.write_text("raise ImportError('needs a missing package')\n")
+    code, _, err = cli_run("--plugin", bad, "run", "--out", tmp_path / "r", *tiny_args)
+    assert code == 0
+    assert "exploding" in err and "needs a missing package" in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--fusion", "conact"], "did you mean concat"),
+    (["--dataset", "synthetc"], "unknown dataset 'synthetc'; did you mean synthetic"),
+    (["--set", "train.lrr=0.1"], "did you mean train.lr"),
+    (["--set", "train.epochs=many"], "'train.epochs' expects int"),
+    (["--set", "data.window=0"], "data.window must be a positive integer"),
+    (["--set", "data.hop=-4"], "data.hop must be a positive integer"),
+    (["--set", "fusion.nope=3"], "fusion 'concat' has no option 'nope'"),
+    (["--set", "noequals"], "--set expects key=value"),
+    (["--preset", "papr"], "unknown preset 'papr'"),
+])
+def test_bad_input_is_one_clear_line_and_no_record(cli_run, tiny_args, tmp_path, args, message):
+    out = tmp_path / "res"
+    code, stdout, err = cli_run("run", "--out", out, *tiny_args, *args)
+    assert code != 0
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert records(out) == []
+
+
+def test_debug_shows_traceback(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "fusion_bench.cli", "--debug", "run", "--fusion", "nope",
+                        "--out", str(tmp_path)], capture_output=True, text=True)
+    assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+MISMATCHED = '''
+import numpy as np
+import fusion_bench
+from fusion_bench.data import Video
+
+class Broken:
+    description = "features one frame shorter than labels"
+    dims = {"visual": 3, "audio": 2}
+    @classmethod
+    def from_config(cls, cfg):
+        return cls()
+    def splits(self):
+        v = Video("clip_01", {"visual": np.zeros((9, 3), np.float32), "audio": np.zeros((10, 2), np.float32)},
+                  {"visual": np.ones(9, bool), "audio": np.ones(10, bool)}, np.zeros((10, 2), np.float32))
+        return {"train": [v], "val": [v], "test": [v]}
+    def info(self):
+        return {"name": "broken"}
+
+@fusion_bench.hookimpl
+def register_datasets(register):
+    register("broken", Broken)
+'''
+
+
+def test_modality_and_label_length_mismatch_names_the_video(cli_run, tmp_path):
+    plugin = tmp_path / "brokends.py"
+    plugin.write_text(MISMATCHED)
+    out = tmp_path / "res"
+    code, _, err = cli_run("--plugin", plugin, "run", "--dataset", "broken", "--out", out, "--quiet")
+    assert code == 2
+    assert "clip_01" in err and "visual" in err and "9 feature frames but 10 label frames" in err
+    assert records(out) == []
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list", "fusions"], ["plugins"]])
+def test_help_and_list_import_no_heavy_optional_package(args):
+    code = (
+        "import sys\n"
+        "from fusion_bench.cli import main\n"
+        f"rc = main({args!r})\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "assert rc == 0, rc\n"
+        "assert not heavy, heavy\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+
+def test_list_shows_descriptions(cli_run):
+    code, out, _ = cli_run("list", "fusions")
+    assert code == 0 and "concat" in out and "per-frame concatenation" in out
+    code, out, _ = cli_run("plugins")
+    assert code == 0 and "builtins" in out

@@ -1,0 +1,55 @@
+import pytest
+
+from fusion_bench.config import PRESETS, build_config, plugin_options
+from fusion_bench.errors import ConfigError
+from fusion_bench.fusions.concat import Concat
+
+
+def test_precedence_preset_file_set(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('seed = 11\n[train]\nlr = 0.5\nepochs = 3\n[fusion]\nwidth = 4\n')
+    cfg = build_config("paper", str(f), [("train.epochs", "7")])
+    assert cfg.seed == 11 and cfg.train.lr == 0.5 and cfg.train.epochs == 7
+    assert cfg.data.window == 300 and cfg.train.batch_size == 12  # from the preset
+    assert cfg.fusion == {"width": 4}
+
+
+def test_types_are_checked():
+    assert build_config("quick", None, [("train.lr", "1e-4")]).train.lr == 1e-4
+    assert build_config("quick", None, [("data.modalities", "visual,audio")]).data.modalities == ("visual", "audio")
+    assert build_config("quick", None, [("model.channels", "visual:16,audio:8")]).model.channels == {"visual": 16, "audio": 8}
+    assert build_config("quick", None, [("model.per_target", "yes")]).model.per_target is True
+    with pytest.raises(ConfigError, match="expects float"):
+        build_config("quick", None, [("train.lr", "fast")])
+    with pytest.raises(ConfigError, match="expects int"):
+        build_config("quick", None, [("data.window", "6.5")])
+    with pytest.raises(ConfigError, match="expects bool"):
+        build_config("quick", None, [("model.per_target", "maybe")])
+
+
+def test_bad_toml_names_the_file(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text("[train\n")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        build_config("quick", str(f))
+    f.write_text("[train]\nlr = 'x'\n")
+    with pytest.raises(ConfigError, match=r"bad.toml.*train.lr"):
+        build_config("quick", str(f))
+
+
+def test_hash_ignores_device_only():
+    a = build_config("quick", None, [("device", "cpu")])
+    b = build_config("quick", None, [("device", "cuda")])
+    c = build_config("quick", None, [("seed", "1")])
+    assert a.hash() == b.hash() != c.hash()
+
+
+def test_plugin_options_checked_against_signature():
+    with pytest.raises(ConfigError, match="has no option"):
+        plugin_options("fusion", "concat", Concat, {"width": 3}, skip=("dims", "seq_len"))
+
+
+def test_paper_preset_is_the_papers_configuration():
+    p = PRESETS["paper"]
+    assert p["data.window"] == 300 and p["data.hop"] == 200 and p["seed"] == 3407
+    assert p["train.lr"] == 1e-5 and p["train.weight_decay"] == 1e-3 and p["train.batch_size"] == 12

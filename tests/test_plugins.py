@@ -1,0 +1,117 @@
+import inspect
+import textwrap
+
+import pytest
+
+from fusion_bench import hookspecs
+from fusion_bench.errors import PluginError
+from fusion_bench.plugins import load_registry
+
+GATED = '''
+import torch
+from torch import nn
+import fusion_bench
+
+class Gated(nn.Module):
+    description = "test-only gated sum"
+    def __init__(self, dims, seq_len, width: int = 8):
+        super().__init__()
+        self.proj = nn.ModuleDict({m: nn.Linear(d, width) for m, d in dims.items()})
+        self.out_dim = width
+    def forward(self, feats, mask=None):
+        return sum(torch.sigmoid(self.proj[m](x)) * x.mean() for m, x in feats.items())
+
+@fusion_bench.hookimpl
+def register_fusions(register):
+    register("{name}", Gated)
+'''
+
+
+def write_plugin(tmp_path, filename, body):
+    p = tmp_path / filename
+    p.write_text(textwrap.dedent(body))
+    return str(p)
+
+
+def test_every_hook_is_documented():
+    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
+        if name.startswith("register_"):
+            assert fn.__doc__ and len(fn.__doc__.strip()) > 20, f"hook {name} has no documentation"
+
+
+def test_builtins_register_through_the_hooks():
+    reg = load_registry(entry_points=False)
+    assert "concat" in reg.names("fusions")
+    assert {"tcn", "lstm"} <= set(reg.names("encoders"))
+    assert reg.get("fusions", "concat").plugin == "builtins"
+    assert reg.plugins["builtins"].registers["fusions"]
+
+
+def test_plugin_file_adds_a_fusion(tmp_path):
+    path = write_plugin(tmp_path, "gated.py", GATED.replace("{name}", "gated"))
+    reg = load_registry([path], entry_points=False)
+    e = reg.get("fusions", "gated")
+    assert e.plugin == "gated" and e.description == "test-only gated sum"
+
+
+def test_plugin_that_raises_on_import_is_skipped_and_named(tmp_path, monkeypatch):
+    bad = write_plugin(tmp_path, "broken_plugin.py", "raise RuntimeError('boom at import')\n")
+    good = write_plugin(tmp_path, "gated.py", GATED.replace("{name}", "gated"))
+    reg = load_registry([bad, good], entry_points=False)
+    assert "gated" in reg.names("fusions")  # the rest keeps working
+    (fail,) = reg.failures
+    assert fail.plugin == "broken_plugin" and "boom at import" in fail.error
+    with pytest.raises(PluginError, match="broken_plugin"):
+        load_registry([bad], strict=True, entry_points=False)
+
+
+def test_plugin_that_raises_in_its_hook_registers_nothing(tmp_path):
+    body = GATED.replace("{name}", "half") + textwrap.dedent('''
+    @fusion_bench.hookimpl
+    def register_encoders(register):
+        raise ValueError("bad encoder")
+    ''')
+    reg = load_registry([write_plugin(tmp_path, "half.py", body)], entry_points=False)
+    assert "half" not in reg.names("fusions")
+    assert "bad encoder" in reg.failures[0].error
+
+
+def test_misspelled_hook_is_caught_at_registration(tmp_path):
+    body = '''
+    import fusion_bench
+    @fusion_bench.hookimpl
+    def register_fusion(register):  # missing "s"
+        pass
+    '''
+    reg = load_registry([write_plugin(tmp_path, "typo.py", body)], entry_points=False)
+    assert reg.failures and "register_fusion" in reg.failures[0].error
+
+
+def test_duplicate_name_names_both_plugins(tmp_path):
+    a = write_plugin(tmp_path, "first.py", GATED.replace("{name}", "concat"))
+    with pytest.raises(PluginError, match=r"'builtins' and 'first'"):
+        load_registry([a], entry_points=False)
+
+
+def test_unknown_name_suggests(tmp_path):
+    reg = load_registry(entry_points=False)
+    with pytest.raises(PluginError, match="did you mean concat"):
+        reg.get("fusions", "conact")
+
+
+def test_allow_and_deny_lists(tmp_path, monkeypatch):
+    path = write_plugin(tmp_path, "gated.py", GATED.replace("{name}", "gated"))
+    monkeypatch.setenv("FUSION_BENCH_PLUGINS", "something_else")
+    assert "gated" not in load_registry([path], entry_points=False).names("fusions")
+    monkeypatch.setenv("FUSION_BENCH_PLUGINS", "gated")
+    assert "gated" in load_registry([path], entry_points=False).names("fusions")
+    monkeypatch.delenv("FUSION_BENCH_PLUGINS")
+    monkeypatch.setenv("FUSION_BENCH_DISABLE_PLUGINS", "gated")
+    assert "gated" not in load_registry([path], entry_points=False).names("fusions")
+
+
+def test_module_name_plugin(tmp_path, monkeypatch):
+    write_plugin(tmp_path, "my_fb_plugin.py", GATED.replace("{name}", "modgated"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = load_registry(["my_fb_plugin"], entry_points=False)
+    assert "modgated" in reg.names("fusions")

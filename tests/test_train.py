@@ -1,0 +1,52 @@
+import numpy as np
+import torch
+
+from fusion_bench.config import build_config
+from fusion_bench.plugins import load_registry
+from fusion_bench.train import run
+
+from .conftest import tiny_overrides
+
+
+def _run(*extra):
+    cfg = build_config("quick", None, tiny_overrides() + list(extra))
+    return cfg, run(cfg, load_registry(entry_points=False))
+
+
+def test_same_seed_same_ccc_on_cpu():
+    _, a = _run(("seed", "5"), ("device", "cpu"))
+    _, b = _run(("seed", "5"), ("device", "cpu"))
+    assert a["metrics"] == b["metrics"]
+    _, c = _run(("seed", "6"), ("device", "cpu"))
+    assert c["metrics"]["test"]["mean"] != a["metrics"]["test"]["mean"]
+
+
+def test_per_target_trains_one_model_per_target():
+    _, r = _run(("model.per_target", "true"))
+    assert [f["targets"] for f in r["fits"]] == [["valence"], ["arousal"]]
+    assert r["params"]["models"] == 2
+    assert np.isfinite(r["metrics"]["test"]["mean"])
+
+
+def test_best_epoch_weights_are_restored_and_history_kept():
+    _, r = _run(("train.epochs", "4"), ("train.early_stop_patience", "1"))
+    (f,) = r["fits"]
+    vals = [h["val"]["mean"] for h in f["history"]]
+    assert f["best_val"] == max(vals)
+    assert f["best_epoch"] == 1 + int(np.argmax(vals))
+    # validation score of the returned run equals the best epoch's (weights restored)
+    assert abs(r["metrics"]["val"]["mean"] - f["best_val"]) < 1e-9
+    assert f["epochs"] <= 4
+
+
+def test_single_modality_runs_without_fusion():
+    cfg, r = _run(("data.modalities", "audio"))
+    assert r["params"]["fusion"] == 0
+    assert r["options"]["fusion"] == {}
+
+
+def test_warmup_ramps_lr():
+    _, r = _run(("train.epochs", "3"), ("train.warmup_epochs", "2"), ("train.early_stop_patience", "9"))
+    lrs = [h["lr"] for h in r["fits"][0]["history"]]
+    assert lrs[0] < lrs[1] <= 2e-3 + 1e-12
+    assert torch.isfinite(torch.tensor(lrs)).all()
