@@ -160,6 +160,10 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
     """Train and evaluate ``cfg``; return the result record (not yet stored)."""
     t_start = time.perf_counter()
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        # Subnormal floats (e.g. a TCN over mostly-zero text features) slow CPU kernels ~6× here
+        # (text-only run: 20.6 s -> 3.4 s); values below 1e-38 cannot move a CCC.
+        torch.set_flush_denormal(True)
     ds, splits = load_dataset(registry, cfg)
     t_data = time.perf_counter() - t_start
     L, H = cfg.data.window, cfg.data.hop

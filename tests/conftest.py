@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
+
+# Tiny tensors: one thread is as fast, and timing-independent of whatever else runs.
+torch.set_num_threads(1)
 
 TINY = [
     "--set", "synthetic.n_train=6", "--set", "synthetic.n_val=3", "--set", "synthetic.n_test=3",

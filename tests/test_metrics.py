@@ -110,7 +110,7 @@ def test_loss_is_one_minus_ccc_and_differentiable():
     expect = np.mean([1 - ccc(p[i].detach()[valid[i]], y[i][valid[i]]) for i in range(3)])
     assert float(per_w.detach()) == pytest.approx(expect, abs=1e-5)
     pooled = ccc_loss(p, y, valid, per_window=False)
-    assert float(pooled) == pytest.approx(1 - ccc(p.detach()[valid], y[valid]), abs=1e-5)
+    assert float(pooled.detach()) == pytest.approx(1 - ccc(p.detach()[valid], y[valid]), abs=1e-5)
     pooled.backward()
     assert p.grad is not None and torch.isfinite(p.grad).all()
     assert (p.grad[0, :10] == 0).all()  # masked frames get no gradient

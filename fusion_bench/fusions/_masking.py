@@ -8,7 +8,6 @@ also the mean feature value: a missing frame reads as "average", not as an outli
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 
