@@ -20,6 +20,16 @@ ENCODERS = {
 }
 DATASETS = {
     "synthetic": "fusion_bench.data.synthetic:SyntheticDataset",
+    "features": "fusion_bench.data.features:FeaturesDataset",
+    "affwild2": "fusion_bench.data.affwild2:AffWild2Dataset",
+}
+# backbones: their heavy libraries (timm, torchvggish, sentence_transformers, opensmile) are
+# imported only when one is built, so listing them stays cheap.
+BACKBONES = {
+    "timm": "fusion_bench.backbones.visual_timm:TimmVisual",
+    "vggish": "fusion_bench.backbones.audio_vggish:VGGishAudio",
+    "egemaps": "fusion_bench.backbones.audio_vggish:EGeMAPSAudio",
+    "sbert": "fusion_bench.backbones.text_sbert:SBertText",
 }
 
 
@@ -43,4 +53,10 @@ def register_encoders(register):
 @hookimpl
 def register_datasets(register):
     for name, path in DATASETS.items():
+        register(name, _load(path))
+
+
+@hookimpl
+def register_backbones(register):
+    for name, path in BACKBONES.items():
         register(name, _load(path))

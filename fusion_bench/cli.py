@@ -142,6 +142,126 @@ def plugins(state: State):
         click.echo(f"FAILED {f.plugin}: {f.error}")
 
 
+def _pairs(items, flag: str) -> dict[str, str]:
+    """``("visual=timm:resnet50", ...)`` → {"visual": "timm:resnet50"}; ConfigError on bad syntax."""
+    from .errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"{flag} expects MODALITY=VALUE, e.g. {flag} visual=timm:resnet50; got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def build_backbones(registry, specs: dict[str, str], weights: dict[str, str], random_init: bool,
+                    device: str) -> dict:
+    """modality → built backbone, from ``NAME[:MODEL]`` specs (e.g. ``timm:resnet50``)."""
+    from .errors import ConfigError
+
+    unknown = set(weights) - set(specs)
+    if unknown:
+        raise ConfigError(f"--weights given for {', '.join(sorted(unknown))} but no --backbone for it")
+    out = {}
+    for modality, spec in specs.items():
+        name, _, model = spec.partition(":")
+        cls = registry.get("backbones", name).obj
+        if getattr(cls, "modality", modality) != modality:
+            raise ConfigError(f"backbone {name!r} extracts {cls.modality}, not {modality}; "
+                              f"use --backbone {cls.modality}={spec}")
+        out[modality] = cls(model=model or None, weights=weights.get(modality),
+                            random_init=random_init, device=device)
+    return out
+
+
+@cli.command()
+@click.option("--dataset", default="affwild2", show_default=True, help="Dataset with raw media.")
+@click.option("--root", required=True, help="Dataset folder (official Aff-Wild2 layout).")
+@click.option("--backbone", "backbones", multiple=True, metavar="MODALITY=NAME[:MODEL]",
+              help="e.g. visual=timm:resnet50, audio=vggish, text=sbert (repeatable).")
+@click.option("--weights", "weights", multiple=True, metavar="MODALITY=PATH",
+              help="Local weights of a backbone (checkpoint file or model folder).")
+@click.option("--random-init", is_flag=True,
+              help="Allow backbones without weights on disk to use random weights (recorded).")
+@click.option("--cache", default=None, help="Cache folder (default: ROOT/fusion_bench_cache).")
+@click.option("--workers", type=int, default=2, show_default=True, help="Media-loading threads.")
+@click.option("--device", default="auto", show_default=True, help="cpu | cuda | auto.")
+@click.option("--skip-bad-lines", is_flag=True,
+              help="Mark malformed label lines invalid (-5) and list them, instead of failing.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def extract(state: State, dataset, root, backbones, weights, random_init, cache, workers, device,
+            skip_bad_lines, quiet):
+    """Extract per-frame features of every video once into a resumable cache."""
+    from pathlib import Path
+
+    from .errors import ConfigError
+
+    if dataset != "affwild2":
+        raise ConfigError(f"extract reads raw media of the affwild2 layout; got --dataset {dataset!r}")
+    specs = _pairs(backbones, "--backbone")
+    if not specs:
+        raise ConfigError("give at least one --backbone, e.g. --backbone visual=timm:resnet50")
+    from .data import affwild2
+    from .data.cache import extract as run_extract
+
+    root_p = Path(root)
+    entries = affwild2.scan(root_p, skip_bad=skip_bad_lines)
+    for e in entries:
+        for line in e.bad_lines:
+            click.echo(f"warning: {line}; frame marked invalid", err=True)
+    built = build_backbones(state.registry, specs, _pairs(weights, "--weights"), random_init, device)
+    for m, b in built.items():
+        d = b.describe()
+        note = " RANDOM WEIGHTS (--random-init)" if d.get("random_init") else f" weights {d.get('weights')}"
+        click.echo(f"{m}: {d['backbone']}:{d['model']} ({b.dim}-d){note}", err=True)
+    cache_root = Path(cache) if cache else root_p / affwild2.CACHE
+    folds = affwild2.folds(entries, seed=0)
+    extra = {
+        "folds.csv": "video,fold\n" + "".join(
+            f"{e.name},{0 if e.split == 'val' else folds[e.name]}\n" for e in entries if e.name in folds),
+        "test_set.txt": "".join(f"{e.name}\n" for e in entries if e.split == "test"),
+    }
+    manifest = run_extract(entries, lambda e, mods: affwild2.load_media(root_p, e, mods), built,
+                           cache_root, root_p, dataset, workers=workers, progress=not quiet,
+                           extra_files=extra)
+    for m, t in manifest.get("throughput", {}).items():
+        if m in built:
+            click.echo(f"{m}: {t['frames']} frames in {t['seconds']:.1f} s = {t['frames_per_s']:.0f} frames/s")
+    click.echo(f"cache: {cache_root} ({len(manifest['videos'])} videos)")
+
+
+@cli.command()
+@click.option("--dataset", default="affwild2", show_default=True, help="Dataset plugin.")
+@click.option("--root", required=True, help="Dataset folder (with its feature cache).")
+@click.option("--fusion", default=None, help="Fusion plugin.")
+@click.option("--modalities", default=None, help="Comma-separated subset.")
+@click.option("--preset", default="quick", show_default=True, help="quick | paper.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config key.")
+@click.option("--seed", type=int, default=None, help="Model seed.")
+@click.option("--device", default=None, help="cpu | cuda | auto.")
+@click.option("--out", "out_file", default="submission.csv", show_default=True, help="CSV to write.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def submit(state: State, dataset, root, fusion, modalities, preset, sets, seed, device, out_file, quiet):
+    """Train on the train split and write an ABAW submission CSV for the test list."""
+    from .config import build_config, parse_set
+    from .submission import train_and_predict, write_submission
+
+    overrides = [(k, v) for k, v in (("model.fusion", fusion), ("data.name", dataset),
+                                     ("data.modalities", modalities), ("data.root", root),
+                                     ("seed", seed), ("device", device)) if v is not None]
+    overrides += parse_set(sets)
+    if quiet:
+        overrides.append(("train.progress", "false"))
+    cfg = build_config(preset, None, overrides)
+    preds, scores = train_and_predict(cfg, state.registry)
+    rows = write_submission(out_file, preds)
+    click.echo("val CCC: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    click.echo(f"submission: {out_file} ({rows} frames of {len(preds)} videos)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)

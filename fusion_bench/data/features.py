@@ -1,0 +1,289 @@
+"""The ``features`` dataset: per-frame features that a user brings, in a documented folder format.
+
+The feature cache written by ``fusion-bench extract`` uses this very format, so training always
+reads the same thing whether features came from our backbones or from elsewhere.
+
+Folder format (``--root DIR``)::
+
+    DIR/
+      features/<modality>/<video>.npy   float32 (frames, dim): one row per label frame; every
+                                        video of a modality has the same dim
+      masks/<modality>/<video>.npy      optional bool (frames,): True where the modality has a
+                                        real frame (a face was found, someone speaks); absent:
+                                        all True
+      labels/<video>.csv                header ``valence,arousal``, then one line per frame,
+                                        values in [-1, 1]; ``-5,-5`` marks a frame without a
+                                        valid label (as in Aff-Wild2)
+      splits.csv                        header ``video,split``; split is train, val or test
+      (or splits.json)                  {"train": [video, ...], "val": [...], "test": [...]}
+      manifest.json                     optional; written by the cache (backbones, weights
+                                        hashes, preprocessing) and copied into the run record
+
+``<modality>`` is any folder name (visual, audio, text, or your own); ``data.modalities``
+(``--modalities``) picks which of them a run uses, any subset, one alone too. A video is named by
+its file stem. Every array of a video must have as many rows as its labels file has lines; a
+disagreement, a bad header, a non-numeric or out-of-range label is an error naming the file and
+line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..metrics import INVALID_LABEL
+from . import TARGETS, Video
+
+VERSION = "1"
+SPLITS = ("train", "val", "test")
+LABEL_HEADER = ("valence", "arousal")
+
+
+# -- reading ------------------------------------------------------------------------------------
+def read_labels(path: Path) -> np.ndarray:
+    """float32 (frames, 2) from a ``valence,arousal`` CSV; DataError names the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{path}: labels file is missing") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read labels: {e}") from None
+    lines = text.splitlines()
+    if not lines:
+        raise DataError(f"{path}: empty labels file; expected the header 'valence,arousal'")
+    header = tuple(h.strip().lower() for h in lines[0].split(","))
+    if header != LABEL_HEADER:
+        raise DataError(f"{path}, line 1: header must be 'valence,arousal'; got {lines[0]!r}")
+    rows = []
+    for i, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        rows.append(parse_label_line(line, path, i))
+    return np.asarray(rows, np.float32).reshape(-1, 2)
+
+
+def parse_label_line(line: str, path, lineno: int) -> tuple[float, float]:
+    """One ``valence,arousal`` line → two floats, checked: each in [-1, 1] or the marker -5."""
+    parts = line.split(",")
+    if len(parts) != 2:
+        raise DataError(f"{path}, line {lineno}: expected 2 values 'valence,arousal'; got {line.strip()!r}")
+    out = []
+    for name, raw in zip(LABEL_HEADER, parts, strict=True):
+        try:
+            x = float(raw)
+        except ValueError:
+            raise DataError(f"{path}, line {lineno}: {name} {raw.strip()!r} is not a number") from None
+        if not (x == INVALID_LABEL or -1.0 <= x <= 1.0):
+            raise DataError(
+                f"{path}, line {lineno}: {name} {x:g} is outside [-1, 1] and is not the invalid marker -5"
+            )
+        out.append(x)
+    return out[0], out[1]
+
+
+def read_splits(root: Path) -> dict[str, list[str]]:
+    """split → video names, from ``splits.csv`` or ``splits.json``."""
+    csv_path, json_path = root / "splits.csv", root / "splits.json"
+    out: dict[str, list[str]] = {s: [] for s in SPLITS}
+    if csv_path.is_file():
+        with csv_path.open(encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows or [h.strip().lower() for h in rows[0]] != ["video", "split"]:
+            raise DataError(f"{csv_path}, line 1: header must be 'video,split'")
+        for i, row in enumerate(rows[1:], start=2):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) != 2:
+                raise DataError(f"{csv_path}, line {i}: expected 'video,split'; got {','.join(row)!r}")
+            video, split = row[0].strip(), row[1].strip().lower()
+            if split not in SPLITS:
+                raise DataError(f"{csv_path}, line {i}: split {row[1]!r} must be train, val or test")
+            out[split].append(video)
+        return out
+    if json_path.is_file():
+        try:
+            data = json.loads(json_path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise DataError(f"{json_path}: not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise DataError(f"{json_path}: expected an object {{'train': [...], 'val': [...], 'test': [...]}}")
+        for k, v in data.items():
+            if k not in SPLITS:
+                raise DataError(f"{json_path}: field {k!r} must be train, val or test")
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise DataError(f"{json_path}: field {k!r} must be a list of video names")
+            out[k] = list(v)
+        return out
+    raise DataError(f"{root}: no splits.csv (header video,split) or splits.json; add one")
+
+
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path}: cannot read the array: {e}") from None
+
+
+def load_video(root: Path, name: str, modalities: tuple[str, ...], dims: dict[str, int] | None = None) -> Video:
+    """Read one video of the folder format, checking every array against its labels."""
+    labels_path = root / "labels" / f"{name}.csv"
+    labels = read_labels(labels_path)
+    n = labels.shape[0]
+    feats, masks = {}, {}
+    for m in modalities:
+        fp = root / "features" / m / f"{name}.npy"
+        if not fp.is_file():
+            raise DataError(f"{fp}: missing (video {name!r} is listed in the split file)")
+        x = _load_array(fp)
+        if x.ndim != 2:
+            raise DataError(f"{fp}: expected an array (frames, dim); got shape {x.shape}")
+        if x.shape[0] != n:
+            raise DataError(
+                f"{fp}: {x.shape[0]} frames but {labels_path} has {n} label lines; every array "
+                "must have one row per label line"
+            )
+        if dims is not None and x.shape[1] != dims[m]:
+            raise DataError(f"{fp}: dim {x.shape[1]} but other {m} arrays have dim {dims[m]}")
+        if not np.issubdtype(x.dtype, np.number):
+            raise DataError(f"{fp}: dtype {x.dtype} is not numeric")
+        x = x.astype(np.float32, copy=False)
+        if not np.isfinite(x).all():
+            row = int(np.argwhere(~np.isfinite(x))[0][0])
+            raise DataError(f"{fp}, row {row}: NaN or inf")
+        mp = root / "masks" / m / f"{name}.npy"
+        if mp.is_file():
+            k = _load_array(mp)
+            if k.shape != (n,):
+                raise DataError(f"{mp}: mask must have shape ({n},) like the labels; got {k.shape}")
+            k = k.astype(bool)
+        else:
+            k = np.ones(n, bool)
+        feats[m], masks[m] = x, k
+    return Video(name=name, features=feats, masks=masks, labels=labels)
+
+
+class FeaturesDataset:
+    """Per-frame features from a folder (format in the module docstring)."""
+
+    name = "features"
+    description = "your own per-frame features from a folder (features/<modality>/<video>.npy + labels CSV)"
+    reference = ""
+    targets = TARGETS
+
+    def __init__(self, root: str | Path, modalities=("visual", "audio", "text")):
+        if not str(root):
+            raise ConfigError(f"dataset {self.name!r} reads a folder: give --root DIR")
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"{self.root}: dataset folder does not exist")
+        fdir = self.root / "features"
+        if not fdir.is_dir():
+            raise DataError(f"{fdir}: missing; expected features/<modality>/<video>.npy")
+        self.available = tuple(sorted(p.name for p in fdir.iterdir() if p.is_dir()))
+        missing = [m for m in modalities if m not in self.available]
+        if missing:
+            raise DataError(
+                f"{fdir}: no folder for modality {', '.join(missing)}; this dataset has "
+                f"{', '.join(self.available) or 'none'} (choose with --modalities)"
+            )
+        self.modalities = tuple(modalities)
+        self.split_names = read_splits(self.root)
+        self.dims = {m: self._dim(m) for m in self.modalities}
+        self._splits: dict[str, list[Video]] | None = None
+
+    @classmethod
+    def from_config(cls, cfg) -> FeaturesDataset:
+        return cls(cfg.data.root, cfg.data.modalities)
+
+    def _dim(self, m: str) -> int:
+        for split in SPLITS:
+            for name in self.split_names[split]:
+                fp = self.root / "features" / m / f"{name}.npy"
+                if fp.is_file():
+                    try:
+                        x = np.load(fp, mmap_mode="r", allow_pickle=False)
+                    except (OSError, ValueError) as e:
+                        raise DataError(f"{fp}: cannot read the array: {e}") from None
+                    if x.ndim != 2:
+                        raise DataError(f"{fp}: expected an array (frames, dim); got shape {x.shape}")
+                    return int(x.shape[1])
+        raise DataError(f"{self.root / 'features' / m}: no array for any video of the split file")
+
+    def manifest(self) -> dict:
+        p = self.root / "manifest.json"
+        if not p.is_file():
+            return {}
+        try:
+            return json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise DataError(f"{p}: not valid JSON: {e}") from None
+
+    def splits(self) -> dict[str, list[Video]]:
+        if self._splits is None:
+            self._splits = {
+                s: [load_video(self.root, v, self.modalities, self.dims) for v in self.split_names[s]]
+                for s in SPLITS
+            }
+        return self._splits
+
+    def info(self) -> dict:
+        splits = self.splits()
+        # the per-video part of a cache manifest is bulky; backbones and throughput identify it
+        man = {k: v for k, v in self.manifest().items() if k != "videos"}
+        return {
+            "name": self.name,
+            "version": VERSION,
+            "root": str(self.root.resolve()),
+            "modalities": list(self.modalities),
+            "dims": self.dims,
+            "videos": {s: len(v) for s, v in splits.items()},
+            "frames": {s: int(sum(x.n_frames for x in v)) for s, v in splits.items()},
+            **({"manifest": man} if man else {}),
+        }
+
+
+# -- writing ------------------------------------------------------------------------------------
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
+
+
+def write_labels(path: Path, labels: np.ndarray) -> None:
+    """Write ``labels`` (frames, 2) as a ``valence,arousal`` CSV (atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    lines = ["valence,arousal"] + [f"{v:.6g},{a:.6g}" for v, a in np.asarray(labels, np.float64)]
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+
+
+def write_modality(root: Path, modality: str, name: str, features: np.ndarray,
+                   mask: np.ndarray | None = None) -> None:
+    """Write one video's (frames, dim) array (and mask) of ``modality`` in the folder format."""
+    root = Path(root)
+    if mask is not None:
+        _atomic_save(root / "masks" / modality / f"{name}.npy", np.asarray(mask, bool))
+    # the feature file last: its presence means the video's modality is complete (resume)
+    _atomic_save(root / "features" / modality / f"{name}.npy", np.asarray(features, np.float32))
+
+
+def write_splits(root: Path, splits: dict[str, list[str]]) -> None:
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = ["video,split"] + [f"{v},{s}" for s in SPLITS for v in splits.get(s, [])]
+    tmp = root / ".splits.csv.tmp"
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(root / "splits.csv")
+
+
+def write_video(root: Path, video: Video) -> None:
+    """Write a whole :class:`Video` (every modality, its masks and labels)."""
+    write_labels(Path(root) / "labels" / f"{video.name}.csv", video.labels)
+    for m, x in video.features.items():
+        write_modality(root, m, video.name, x, video.masks.get(m))

@@ -1,0 +1,71 @@
+"""ABAW valence/arousal submission files.
+
+Format (one CSV for the whole test list): header ``image_location,valence,arousal``, then one row
+per frame of every test video, in the test list's order, ``<video>/<00001>.jpg`` (1-based frame
+numbers as in ``cropped_aligned``), predictions clipped to [-1, 1].
+
+:func:`train_and_predict` trains the configured model with the one training loop
+(:func:`fusion_bench.train.fit`, on the dataset's train split, validated on its val split) and
+predicts videos that have no labels (the official test list from the cache).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .data import TARGETS
+from .errors import DataError
+
+
+def write_submission(path: Path, predictions: dict[str, np.ndarray]) -> int:
+    """Write ``predictions`` (video → (frames, 2) valence, arousal) to ``path``; return rows."""
+    from .results import atomic_write_text
+
+    lines = ["image_location,valence,arousal"]
+    for video, p in predictions.items():
+        p = np.clip(np.asarray(p, np.float64), -1.0, 1.0)
+        if p.ndim != 2 or p.shape[1] != 2:
+            raise DataError(f"submission: predictions of {video!r} must be (frames, 2); got {p.shape}")
+        lines += [f"{video}/{i + 1:05d}.jpg,{v:.6f},{a:.6f}" for i, (v, a) in enumerate(p)]
+    atomic_write_text(Path(path), "\n".join(lines) + "\n")
+    return len(lines) - 1
+
+
+def train_and_predict(cfg, registry, videos=None) -> tuple[dict[str, np.ndarray], dict]:
+    """Train ``cfg``'s model; predict ``videos`` (default: the dataset's submission videos).
+
+    Returns (video → (frames, 2) predictions, val scores of each fitted model).
+    """
+    from .data.features import load_video
+    from .data.windows import make_windows
+    from .evaluate import predict
+    from .model import build_model
+    from .train import fit, load_dataset, resolve_device, seed_everything
+
+    device = resolve_device(cfg.device)
+    ds, splits = load_dataset(registry, cfg)
+    if videos is None:
+        names = ds.submission_videos() if hasattr(ds, "submission_videos") else []
+        if not names:
+            raise DataError(f"dataset {cfg.data.name!r} lists no test videos to predict "
+                            "(affwild2: VA_Estimation_Challenge/Test_Set.txt before extract)")
+        videos = [load_video(ds.root, n, ds.modalities, ds.dims) for n in names]
+    mods = tuple(ds.dims)
+    L, H = cfg.data.window, cfg.data.hop
+    wtrain = make_windows(splits["train"], mods, L, H)
+    wval = make_windows(splits["val"], mods, L, H)
+    wtest = make_windows(videos, mods, L, H)
+    groups = [(i,) for i in range(len(TARGETS))] if cfg.model.per_target else [tuple(range(len(TARGETS)))]
+    preds = [np.zeros((v.n_frames, len(TARGETS))) for v in videos]
+    scores = {}
+    for cols in groups:
+        seed_everything(cfg.seed)
+        model, _ = build_model(registry, cfg, ds.dims, n_targets=len(cols))
+        res = fit(model, wtrain, wval, splits["val"], cols, cfg.train, device, cfg.seed,
+                  label="submission " + "+".join(TARGETS[c] for c in cols))
+        scores["+".join(TARGETS[c] for c in cols)] = res.best_val
+        for p, out in zip(preds, predict(model, wtest, videos, device), strict=True):
+            p[:, list(cols)] = out
+    return {v.name: p for v, p in zip(videos, preds, strict=True)}, scores

@@ -1,0 +1,127 @@
+"""The ``features`` folder dataset: training on any subset of modalities, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fusion_bench.data.features import FeaturesDataset, write_splits, write_video
+from fusion_bench.data.synthetic import SyntheticDataset
+
+TRAIN = ["--set", "train.epochs=2", "--set", "encoder.channels=8", "--set", "encoder.levels=2",
+         "--quiet"]
+
+
+def make_folder(root, n=(5, 3, 3), frames=(90, 130)):
+    """A features folder made from tiny synthetic videos (dims visual 8, audio 6, text 5)."""
+    ds = SyntheticDataset({"n_train": n[0], "n_val": n[1], "n_test": n[2], "min_frames": frames[0],
+                           "max_frames": frames[1], "dim_visual": 8, "dim_audio": 6, "dim_text": 5})
+    names = {}
+    for split, videos in ds.splits().items():
+        for v in videos:
+            write_video(root, v)
+        names[split] = [v.name for v in videos]
+    write_splits(root, names)
+    return ds
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "feats"
+    make_folder(root)
+    return root
+
+
+def test_round_trip_matches_the_source(tmp_path):
+    root = tmp_path / "f"
+    src = make_folder(root)
+    ds = FeaturesDataset(root, ("visual", "text"))
+    assert ds.dims == {"visual": 8, "text": 5}
+    a, b = src.splits()["val"][1], ds.splits()["val"][1]
+    assert a.name == b.name and set(b.features) == {"visual", "text"}
+    np.testing.assert_allclose(a.features["text"], b.features["text"])
+    np.testing.assert_array_equal(a.masks["text"], b.masks["text"])
+    np.testing.assert_allclose(a.labels, b.labels, atol=1e-5)
+
+
+@pytest.mark.parametrize("mods", ["visual,audio,text", "audio,text", "visual"])
+def test_run_trains_on_any_subset_of_modalities(cli_run, folder, tmp_path, mods):
+    out = tmp_path / "res"
+    code, stdout, err = cli_run("run", "--dataset", "features", "--root", folder, "--modalities",
+                                mods, "--out", out, *TRAIN)
+    assert code == 0, err
+    (rec,) = (out / "runs").glob("*.json")
+    rec = json.loads(rec.read_text())
+    assert rec["dataset"]["name"] == "features"
+    assert rec["dataset"]["modalities"] == mods.split(",")
+    assert rec["dataset"]["videos"] == {"train": 5, "val": 3, "test": 3}
+
+
+def test_splits_json_and_missing_masks(folder):
+    names = {}
+    for line in (folder / "splits.csv").read_text().splitlines()[1:]:
+        v, s = line.split(",")
+        names.setdefault(s, []).append(v)
+    (folder / "splits.csv").unlink()
+    (folder / "splits.json").write_text(json.dumps(names))
+    for p in (folder / "masks" / "audio").glob("*.npy"):
+        p.unlink()
+    ds = FeaturesDataset(folder, ("audio",))
+    assert all(v.masks["audio"].all() for v in ds.splits()["train"])
+
+
+def _first(folder, split="train"):
+    return (folder / "splits.csv").read_text().splitlines()[1].split(",")[0]
+
+
+def _lab(folder):
+    return folder / "labels" / f"{_first(folder)}.csv"
+
+
+@pytest.mark.parametrize("breaker,message", [
+    (lambda f: _lab(f).write_text("val,aro\n0.1,0.2\n"),
+     "line 1: header must be 'valence,arousal'"),
+    (lambda f: _lab(f).write_text("valence,arousal\n0.1,0.2\n0.1,abc\n"),
+     "line 3: arousal 'abc' is not a number"),
+    (lambda f: _lab(f).write_text("valence,arousal\n0.1,0.2\n1.5,0.2\n"),
+     "line 3: valence 1.5 is outside [-1, 1]"),
+    (lambda f: np.save(f / "features" / "visual" / f"{_first(f)}.npy", np.zeros((7, 8), np.float32)),
+     "7 frames but"),
+    (lambda f: (f / "splits.csv").write_text("video,split\nx,training\n"),
+     "splits.csv, line 2: split 'training' must be train, val or test"),
+    (lambda f: (f / "splits.csv").unlink(), "no splits.csv"),
+])
+def test_bad_folder_is_one_line_naming_file_and_line(cli_run, folder, tmp_path, breaker, message):
+    breaker(folder)
+    out = tmp_path / "res"
+    code, _, err = cli_run("run", "--dataset", "features", "--root", folder, "--out", out, *TRAIN)
+    assert code == 2
+    assert message in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (out / "runs").exists()
+
+
+def test_length_mismatch_names_both_files(cli_run, folder, tmp_path):
+    name = _first(folder)
+    np.save(folder / "features" / "audio" / f"{name}.npy", np.zeros((7, 6), np.float32))
+    code, _, err = cli_run("run", "--dataset", "features", "--root", folder, "--out", tmp_path, *TRAIN)
+    assert code == 2
+    assert f"audio/{name}.npy: 7 frames but" in err and f"labels/{name}.csv" in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--root", "/nonexistent/feats"], "/nonexistent/feats: dataset folder does not exist"),
+    ([], "give --root DIR"),
+])
+def test_missing_folder(cli_run, tmp_path, args, message):
+    code, _, err = cli_run("run", "--dataset", "features", *args, "--out", tmp_path, *TRAIN)
+    assert code == 2 and message in err, err
+
+
+def test_unknown_modality_lists_the_available_ones(cli_run, folder, tmp_path):
+    code, _, err = cli_run("run", "--dataset", "features", "--root", folder, "--modalities",
+                           "visual,face", "--out", tmp_path, *TRAIN)
+    assert code == 2
+    assert "no folder for modality face" in err and "audio, text, visual" in err
