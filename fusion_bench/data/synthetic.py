@@ -22,7 +22,9 @@ Features (per modality: a fixed random mixing of its sources, per-video speaker 
   * text   (d_t): sparse word events (~1.5 words/s while not silent, 6–12 frames each; mask False
     and zeros between words), each word a vector carrying v at its onset minus a 12-frame delay, plus
     a per-word noise vector.
-  Every feature channel gets N(0, ``noise``²) frame noise and an N(0, 0.5²) per-video offset.
+  Every feature channel gets N(0, ``noise``²) frame noise, and each video a constant speaker
+  offset of std ``offset`` per channel, all but an ``offset_leak`` share of it outside the span of
+  the modality's sources (identity is mostly orthogonal to expression; see ``_speaker_offset``).
 Labels: latent + smoothed annotation noise (σ = 5 frames, scale ``label_noise``), clipped to
 [-1, 1]; about half the videos get 1–2 runs of 20–100 frames labelled -5 (invalid), as Aff-Wild2.
 
@@ -61,6 +63,8 @@ class SyntheticConfig:
     noise: float = 1.0  # per-frame feature noise std
     label_noise: float = 0.15  # annotation noise std
     sync_strength: float = 1.0  # amplitude of the gesture sources in the features
+    offset: float = 0.5  # std of the per-video speaker offset per channel
+    offset_leak: float = 0.1  # share of the offset inside the sources' span (irreducible bias)
 
 
 def _smooth(rng: np.random.Generator, n: int, sigma: float) -> np.ndarray:
@@ -87,6 +91,19 @@ def _lag(x: np.ndarray, lag: int) -> np.ndarray:
     if lag == 0:
         return x
     return np.concatenate([np.repeat(x[:1], lag, axis=0), x[:-lag]], axis=0)
+
+
+def _speaker_offset(rng, mix: np.ndarray, scale: float, leak: float) -> np.ndarray:
+    """A per-video constant feature vector ("speaker identity").
+
+    Like real identity features it lies mostly outside the span of the expression sources (the
+    rows of ``mix``), where a linear read-out can ignore it; a ``leak`` share lies inside it and
+    biases the read-out for the whole video, which no model can undo from one window.
+    """
+    z = rng.standard_normal(mix.shape[1])
+    q, _ = np.linalg.qr(mix.T)  # (d, k): orthonormal basis of the source span
+    inside = q @ (q.T @ z)
+    return scale * ((z - inside) + leak * inside)
 
 
 def _segments(rng, n: int, count: int, lo: int, hi: int) -> np.ndarray:
@@ -173,7 +190,8 @@ class SyntheticDataset:
         for m, src, off_mask in (("visual", src_v, occl), ("audio", src_a, silence)):
             lag = _LAGS[m]
             d = mix[m].shape[1]
-            x = _lag(src, lag) @ mix[m] + 0.5 * rng.standard_normal(d) + c.noise * rng.standard_normal((n, d))
+            offset = _speaker_offset(rng, mix[m], c.offset, c.offset_leak)
+            x = _lag(src, lag) @ mix[m] + offset + c.noise * rng.standard_normal((n, d))
             keep = ~_lag(off_mask, lag)
             feats[m], masks[m] = (x * keep[:, None]).astype(np.float32), keep
         # text: word events while someone speaks; each word carries valence 12 frames earlier
@@ -189,7 +207,7 @@ class SyntheticDataset:
                 x[t:e] = vec
                 words[t:e] = True
             t += length + int(rng.geometric(1.0 / 12))
-        offset = 0.5 * rng.standard_normal(d)
+        offset = _speaker_offset(rng, mix["text"], c.offset, c.offset_leak)
         feats["text"] = ((x + offset) * words[:, None]).astype(np.float32)
         masks["text"] = words
 
