@@ -130,9 +130,11 @@ class ResultsStore:
         return row is not None
 
     def records(self) -> list[dict]:
-        """Every stored record, oldest first."""
+        """Every stored record, oldest first. Without the SQLite index (e.g. records committed
+        to git without it) the ``runs/*.json`` files are read directly."""
         if not self.db_path.exists():
-            return []
+            recs = [json.loads(p.read_text()) for p in (self.root / "runs").glob("*.json")]
+            return sorted(recs, key=lambda r: (r["created"], r["run_id"]))
         con = self._connect()
         try:
             paths = [r[0] for r in con.execute("SELECT path FROM runs ORDER BY created, run_id")]

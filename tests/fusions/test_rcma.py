@@ -430,3 +430,24 @@ def test_bf16_autocast():
 @pytest.mark.parametrize("options", [{}, {"variant": "paper", "joint": "all"}])
 def test_compiles_without_graph_breaks(options):
     check_compiles(RCMA, DIMS, 8, fullgraph=True, **options)
+
+
+def test_identity_time_init_starts_as_no_time_mixing():
+    """time_init="identity": same parameters as the default init, but T_m = I, b_T = 0, so the
+    first forward equals time_mixing="none" with the same other weights."""
+    dims = {"visual": 6, "audio": 4, "text": 5}
+    torch.manual_seed(0)
+    ident = RCMA(dims, 7, time_init="identity", dropout=0.0).eval()
+    none = RCMA(dims, 7, time_mixing="none", dropout=0.0).eval()
+    assert sum(p.numel() for p in ident.parameters()) == sum(
+        p.numel() for p in RCMA(dims, 7).parameters()
+    )
+    missing = none.load_state_dict(ident.state_dict(), strict=False)
+    assert all(".time." in k for k in missing.unexpected_keys) and not missing.missing_keys
+    for step in ident.steps:
+        for lin in step.time.values():
+            assert torch.equal(lin.weight, torch.eye(7)) and not lin.bias.any()
+    feats = {m: torch.randn(3, 7, d) for m, d in dims.items()}
+    torch.testing.assert_close(ident(feats), none(feats))
+    with pytest.raises(ValueError, match="time_init"):
+        RCMA(dims, 7, time_init="zeros")
