@@ -66,8 +66,8 @@ def run(state: State, fusion, dataset, encoder, modalities, root, preset, config
     from tabulate import tabulate
 
     from .config import build_config, parse_set
-    from .results import ResultsStore, make_record
-    from .train import run as run_config
+    from .results import ResultsStore
+    from .sweep import run_and_store
 
     overrides = []
     for key, val in (("model.fusion", fusion), ("data.name", dataset), ("model.encoder", encoder),
@@ -79,30 +79,15 @@ def run(state: State, fusion, dataset, encoder, modalities, root, preset, config
     if quiet:
         overrides.append(("train.progress", "false"))
     cfg = build_config(preset, config_file, overrides)
-    reg = state.registry
-    # Fail fast on unknown names, before any data is generated.
-    reg.get("datasets", cfg.data.name)
-    reg.get("encoders", cfg.model.encoder)
-    if len(cfg.data.modalities) > 1:
-        reg.get("fusions", cfg.model.fusion)
-    result = run_config(cfg, reg)
-    used = {k: reg.get(kind, name) for k, kind, name in (
-        ("dataset", "datasets", cfg.data.name), ("encoder", "encoders", cfg.model.encoder),
-    )}
-    if len(cfg.data.modalities) > 1:
-        used["fusion"] = reg.get("fusions", cfg.model.fusion)
-    plugins = {k: {"name": e.name, "plugin": e.plugin, "version": reg.plugins[e.plugin].version}
-               for k, e in used.items()}
-    record = make_record(cfg, result, plugins)
-    path = ResultsStore(out).write(record)
-    m, ceiling = result["metrics"], result["dataset"].get("ceiling", {})
+    record, path = run_and_store(cfg, state.registry, ResultsStore(out))
+    m, ceiling = record["metrics"], record["dataset"].get("ceiling", {})
     rows = [[s, m[s]["valence"], m[s]["arousal"], m[s]["mean"]] for s in ("val", "test")]
     if "test" in ceiling:
         c = ceiling["test"]
         rows.append(["test ceiling", c["valence"], c["arousal"], c["mean"]])
     fusion_name = cfg.model.fusion if len(cfg.data.modalities) > 1 else "(single modality)"
     click.echo(f"\n{fusion_name} on {cfg.data.name} ({','.join(cfg.data.modalities)}), seed {cfg.seed}, "
-               f"{result['wall']['total_s']:.1f} s on {result['throughput']['device']}")
+               f"{record['wall']['total_s']:.1f} s on {record['environment']['device_name']}")
     click.echo(tabulate(rows, headers=["CCC", "valence", "arousal", "mean"], floatfmt=".3f"))
     if "test" in ceiling:
         click.echo(f"ceiling = CCC of the noiseless latent vs the noisy label; test mean is "
@@ -260,6 +245,212 @@ def submit(state: State, dataset, root, fusion, modalities, preset, sets, seed, 
     rows = write_submission(out_file, preds)
     click.echo("val CCC: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
     click.echo(f"submission: {out_file} ({rows} frames of {len(preds)} videos)")
+
+
+@cli.command()
+@click.option("--fusion", default=None, help="Fusion plugin to time (default: concat).")
+@click.option("--all", "all_fusions", is_flag=True,
+              help="Benchmark every registered fusion, each in a fresh subprocess.")
+@click.option("--device", default=None, help="cpu | cuda | cuda:N | auto (default).")
+@click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
+              help="Run forward passes under torch.autocast with this dtype.")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the timed module; reports compile time and graph breaks.")
+@click.option("--batch-size", type=int, default=None, help="Run batch (default: the preset's).")
+@click.option("--seq-len", type=int, default=None, help="Window length L (default: the preset's).")
+@click.option("--preset", default="paper", show_default=True, help="quick | paper.")
+@click.option("--config", "config_file", default=None, metavar="FILE.toml", help="TOML config file.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set fusion.iterations=3.")
+@click.option("--modalities", default=None, help="Comma-separated subset, e.g. visual,audio.")
+@click.option("--encoder", default=None, help="Temporal encoder plugin (default: tcn).")
+@click.option("--scope", type=click.Choice(["model", "fusion"]), default="model", show_default=True,
+              help="model: encoders + fusion + head; fusion: the fusion alone, on tensors of the "
+                   "encoders' output widths.")
+@click.option("--warmup", type=int, default=None,
+              help="Untimed calls before each measurement (default: CPU 1, GPU 10).")
+@click.option("--repeats", type=int, default=None,
+              help="Timed calls at the run batch (default: CPU 3, GPU 30).")
+@click.option("--latency-repeats", type=int, default=None,
+              help="Timed calls at batch 1 (default: CPU 10, GPU 100).")
+@click.option("--no-train", is_flag=True, help="Time inference only.")
+@click.option("--find-max-batch", is_flag=True,
+              help="Search the largest batch whose training step fits in memory.")
+@click.option("--max-batch", type=int, default=4096, show_default=True,
+              help="Upper bound of --find-max-batch.")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads (torch.set_num_threads; default: torch's choice).")
+@click.option("--peak-tflops", type=float, default=None,
+              help="The device's peak TFLOP/s, for the achieved fraction (default: a datasheet table).")
+@click.option("--out", default="results", show_default=True, help="Results store folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON, not the table.")
+@click.option("--group", default=None, hidden=True)  # set by --all on its subprocesses
+@click.pass_context
+def bench(ctx, fusion, all_fusions, device, amp, compile_, batch_size, seq_len, preset, config_file,
+          sets, modalities, encoder, scope, warmup, repeats, latency_repeats, no_train,
+          find_max_batch, max_batch, threads, peak_tflops, out, as_json, group):
+    """Time inference and training steps of a model on synthetic tensors and store the record.
+
+    The model is the configured one (the paper's by default: windows of 300 frames, TCN encoders,
+    batch 12); see fusion_bench.throughput for what is measured and how.
+    """
+    import json
+
+    from .config import build_config, parse_set
+    from .errors import ConfigError
+    from .results import ResultsStore
+    from .throughput import BenchSettings, format_report, make_bench_record, run_bench
+
+    state: State = ctx.obj
+    if all_fusions:
+        if fusion is not None:
+            raise ConfigError("give --fusion NAME or --all, not both")
+        return _bench_all(ctx, state, out)
+    overrides = [(k, v) for k, v in (("model.fusion", fusion), ("model.encoder", encoder),
+                                     ("data.modalities", modalities), ("device", device))
+                 if v is not None]
+    overrides += parse_set(sets)
+    cfg = build_config(preset, config_file, overrides)
+    reg = state.registry
+    used = {"dataset": ("datasets", cfg.data.name), "encoder": ("encoders", cfg.model.encoder)}
+    if len(cfg.data.modalities) > 1:
+        used["fusion"] = ("fusions", cfg.model.fusion)
+    plugins = {}
+    for key, (kind, name) in used.items():
+        e = reg.get(kind, name)
+        plugins[key] = {"name": e.name, "plugin": e.plugin, "version": reg.plugins[e.plugin].version}
+    settings = BenchSettings(
+        amp=amp, compile=compile_, batch_size=batch_size, seq_len=seq_len, scope=scope,
+        warmup=warmup, repeats=repeats, latency_repeats=latency_repeats, train=not no_train,
+        find_max_batch=find_max_batch, max_batch=max_batch, threads=threads,
+        peak_tflops=peak_tflops, group=group,
+    )
+    try:
+        result = run_bench(cfg, reg, settings, log=lambda msg: click.echo(msg, err=True))
+    except RuntimeError as e:  # out of memory is caught per phase; this is anything else
+        what = cfg.model.fusion if "fusion" in used else cfg.model.encoder
+        raise FusionBenchError(
+            f"benchmarking {what} failed: {type(e).__name__}: {str(e).strip().splitlines()[0]} "
+            f"(an unsupported --amp/--compile/--device combination? --debug shows the traceback)"
+        ) from e
+    record = make_bench_record(cfg, settings, result, plugins)
+    path = ResultsStore(out).write(record)
+    if as_json:
+        click.echo(json.dumps(record, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(format_report(record))
+    click.echo(f"record: {path}", err=as_json)
+
+
+def _bench_all(ctx, state: State, out: str) -> int:
+    """``bench --all``: one fresh ``fusion-bench bench --fusion NAME`` process per fusion (so no
+    fusion inherits another's memory, threads or compiled graphs), then one summary table."""
+    import subprocess
+    import uuid
+
+    from tabulate import tabulate
+
+    from .results import ResultsStore
+    from .throughput import SUMMARY_HEADERS, summary_rows
+
+    group = uuid.uuid4().hex[:12]
+    head = [sys.executable, "-m", "fusion_bench.cli"]
+    for spec in state.plugin_specs:
+        head += ["--plugin", spec]
+    head += ["--strict-plugins"] * state.strict + ["--debug"] * state.debug
+    args = _forwarded_options(ctx, drop=("all_fusions", "fusion", "group"))
+    failed = []
+    for name in state.registry.names("fusions"):
+        click.echo(f"\n== {name} ==", err=True)
+        rc = subprocess.run([*head, "bench", "--fusion", name, *args, "--group", group]).returncode
+        if rc != 0:
+            failed.append(f"{name} (exit {rc})")
+    records = [r for r in ResultsStore(out).records()
+               if r.get("kind") == "bench" and r.get("bench", {}).get("group") == group]
+    click.echo("")
+    click.echo(tabulate(summary_rows(records), headers=SUMMARY_HEADERS, disable_numparse=True))
+    if failed:
+        click.echo(f"failed: {', '.join(failed)}", err=True)
+        return 1
+    return 0
+
+
+def _forwarded_options(ctx, drop: tuple[str, ...]) -> list[str]:
+    """The command's options as given, as command-line arguments (for a subprocess)."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name in drop:
+            continue
+        value = ctx.params.get(param.name)
+        flag = param.opts[0]
+        if param.is_flag:
+            args += [flag] if value else []
+        elif param.multiple:
+            for v in value or ():
+                args += [flag, str(v)]
+        elif value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+@cli.command()
+@click.option("--fusion", "fusions", required=True,
+              help="Comma-separated fusions; only:MODALITY adds a single-modality row.")
+@click.option("--seeds", type=int, default=5, show_default=True, help="Model seeds 0..N-1.")
+@click.option("--dataset", default=None, help="Dataset plugin (default: synthetic).")
+@click.option("--preset", default="quick", show_default=True)
+@click.option("--config", "config_file", default=None, metavar="FILE.toml")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+@click.option("--out", default="results", show_default=True, help="Results store folder.")
+@click.pass_obj
+def sweep(state: State, fusions, seeds, dataset, preset, config_file, sets, out):
+    """Run fusions × seeds, skipping runs already stored; resumable after an interruption."""
+    from .config import parse_set
+    from .results import ResultsStore
+    from .sweep import grid
+    from .sweep import sweep as run_sweep
+
+    base = parse_set(sets) + ([("data.name", dataset)] if dataset else [])
+    names = [f.strip() for f in fusions.split(",") if f.strip()]
+    configs = grid(names, list(range(seeds)), base, preset, config_file)
+    reg = state.registry
+    for name in names:
+        if not name.startswith("only:"):
+            reg.get("fusions", name)
+    res = run_sweep(configs, reg, ResultsStore(out), echo=click.echo)
+    click.echo(f"{res.done} run, {res.skipped} already stored, {res.failed} failed")
+    return 1 if res.failed else 0
+
+
+@cli.command()
+@click.option("--results", "results_dir", default="results", show_default=True, help="Results store.")
+@click.option("--dataset", default=None, help="Only this dataset.")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md")
+@click.option("--out", default=None, help="Folder to write leaderboard_<dataset>.<ext> into.")
+@click.option("--sort", default="test_mean", show_default=True,
+              type=click.Choice(["test_mean", "test_valence", "test_arousal", "val_mean"]))
+def leaderboard(results_dir, dataset, fmt, out, sort):
+    """Tables of test CCC (mean ± sample std over seeds) per dataset from the results store."""
+    from pathlib import Path
+
+    from .errors import FusionBenchError
+    from .leaderboard import build_rows, render, table
+    from .results import ResultsStore, atomic_write_text
+
+    per_ds = build_rows(ResultsStore(results_dir).records(), dataset)
+    if not per_ds:
+        raise FusionBenchError(f"no successful runs in {results_dir!r}"
+                               + (f" for dataset {dataset!r}" if dataset else "")
+                               + "; run `fusion-bench run` or `fusion-bench sweep` first")
+    ext = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}[fmt]
+    for ds, rows in per_ds.items():
+        text = render(*table(rows, sort), fmt)
+        if out:
+            path = Path(out) / f"leaderboard_{ds}.{ext}"
+            atomic_write_text(path, text)
+            click.echo(f"wrote {path}")
+        else:
+            click.echo(f"## {ds}\n\n{text}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,5 +59,23 @@ class LSTMFusion(nn.Module):
     def forward(self, feats: dict[str, Tensor], mask: dict[str, Tensor] | None = None) -> Tensor:
         check_feats("LSTMFusion", self.dims, feats)
         masked = apply_mask(feats, mask)
-        out, _ = self.lstm(torch.cat([masked[m] for m in self.dims], dim=-1))
+        x = torch.cat([masked[m] for m in self.dims], dim=-1)
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and not _cpu_lstm_supports(
+            torch.get_autocast_dtype("cpu")
+        ):
+            # CPU autocast sends the LSTM to oneDNN in bf16/fp16, which fails on CPUs without
+            # those instructions ("could not create a primitive descriptor"): run it in float32
+            with torch.autocast("cpu", enabled=False):
+                out, _ = self.lstm(x.float())
+            return out
+        out, _ = self.lstm(x)
         return out
+
+
+def _cpu_lstm_supports(dtype: torch.dtype) -> bool:
+    """Whether oneDNN can run an LSTM in ``dtype`` on this CPU."""
+    if dtype == torch.bfloat16:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if dtype == torch.float16:
+        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    return True

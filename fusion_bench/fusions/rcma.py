@@ -200,7 +200,9 @@ class _CodeStep(nn.Module):
             value = self.value[m](x)
             # G_m = ReLU(tanh(V_m S_m)) = tanh(ReLU(V_m S_m)), the ReLU in place on the GEMM output
             attended = torch.tanh(torch.relu_(torch.bmm(value, corr)))
-            update = torch.relu_(self.out[m](attended))
+            # out of place: a Linear's 3-d output is a view, and an in-place op on a view costs
+            # autograd a copy of its base in the backward pass
+            update = torch.relu(self.out[m](attended))
             if record is None:
                 new[m] = _add_dropout(x, update, self.p, self.training)
                 continue
