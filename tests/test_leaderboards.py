@@ -1,0 +1,22 @@
+"""The committed leaderboards are exactly what `fusion-bench leaderboard` makes of the committed
+records (byte for byte)."""
+
+from pathlib import Path
+
+import pytest
+
+from fusion_bench.leaderboard import build_rows, render, table
+from fusion_bench.results import ResultsStore
+
+ROOT = Path(__file__).resolve().parent.parent / "leaderboards"
+FOLDERS = sorted(p.parent for p in ROOT.glob("*/runs")) if ROOT.exists() else []
+EXT = {"md": "md", "csv": "csv", "latex": "tex"}
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
+@pytest.mark.parametrize("fmt", list(EXT))
+def test_committed_leaderboard_regenerates(folder, fmt):
+    for ds, rows in build_rows(ResultsStore(folder).records()).items():
+        committed = folder / f"leaderboard_{ds}.{EXT[fmt]}"
+        assert committed.exists(), f"{committed} missing; regenerate (leaderboards/README.md)"
+        assert committed.read_text() == render(*table(rows), fmt)
