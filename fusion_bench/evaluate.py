@@ -35,7 +35,7 @@ def predict(model: torch.nn.Module, windows: Windows, videos: list[Video], devic
             sums[i][s:e] += out[j, : e - s]
             counts[i][s:e] += 1
     model.train(was_training)
-    return [s / np.maximum(c, 1)[:, None] for s, c in zip(sums, counts)]
+    return [s / np.maximum(c, 1)[:, None] for s, c in zip(sums, counts, strict=True)]
 
 
 def score(preds: list[np.ndarray], videos: list[Video], targets=TARGETS,
@@ -48,6 +48,6 @@ def score(preds: list[np.ndarray], videos: list[Video], targets=TARGETS,
     lab = np.concatenate([v.labels for v in videos])
     pred = np.concatenate(preds)
     ok = np.concatenate([v.valid for v in videos])
-    out = {t: ccc(pred[:, c], lab[:, TARGETS.index(t)], ok) for t, c in zip(targets, columns)}
+    out = {t: ccc(pred[:, c], lab[:, TARGETS.index(t)], ok) for t, c in zip(targets, columns, strict=True)}
     out["mean"] = float(np.mean([out[t] for t in targets]))
     return out

@@ -60,7 +60,7 @@ def build_rows(records: list[dict], dataset: str | None = None) -> dict[str, lis
         key = (ds, _group_key(rec))
         groups.setdefault(key, Row(_label(rec), ds)).records.append(rec)
     out: dict[str, list[Row]] = {}
-    for (ds, key), row in sorted(groups.items()):
+    for (ds, _key), row in sorted(groups.items()):
         row.records.sort(key=lambda r: r["config"]["seed"])
         out.setdefault(ds, []).append(row)
     for rows in out.values():  # disambiguate two configurations of one fusion
@@ -79,8 +79,8 @@ def paired_indistinguishable(best: Row, other: Row, column: str = "test_mean",
                              resamples: int = 10_000) -> bool | None:
     """Paired bootstrap over the seeds both rows share: True when the 95 % interval of the mean
     difference (best − other) contains 0. None when fewer than 3 seeds are shared."""
-    a = dict(zip(best.seeds(), best.values(column)))
-    b = dict(zip(other.seeds(), other.values(column)))
+    a = dict(zip(best.seeds(), best.values(column), strict=True))
+    b = dict(zip(other.seeds(), other.values(column), strict=True))
     shared = sorted(set(a) & set(b))
     if len(shared) < 3:
         return None

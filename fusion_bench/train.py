@@ -183,7 +183,7 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
         fits.append({"targets": [TARGETS[c] for c in cols], **res.__dict__})
         t0 = time.perf_counter()
         for s in ("val", "test"):
-            for p, out in zip(preds[s], predict(model, wins[s], splits[s], device)):
+            for p, out in zip(preds[s], predict(model, wins[s], splits[s], device), strict=True):
                 p[:, list(cols)] = out
         t_eval += time.perf_counter() - t0
     metrics = {s: score(preds[s], splits[s]) for s in ("val", "test")}

@@ -14,7 +14,7 @@ def reference_ccc(x, y):
     mx, my = math.fsum(x) / n, math.fsum(y) / n
     vx = math.fsum((a - mx) ** 2 for a in x) / n
     vy = math.fsum((b - my) ** 2 for b in y) / n
-    cov = math.fsum((a - mx) * (b - my) for a, b in zip(x, y)) / n
+    cov = math.fsum((a - mx) * (b - my) for a, b in zip(x, y, strict=True)) / n
     return 2 * cov / (vx + vy + (mx - my) ** 2)
 
 

@@ -150,7 +150,7 @@ class SyntheticDataset:
         self._splits: dict[str, list[Video]] | None = None
 
     @classmethod
-    def from_config(cls, cfg) -> "SyntheticDataset":
+    def from_config(cls, cfg) -> SyntheticDataset:
         """Build from a :class:`fusion_bench.config.RunConfig` (``synthetic.*``, ``data.*``)."""
         return cls(cfg.synthetic, cfg.data.modalities, seed=cfg.data.seed)
 

@@ -11,7 +11,7 @@ def test_same_seed_same_data_other_seed_other_data():
     a = SyntheticDataset(SMALL, seed=3).splits()
     b = SyntheticDataset(SMALL, seed=3).splits()
     c = SyntheticDataset(SMALL, seed=4).splits()
-    for va, vb in zip(a["train"], b["train"]):
+    for va, vb in zip(a["train"], b["train"], strict=True):
         assert va.n_frames == vb.n_frames
         np.testing.assert_array_equal(va.labels, vb.labels)
         for m in va.features:
