@@ -457,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    builtin_commands = dict(cli.commands)
     try:
+        _add_plugin_commands(argv)
         rv = cli.main(args=argv, prog_name="fusion-bench", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except FusionBenchError as e:
@@ -474,6 +476,35 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted; nothing was written for the unfinished run.", err=True)
         return 130
+    finally:
+        cli.commands.clear()  # plugin verbs belong to this invocation only
+        cli.commands.update(builtin_commands)
+
+
+def _add_plugin_commands(argv: list[str]) -> None:
+    """Let plugins add verbs (``register_commands(cli)``) when the verb asked for is not built
+    in; built-in verbs, ``--help`` and ``list`` never pay for loading plugins here."""
+    words = iter(argv)
+    specs, verb = [], None
+    for w in words:
+        if w == "--plugin":
+            specs.append(next(words, ""))
+        elif w.startswith("--plugin="):
+            specs.append(w.split("=", 1)[1])
+        elif not w.startswith("-"):
+            verb = w
+            break
+    if verb is None or verb in cli.commands:
+        return
+    from .plugins import load_registry
+
+    reg = load_registry(specs, strict="--strict-plugins" in argv)
+    for impl in reg.pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as e:  # noqa: BLE001 - one broken plugin must not break the CLI
+            click.echo(f"warning: plugin {impl.plugin_name!r} skipped: register_commands raised "
+                       f"{type(e).__name__}: {e}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -130,3 +130,27 @@ def test_list_shows_descriptions(cli_run):
     assert code == 0 and "concat" in out and "per-frame concatenation" in out
     code, out, _ = cli_run("plugins")
     assert code == 0 and "builtins" in out
+
+
+COMMAND_PLUGIN = '''
+import click
+import fusion_bench
+
+@fusion_bench.hookimpl
+def register_commands(cli):
+    @cli.command()
+    @click.argument("name")
+    def greet(name):
+        """Say hello (a plugin verb)."""
+        click.echo(f"hello {name}")
+'''
+
+
+def test_plugin_adds_a_cli_verb_for_that_invocation_only(cli_run, tmp_path):
+    plugin = tmp_path / "greeter.py"
+    plugin.write_text(COMMAND_PLUGIN)
+    code, out, err = cli_run("--plugin", plugin, "greet", "ada")
+    assert code == 0, err
+    assert out.strip() == "hello ada"
+    code, _, err = cli_run("greet", "ada")  # without the plugin the verb does not exist
+    assert code != 0 and "No such command" in err
