@@ -53,11 +53,10 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
         )
     encoders = {}
     for m, d in dims.items():
-        opts = dict(enc_opts)
-        if m in cfg.model.channels:
-            if "channels" not in _params(enc_entry.obj):
-                raise ConfigError(f"encoder {cfg.model.encoder!r} has no 'channels' option for model.channels")
-            opts["channels"] = cfg.model.channels[m]
+        opts = enc_opts
+        if m in cfg.model.channels:  # per-modality width, checked like any encoder option
+            opts = plugin_options("encoder", cfg.model.encoder, enc_entry.obj,
+                                  {**cfg.encoder, "channels": cfg.model.channels[m]}, skip=("in_dim",))
         try:
             encoders[m] = enc_entry.obj(d + 1, **opts)  # +1: the mask channel
         except (TypeError, ValueError) as e:
@@ -77,12 +76,6 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
         out_dim = next(iter(enc_dims.values()))
     head = RegressionHead(out_dim, n_targets, cfg.model.head_hidden, cfg.model.head_dropout)
     return FusionModel(encoders, fusion, head), {"encoder": enc_opts, "fusion": fus_opts}
-
-
-def _params(cls) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(cls).parameters)
 
 
 def count_parameters(model: FusionModel) -> dict[str, int]:
