@@ -58,10 +58,13 @@ def cli(ctx, plugins, strict_plugins, debug):
 @click.option("--seed", type=int, default=None, help="Model seed (init, batch order).")
 @click.option("--device", default=None, help="cpu | cuda | cuda:N | auto (default).")
 @click.option("--out", default="results", show_default=True, help="Results store folder.")
+@click.option("--robustness", is_flag=True,
+              help="Also score the test split with each modality dropped and with Gaussian noise "
+                   "(levels: robustness.levels).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def run(state: State, fusion, dataset, encoder, modalities, root, preset, config_file, sets, seed,
-        device, out, quiet):
+        device, out, robustness, quiet):
     """Train and evaluate one configuration; print validation/test CCC and store the record."""
     from tabulate import tabulate
 
@@ -78,6 +81,8 @@ def run(state: State, fusion, dataset, encoder, modalities, root, preset, config
     overrides += parse_set(sets)
     if quiet:
         overrides.append(("train.progress", "false"))
+    if robustness:
+        overrides.append(("robustness.enabled", "true"))
     cfg = build_config(preset, config_file, overrides)
     record, path = run_and_store(cfg, state.registry, ResultsStore(out))
     m, ceiling = record["metrics"], record["dataset"].get("ceiling", {})
@@ -92,7 +97,24 @@ def run(state: State, fusion, dataset, encoder, modalities, root, preset, config
     if "test" in ceiling:
         click.echo(f"ceiling = CCC of the noiseless latent vs the noisy label; test mean is "
                    f"{m['test']['mean'] / ceiling['test']['mean']:.0%} of it")
+    if "robustness" in record:
+        click.echo("\n" + robustness_table(record["robustness"]))
     click.echo(f"record: {path}")
+
+
+def robustness_table(rob: dict) -> str:
+    """Test mean CCC with each modality dropped, and against noise level per noised modality."""
+    from tabulate import tabulate
+
+    lines = []
+    if rob["drop"]:
+        lines.append(tabulate([[m, s["valence"], s["arousal"], s["mean"]] for m, s in rob["drop"].items()],
+                              headers=["test CCC, dropped", "valence", "arousal", "mean"], floatfmt=".3f"))
+    rows = [[m, *[s["mean"] for s in curve], rob["area"][m]] for m, curve in rob["noise"].items()]
+    lines.append(tabulate(rows, headers=["test mean CCC, noise on", *map(str, rob["noise_levels"]), "area"],
+                          floatfmt=".3f"))
+    return "\n\n".join(lines) + ("\nnoise level = std of the added noise in units of each feature's "
+                                 "train-split std; area = mean CCC over the levels (trapezoid)")
 
 
 @cli.command("list")

@@ -59,6 +59,19 @@ class TrainConfig:
 
 
 @dataclass
+class RobustnessConfig:
+    """Test-time perturbations of a trained model (``fusion-bench run --robustness``).
+
+    Each modality is dropped (masked for every frame) in turn, and Gaussian noise of each level
+    is added to one modality at a time and to all of them; a level is the noise's standard
+    deviation in units of each feature's standard deviation over the train split.
+    """
+
+    enabled: bool = False
+    levels: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+@dataclass
 class RunConfig:
     seed: int = 0
     device: str = "auto"
@@ -66,6 +79,7 @@ class RunConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     fusion: dict[str, typing.Any] = field(default_factory=dict)  # options of model.fusion
     encoder: dict[str, typing.Any] = field(default_factory=dict)  # options of model.encoder
 
@@ -123,7 +137,7 @@ PRESET_FUSION_OPTIONS: dict[str, dict[str, dict[str, typing.Any]]] = {
     "paper": {"rcma": {"dropout": 0.6, "iterations": 2, "joint": "others"}},
 }
 
-_SECTIONS = {"data", "synthetic", "model", "train"}
+_SECTIONS = {"data", "synthetic", "model", "train", "robustness"}
 _FREE = {"fusion", "encoder"}  # plugin options, checked against the plugin later
 
 
@@ -174,7 +188,10 @@ def coerce(key: str, value, annotation) -> typing.Any:
             return value
         if origin is tuple:
             items = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(",") if v.strip()]
-            return tuple(str(v).strip() for v in items)
+            item_type = typing.get_args(annotation)[0]
+            if item_type is str:
+                return tuple(str(v).strip() for v in items)
+            return tuple(coerce(key, v.strip() if isinstance(v, str) else v, item_type) for v in items)
         if origin is dict:
             if isinstance(value, dict):
                 pairs = value.items()
@@ -309,6 +326,12 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("data.modalities is empty; give at least one, e.g. visual,audio")
     if len(set(d.modalities)) != len(d.modalities):
         raise ConfigError(f"data.modalities lists a modality twice: {','.join(d.modalities)}")
+    lv = cfg.robustness.levels
+    if len(lv) < 2 or any(x < 0 for x in lv) or list(lv) != sorted(set(lv)):
+        raise ConfigError(
+            f"robustness.levels must be at least two distinct non-negative noise levels in "
+            f"increasing order, e.g. 0,0.5,1,2; got {','.join(map(str, lv))}"
+        )
 
 
 def plugin_options(kind: str, name: str, cls, options: dict, skip: typing.Iterable[str] = ()) -> dict:

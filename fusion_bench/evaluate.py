@@ -1,6 +1,10 @@
-"""Evaluation: overlap-averaged per-frame predictions, CCC over all valid frames of a split."""
+"""Evaluation: overlap-averaged per-frame predictions, CCC over all valid frames of a split, and
+test-time robustness (a modality dropped, Gaussian noise on one or all modalities)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -51,3 +55,69 @@ def score(preds: list[np.ndarray], videos: list[Video], targets=TARGETS,
     out = {t: ccc(pred[:, c], lab[:, TARGETS.index(t)], ok) for t, c in zip(targets, columns, strict=True)}
     out["mean"] = float(np.mean([out[t] for t in targets]))
     return out
+
+
+# ------------------------------------------------------------------------------- robustness
+
+
+def feature_scale(videos: list[Video], modalities) -> dict[str, torch.Tensor]:
+    """Per-feature standard deviation (d_m,) of each modality over the present frames of
+    ``videos`` (the train split): the unit of a noise level, so that level 1 is noise as large
+    as the signal whatever a backbone's feature scale."""
+    out = {}
+    for m in modalities:
+        x = np.concatenate([v.features[m][v.masks[m]] for v in videos])
+        out[m] = torch.from_numpy(x.std(0).astype(np.float32)) if len(x) else None
+    return {m: s for m, s in out.items() if s is not None}
+
+
+def perturbations(windows: Windows, scale: dict[str, torch.Tensor], levels, seed: int
+                  ) -> Iterator[tuple[str, Windows]]:
+    """The perturbed copies of ``windows``: ``("drop", m)`` with modality m masked everywhere
+    (only when there are several modalities), then ``("noise", m or "all", level)`` with
+    ``level * scale[m] * eps`` added to the present frames, for every level > 0.
+
+    One standard-normal ``eps`` per modality, drawn once from ``seed`` and reused at every level
+    (common random numbers), so the CCC-vs-level curve is smooth rather than re-drawn each time.
+    """
+    mods = list(windows.feats)
+    if len(mods) > 1:
+        for m in mods:
+            masks = {**windows.masks, m: torch.zeros_like(windows.masks[m])}
+            feats = {**windows.feats, m: torch.zeros_like(windows.feats[m])}
+            yield ("drop", m), replace(windows, feats=feats, masks=masks)
+    gen = torch.Generator().manual_seed(seed)
+    eps = {m: torch.randn(windows.feats[m].shape, generator=gen)
+           * windows.masks[m].unsqueeze(-1) * scale[m] for m in mods if m in scale}
+    for level in levels:
+        if level == 0:
+            continue  # the clean prediction
+        noisy = {m: windows.feats[m] + level * e for m, e in eps.items()}
+        for m in eps:
+            yield ("noise", m, level), replace(windows, feats={**windows.feats, m: noisy[m]})
+        if len(eps) > 1:
+            yield ("noise", "all", level), replace(windows, feats={**windows.feats, **noisy})
+
+
+def noise_area(levels, means: list[float]) -> float:
+    """Normalised area under mean CCC against noise level (trapezoid rule / level range): the
+    average CCC over the range of levels, in CCC units (1 for a perfect, noise-proof model)."""
+    x, y = np.asarray(levels, float), np.asarray(means, float)
+    return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
+
+
+def robustness_summary(levels, clean: dict[str, float], scores: dict[tuple, dict[str, float]]) -> dict:
+    """The record's ``robustness`` section from the clean test scores and those of every
+    perturbation (keys as :func:`perturbations` yields them)."""
+    drop = {k[1]: v for k, v in scores.items() if k[0] == "drop"}
+    noised = list(dict.fromkeys(k[1] for k in scores if k[0] == "noise"))
+    noise = {m: [clean if lv == 0 else scores[("noise", m, lv)] for lv in levels] for m in noised}
+    if len(noise) == 1:  # one modality: noising it is noising them all
+        noise["all"] = next(iter(noise.values()))
+    return {
+        "split": "test",
+        "noise_levels": list(levels),
+        "drop": drop,
+        "noise": noise,
+        "area": {m: noise_area(levels, [s["mean"] for s in curve]) for m, curve in noise.items()},
+    }

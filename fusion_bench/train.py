@@ -20,7 +20,7 @@ from .config import RunConfig, TrainConfig
 from .data import TARGETS
 from .data.windows import Windows, make_windows
 from .errors import ConfigError, DataError
-from .evaluate import predict, score
+from .evaluate import feature_scale, perturbations, predict, robustness_summary, score
 from .metrics import ccc_loss
 from .model import build_model, count_parameters
 
@@ -156,6 +156,16 @@ def load_dataset(registry, cfg: RunConfig):
     return ds, splits
 
 
+def window_flops(model: torch.nn.Module, windows: Windows) -> dict[str, int]:
+    """FLOPs of one window through the whole model, inference and training (forward+backward),
+    counted on a meta-device copy (nothing is computed; see throughput.count_flops)."""
+    from .throughput import count_flops
+
+    f, k, _, _ = windows.batch(torch.arange(1), "cpu")
+    c = count_flops(model, f, k)
+    return {"inference": c["inference"], "train": c["train"]}
+
+
 def run(cfg: RunConfig, registry, on_progress=None) -> dict:
     """Train and evaluate ``cfg``; return the result record (not yet stored)."""
     t_start = time.perf_counter()
@@ -172,11 +182,16 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
     groups = [(i,) for i in range(len(TARGETS))] if cfg.model.per_target else [tuple(range(len(TARGETS)))]
     preds = {s: [np.zeros((v.n_frames, len(TARGETS))) for v in splits[s]] for s in ("val", "test")}
     fits, params, options = [], {}, {}
-    t_eval = 0.0
+    t_eval = t_rob = 0.0
+    rob = cfg.robustness
+    scale = feature_scale(splits["train"], mods) if rob.enabled else {}
+    rob_preds: dict[tuple, list[np.ndarray]] = {}
     for cols in groups:
         seed_everything(cfg.seed)
         model, options = build_model(registry, cfg, ds.dims, n_targets=len(cols))
         params = count_parameters(model)
+        if not fits:
+            flops = window_flops(model, wins["test"])
         label = f"{cfg.model.fusion} " + "+".join(TARGETS[c] for c in cols)
         res = fit(model, wins["train"], wins["val"], splits["val"], cols, cfg.train, device,
                   cfg.seed, label=label)
@@ -186,7 +201,19 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
             for p, out in zip(preds[s], predict(model, wins[s], splits[s], device), strict=True):
                 p[:, list(cols)] = out
         t_eval += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if rob.enabled:
+            for key, w in perturbations(wins["test"], scale, rob.levels, cfg.seed):
+                out = predict(model, w, splits["test"], device)
+                for p, o in zip(rob_preds.setdefault(key, [np.zeros_like(x) for x in preds["test"]]),
+                                out, strict=True):
+                    p[:, list(cols)] = o
+        t_rob += time.perf_counter() - t0
     metrics = {s: score(preds[s], splits[s]) for s in ("val", "test")}
+    extra = {}
+    if rob.enabled:
+        extra["robustness"] = robustness_summary(
+            rob.levels, metrics["test"], {k: score(p, splits["test"]) for k, p in rob_preds.items()})
     eval_frames = sum(v.n_frames for s in ("val", "test") for v in splits[s]) * len(groups)
     return {
         "metrics": metrics,
@@ -200,6 +227,8 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
             "eval_frames_per_s": eval_frames / max(t_eval, 1e-9),
             "device": str(device),
         },
+        "flops_per_window": flops,
+        **extra,
         "wall": {"data_s": t_data, "train_s": sum(f["seconds"] for f in fits),
-                 "total_s": time.perf_counter() - t_start},
+                 "robustness_s": t_rob, "total_s": time.perf_counter() - t_start},
     }
