@@ -424,22 +424,33 @@ def _forwarded_options(ctx, drop: tuple[str, ...]) -> list[str]:
 @click.option("--config", "config_file", default=None, metavar="FILE.toml")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
 @click.option("--out", default="results", show_default=True, help="Results store folder.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine's processes; ray: one Ray task per run "
+                   "(RAY_ADDRESS for a cluster; pip install \"fusion-bench[ray]\").")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Runs at once [default: 1 for local, one per cluster CPU for ray].")
+@click.option("--robustness", is_flag=True,
+              help="Score every run with modalities dropped and noised, as `run --robustness`.")
 @click.pass_obj
-def sweep(state: State, fusions, seeds, dataset, preset, config_file, sets, out):
+def sweep(state: State, fusions, seeds, dataset, preset, config_file, sets, out, executor, jobs,
+          robustness):
     """Run fusions × seeds, skipping runs already stored; resumable after an interruption."""
     from .config import parse_set
     from .results import ResultsStore
-    from .sweep import grid
+    from .sweep import RegistrySpec, grid
     from .sweep import sweep as run_sweep
 
     base = parse_set(sets) + ([("data.name", dataset)] if dataset else [])
+    if robustness:
+        base.append(("robustness.enabled", "true"))
     names = [f.strip() for f in fusions.split(",") if f.strip()]
     configs = grid(names, list(range(seeds)), base, preset, config_file)
     reg = state.registry
     for name in names:
         if not name.startswith("only:"):
             reg.get("fusions", name)
-    res = run_sweep(configs, reg, ResultsStore(out), echo=click.echo)
+    res = run_sweep(configs, reg, ResultsStore(out), echo=click.echo, executor=executor, jobs=jobs,
+                    spec=RegistrySpec.of(state.plugin_specs, state.strict))
     click.echo(f"{res.done} run, {res.skipped} already stored, {res.failed} failed")
     return 1 if res.failed else 0
 
@@ -450,8 +461,13 @@ def sweep(state: State, fusions, seeds, dataset, preset, config_file, sets, out)
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md")
 @click.option("--out", default=None, help="Folder to write leaderboard_<dataset>.<ext> into.")
 @click.option("--sort", default="test_mean", show_default=True,
-              type=click.Choice(["test_mean", "test_valence", "test_arousal", "val_mean"]))
-def leaderboard(results_dir, dataset, fmt, out, sort):
+              help="Column to rank by: test_mean, test_valence, test_arousal, val_mean, "
+                   "drop_<modality>, noise_area, params, flops, train_fps, infer_fps "
+                   "(params and flops: lowest first; others: highest first).")
+@click.option("--plots", "plots_dir", default=None, metavar="DIR",
+              help="Also write pareto_<dataset>.png and noise_<dataset>.png into DIR "
+                   '(needs pip install "fusion-bench[plots]").')
+def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir):
     """Tables of test CCC (mean ± sample std over seeds) per dataset from the results store."""
     from pathlib import Path
 
@@ -459,6 +475,10 @@ def leaderboard(results_dir, dataset, fmt, out, sort):
     from .leaderboard import build_rows, render, table
     from .results import ResultsStore, atomic_write_text
 
+    if plots_dir:  # fail before writing any table, not after
+        from .plots import require_matplotlib, write_plots
+
+        require_matplotlib()
     per_ds = build_rows(ResultsStore(results_dir).records(), dataset)
     if not per_ds:
         raise FusionBenchError(f"no successful runs in {results_dir!r}"
@@ -466,13 +486,19 @@ def leaderboard(results_dir, dataset, fmt, out, sort):
                                + "; run `fusion-bench run` or `fusion-bench sweep` first")
     ext = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}[fmt]
     for ds, rows in per_ds.items():
-        text = render(*table(rows, sort), fmt)
+        try:  # the valid --sort keys depend on the dataset's modalities
+            parts = table(rows, sort)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="'--sort'") from e
+        text = render(*parts, fmt)
         if out:
             path = Path(out) / f"leaderboard_{ds}.{ext}"
             atomic_write_text(path, text)
             click.echo(f"wrote {path}")
         else:
             click.echo(f"## {ds}\n\n{text}")
+        if plots_dir:
+            write_plots(rows, plots_dir, echo=click.echo)
 
 
 def main(argv: list[str] | None = None) -> int:

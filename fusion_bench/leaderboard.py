@@ -3,6 +3,9 @@
 Runs are grouped by their configuration minus the model seed, so a row is one configuration
 and its n seeds. The table is a pure function of the stored records (no clock, no machine
 state), so a committed leaderboard regenerates byte for byte from the same records.
+
+Fields added to the record format later (robustness, FLOPs) are optional: a row whose records
+lack one shows ``MISSING`` in that column, so old stores keep working.
 """
 
 from __future__ import annotations
@@ -17,6 +20,44 @@ from dataclasses import dataclass, field
 import numpy as np
 
 METRIC_COLUMNS = ("test_valence", "test_arousal", "test_mean", "val_mean")
+MISSING = "–"  # en dash: a value the records do not have (e.g. runs made before it was measured)
+
+# Sort key → path into a record. drop_<modality> is resolved in value().
+_PATHS: dict[str, tuple[str, ...]] = {
+    "noise_area": ("robustness", "area", "all"),
+    "params": ("params", "total"),
+    "flops": ("flops_per_window", "inference"),
+    "train_fps": ("throughput", "train_frames_per_s"),
+    "infer_fps": ("throughput", "eval_frames_per_s"),
+}
+_MEDIAN = {"params", "flops", "train_fps", "infer_fps"}  # summarised by the median over seeds
+_LOWER_IS_BETTER = {"params", "flops"}  # --sort puts the cheapest first
+
+
+def _get(obj, *path):
+    """obj[path[0]][path[1]]…, or None where a key is absent (older record formats)."""
+    for k in path:
+        if not isinstance(obj, dict) or k not in obj:
+            return None
+        obj = obj[k]
+    return obj
+
+
+def value(rec: dict, column: str) -> float | None:
+    """One record's number for a sort key (see :func:`sort_columns`); None when not recorded."""
+    if column in METRIC_COLUMNS:
+        split, _, target = column.partition("_")
+        v = _get(rec, "metrics", split, target)
+    elif column.startswith("drop_"):
+        v = _get(rec, "robustness", "drop", column[len("drop_"):], "mean")
+    else:
+        v = _get(rec, *_PATHS[column])
+    return None if v is None else float(v)
+
+
+def device(rec: dict) -> str:
+    """The device a record's throughput was measured on."""
+    return _get(rec, "throughput", "device") or _get(rec, "environment", "device") or "?"
 
 
 @dataclass
@@ -26,17 +67,30 @@ class Row:
     records: list[dict] = field(default_factory=list)
 
     def values(self, column: str) -> list[float]:
-        split, _, target = column.partition("_")
-        return [r["metrics"][split][target] for r in self.records]
+        """The column's value of each record that has it (seed order)."""
+        return [v for r in self.records if (v := value(r, column)) is not None]
 
     def seeds(self) -> list[int]:
         return [r["config"]["seed"] for r in self.records]
 
+    def modalities(self) -> list[str]:
+        return list(self.records[0]["config"]["data"]["modalities"])
+
+    def summary(self, column: str) -> float | None:
+        """What the table shows for the column: mean (median for costs and speeds), or None."""
+        xs = self.values(column)
+        if not xs:
+            return None
+        return float(np.median(xs)) if column in _MEDIAN else mean_std(xs)[0]
+
 
 def _group_key(rec: dict) -> str:
+    """The configuration minus what does not change the trained model: the seed (a row's
+    variable), the device, the progress bar, and which test-time robustness checks were run."""
     cfg = json.loads(json.dumps(rec["config"]))
     cfg.pop("seed", None)
     cfg.pop("device", None)
+    cfg.pop("robustness", None)
     cfg["train"].pop("progress", None)
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -49,7 +103,8 @@ def _label(rec: dict) -> str:
 
 
 def build_rows(records: list[dict], dataset: str | None = None) -> dict[str, list[Row]]:
-    """dataset name → rows (one per configuration), from successful run records."""
+    """dataset name → rows (one per configuration), from successful run records; a seed run
+    more than once counts once, with its newest record."""
     groups: dict[tuple[str, str], Row] = {}
     for rec in records:
         if rec.get("status", "ok") != "ok" or rec.get("kind", "run") != "run":
@@ -61,7 +116,12 @@ def build_rows(records: list[dict], dataset: str | None = None) -> dict[str, lis
         groups.setdefault(key, Row(_label(rec), ds)).records.append(rec)
     out: dict[str, list[Row]] = {}
     for (ds, _key), row in sorted(groups.items()):
-        row.records.sort(key=lambda r: r["config"]["seed"])
+        # One record per seed: the newest (a rerun of a seed, e.g. to add --robustness,
+        # replaces the older record of the same trained configuration).
+        newest: dict[int, dict] = {}
+        for r in sorted(row.records, key=lambda r: (r["created"], r["run_id"])):
+            newest[r["config"]["seed"]] = r
+        row.records = [newest[s] for s in sorted(newest)]
         out.setdefault(ds, []).append(row)
     for rows in out.values():  # disambiguate two configurations of one fusion
         labels = [r.label for r in rows]
@@ -69,6 +129,19 @@ def build_rows(records: list[dict], dataset: str | None = None) -> dict[str, lis
             if labels.count(r.label) > 1:
                 r.label = f"{r.label} [{_group_key(r.records[0])}]"
     return out
+
+
+def modality_order(rows: list[Row]) -> list[str]:
+    """The union of the rows' modalities, in the order of the widest configuration's list (so
+    a dataset's usual visual, audio, text order), extras after; independent of row order."""
+    ordered = sorted(rows, key=lambda r: (-len(r.modalities()), r.label))
+    return list(dict.fromkeys(m for r in ordered for m in r.modalities()))
+
+
+def sort_columns(rows: list[Row]) -> tuple[str, ...]:
+    """Valid ``--sort`` keys for these rows."""
+    drops = tuple(f"drop_{m}" for m in modality_order(rows))
+    return (*METRIC_COLUMNS, *drops, *_PATHS)
 
 
 def mean_std(xs: list[float]) -> tuple[float, float]:
@@ -79,8 +152,8 @@ def paired_indistinguishable(best: Row, other: Row, column: str = "test_mean",
                              resamples: int = 10_000) -> bool | None:
     """Paired bootstrap over the seeds both rows share: True when the 95 % interval of the mean
     difference (best − other) contains 0. None when fewer than 3 seeds are shared."""
-    a = dict(zip(best.seeds(), best.values(column), strict=True))
-    b = dict(zip(other.seeds(), other.values(column), strict=True))
+    a = {r["config"]["seed"]: v for r in best.records if (v := value(r, column)) is not None}
+    b = {r["config"]["seed"]: v for r in other.records if (v := value(r, column)) is not None}
     shared = sorted(set(a) & set(b))
     if len(shared) < 3:
         return None
@@ -91,36 +164,89 @@ def paired_indistinguishable(best: Row, other: Row, column: str = "test_mean",
     return bool(lo <= 0 <= hi)
 
 
+def human(n: float) -> str:
+    """12_345_678 → '12.3 M' (k, M, G, T with one decimal)."""
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f}"
+
+
+def _partial(cell: str, have: int, n: int) -> str:
+    """Mark a value that only some of the row's seeds recorded (a store mixing record formats)."""
+    return cell if have == n else f"{cell} (n={have})"
+
+
+def _stat_cell(row: Row, column: str) -> str:
+    xs = row.values(column)
+    if not xs:
+        return MISSING
+    m, s = mean_std(xs)
+    return _partial(f"{m:.3f} ± {s:.3f}" if s == s else f"{m:.3f}", len(xs), len(row.records))
+
+
+def _speed_cell(row: Row, column: str) -> str:
+    recs = [r for r in row.records if value(r, column) is not None]
+    if not recs:
+        return MISSING
+    devices = ", ".join(sorted({device(r) for r in recs}))
+    return _partial(f"{row.summary(column):,.0f} ({devices})", len(recs), len(row.records))
+
+
+def _levels(rows: list[Row]) -> str | None:
+    """Noise levels of the newest record that has them (for the caption)."""
+    recs = [r for row in rows for r in row.records if _get(r, "robustness", "noise_levels")]
+    if not recs:
+        return None
+    newest = max(recs, key=lambda r: (r["created"], r["run_id"]))
+    return ", ".join(f"{x:g}" for x in newest["robustness"]["noise_levels"])
+
+
 def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[list], str]:
     """(headers, body, caption) of one dataset's leaderboard; body cells are strings."""
-    if sort not in METRIC_COLUMNS:
-        raise ValueError(f"--sort must be one of {', '.join(METRIC_COLUMNS)}")
-    rows = sorted(rows, key=lambda r: -mean_std(r.values(sort))[0])
+    valid = sort_columns(rows)
+    if sort not in valid:
+        raise ValueError(f"--sort must be one of {', '.join(valid)}; got {sort!r}")
+    sign = 1 if sort in _LOWER_IS_BETTER else -1
+    # Rows without the sort value go last; ties keep build_rows' (deterministic) order.
+    rows = sorted(rows, key=lambda r: (r.summary(sort) is None, sign * (r.summary(sort) or 0.0)))
     best = max(rows, key=lambda r: mean_std(r.values("test_mean"))[0])
-    headers = ["model", "n", "test valence", "test arousal", "test mean", "val mean",
-               "≈ best", "params", "train frames/s"]
+    mods = modality_order(rows)
+    headers = ["model", "n", "test valence", "test arousal", "test mean", "val mean", "≈ best",
+               *(f"drop {m}" for m in mods), "noise area", "params", "FLOPs/window",
+               "train frames/s", "infer frames/s"]
     body = []
     for r in rows:
         cells = [r.label, str(len(r.records))]
-        for c in METRIC_COLUMNS:
-            m, s = mean_std(r.values(c))
-            cells.append(f"{m:.3f} ± {s:.3f}" if s == s else f"{m:.3f}")
+        cells += [_stat_cell(r, c) for c in METRIC_COLUMNS]
         same = paired_indistinguishable(best, r)
         cells.append("best" if r is best else {True: "yes", False: "no", None: "?"}[same])
-        cells.append(f"{r.records[0]['params']['total']:,}")
-        tp = [x["throughput"]["train_frames_per_s"] for x in r.records]
-        cells.append(f"{np.median(tp):,.0f} ({r.records[0]['environment']['device']})")
+        cells += [_stat_cell(r, f"drop_{m}") for m in mods]
+        cells.append(_stat_cell(r, "noise_area"))
+        params, flops = r.values("params"), r.summary("flops")
+        cells.append(f"{int(params[0]):,}" if params else MISSING)
+        cells.append(human(flops) if flops is not None else MISSING)
+        cells += [_speed_cell(r, "train_fps"), _speed_cell(r, "infer_fps")]
         body.append(cells)
     rec = max((x for r in rows for x in r.records), key=lambda x: x["created"])
     info = rec["dataset"]
     ceiling = info.get("ceiling", {}).get("test", {}).get("mean")
     seeds = sorted({s for r in rows for s in r.seeds()})
+    levels = _levels(rows)
     caption = (
         f"Dataset {info.get('name')} v{info.get('version')} (data seed {rec['config']['data']['seed']}). "
         f"CCC as mean ± sample standard deviation over n model seeds ({', '.join(map(str, seeds))}) "
         "on one fixed data draw: the spread is seed variance, not data variance. "
         "'≈ best': a paired bootstrap over shared seeds cannot tell the row's test mean from the "
-        "best's (95 % interval of the difference contains 0); '?': fewer than 3 shared seeds."
+        "best's (95 % interval of the difference contains 0); '?': fewer than 3 shared seeds. "
+        "'drop m': test mean CCC of the trained model with modality m masked out at test time; "
+        "'noise area': its test mean CCC averaged over the level of Gaussian noise added to all "
+        "modalities (normalised area under CCC against level; levels "
+        + (f"{levels} × " if levels else "in units of ")
+        + "each feature's std), the clean CCC if noise did no harm. "
+        "FLOPs: one window through the whole model at inference; frames/s: median over seeds. "
+        f"'{MISSING}': not in the records (runs made before it was measured, or nothing to drop "
+        "from one modality); '(n=k)': from only k of the n seeds."
         + (f" Ceiling (noiseless latent vs noisy label), test mean: {ceiling:.3f}." if ceiling else "")
         + f" fusion-bench {rec['environment']['fusion_bench']}, commit "
         f"{(rec['environment'].get('commit') or 'unknown')[:10]}, newest run {rec['created']}."
@@ -140,9 +266,13 @@ def render(headers, body, caption, fmt: str) -> str:
         w.writerows(body)
         return buf.getvalue()
     if fmt == "latex":
-        tex = tabulate(body, headers, tablefmt="latex_booktabs").replace("±", r"$\pm$").replace("≈", r"$\approx$")
-        return ("\\begin{table}\n\\centering\n" + tex + "\n\\caption{" + caption.replace("%", r"\%")
-                .replace("≈", r"$\approx$").replace("±", r"$\pm$").replace("_", r"\_") + "}\n\\end{table}\n")
+        def tex(s: str) -> str:
+            return (s.replace("±", r"$\pm$").replace("≈", r"$\approx$").replace("×", r"$\times$")
+                    .replace(MISSING, "--"))
+
+        table_tex = tex(tabulate(body, headers, tablefmt="latex_booktabs"))
+        return ("\\begin{table}\n\\centering\n" + table_tex + "\n\\caption{"
+                + tex(caption.replace("%", r"\%").replace("_", r"\_")) + "}\n\\end{table}\n")
     if fmt == "html":
         return tabulate(body, headers, tablefmt="html") + f"\n<p>{caption}</p>\n"
     raise ValueError(f"unknown format {fmt!r}; use md, csv, latex or html")

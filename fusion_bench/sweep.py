@@ -3,15 +3,30 @@
 A sweep skips every configuration whose hash (:meth:`RunConfig.hash`) the store already holds,
 so running it again after Ctrl-C or a kill completes only the missing runs. A run that fails is
 recorded with ``status = "failed"`` and its error, and the sweep goes on.
+
+Executors: ``local`` with one job runs the configurations one after the other in this process;
+``local`` with ``jobs > 1`` runs that many at once in spawned worker processes; ``ray`` runs each
+as a Ray task (an existing cluster if ``RAY_ADDRESS`` is set or Ray is already initialised, else a
+local instance). Workers train and build the record (so its environment is theirs) and hand it,
+or the error, back; only the driver writes the store, through :func:`store_outcome`, in
+completion order. Workers rebuild the plugin registry from a :class:`RegistrySpec`, since a
+registry holds live modules that do not pickle.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 import traceback
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .config import RunConfig, build_config
+from .errors import ConfigError
 from .results import ResultsStore, make_record
+
+EXECUTORS = ("local", "ray")
 
 
 def plugins_used(reg, cfg: RunConfig) -> dict:
@@ -23,14 +38,57 @@ def plugins_used(reg, cfg: RunConfig) -> dict:
             for k, e in used.items()}
 
 
-def run_and_store(cfg: RunConfig, reg, store: ResultsStore) -> tuple[dict, str]:
-    """Train/evaluate ``cfg`` and write its record; return (record, path). Nothing is written
-    if the run raises."""
+def run_record(cfg: RunConfig, reg) -> dict:
+    """Train/evaluate ``cfg`` and return its record (not written anywhere)."""
     from .train import run
 
     plugins = plugins_used(reg, cfg)  # fail fast on unknown names, before generating data
-    record = make_record(cfg, run(cfg, reg), plugins)
+    return make_record(cfg, run(cfg, reg), plugins)
+
+
+def run_and_store(cfg: RunConfig, reg, store: ResultsStore) -> tuple[dict, str]:
+    """Train/evaluate ``cfg`` and write its record; return (record, path). Nothing is written
+    if the run raises."""
+    record = run_record(cfg, reg)
     return record, str(store.write(record))
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    """What a worker needs to rebuild the driver's plugin registry (the CLI's ``--plugin`` list
+    and ``--strict-plugins``)."""
+
+    plugins: tuple[str, ...] = ()
+    strict: bool = False
+    entry_points: bool = True
+
+    @classmethod
+    def of(cls, plugins: Iterable[str], strict: bool = False, entry_points: bool = True) -> RegistrySpec:
+        """Plugin files made absolute: a Ray worker need not share the driver's directory."""
+        fixed = tuple(os.path.abspath(p) if p.endswith(".py") or os.sep in p else p for p in plugins)
+        return cls(fixed, strict, entry_points)
+
+
+@dataclass
+class Outcome:
+    """What a run hands back to the driver: its record, or why it failed."""
+
+    record: dict | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+    @classmethod
+    def failure(cls, e: BaseException) -> Outcome:
+        return cls(error=f"{type(e).__name__}: {e}",
+                   traceback="".join(traceback.format_exception(type(e), e, e.__traceback__)))
+
+
+def attempt(cfg: RunConfig, reg) -> Outcome:
+    """Run ``cfg``; an exception becomes a failed outcome (Ctrl-C still propagates)."""
+    try:
+        return Outcome(record=run_record(cfg, reg))
+    except Exception as e:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
+        return Outcome.failure(e)
 
 
 @dataclass
@@ -38,6 +96,27 @@ class GridResult:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+
+
+def label(cfg: RunConfig) -> str:
+    """The sweep's name for ``cfg``: its fusion, or only:MODALITY for a single-modality run."""
+    return cfg.model.fusion if len(cfg.data.modalities) > 1 else f"only:{','.join(cfg.data.modalities)}"
+
+
+def store_outcome(store: ResultsStore, cfg: RunConfig, outcome: Outcome, tag: str, res: GridResult,
+                  echo: Callable[[str], object]) -> None:
+    """Write a finished run's record, or a failed record with its error, and print one line.
+    Every executor goes through here, in the driver only."""
+    if outcome.record is None:
+        res.failed += 1
+        failed = make_record(cfg, {"device": "cpu", "metrics": {}}, {})
+        failed.update(status="failed", error=outcome.error, traceback=outcome.traceback)
+        store.write(failed)
+        echo(f"{tag}: FAILED ({outcome.error})")
+        return
+    path = str(store.write(outcome.record))
+    res.done += 1
+    echo(f"{tag}: test mean CCC {outcome.record['metrics']['test']['mean']:.3f} -> {path}")
 
 
 def grid(fusions: list[str], seeds: list[int], base: list[tuple[str, str]], preset: str,
@@ -55,28 +134,160 @@ def grid(fusions: list[str], seeds: list[int], base: list[tuple[str, str]], pres
     return out
 
 
-def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print) -> GridResult:
-    """Run every configuration not yet stored; record failures and continue."""
+def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, executor: str = "local",
+          jobs: int | None = None, spec: RegistrySpec | None = None) -> GridResult:
+    """Run every configuration not yet stored; record failures and continue.
+
+    ``jobs`` is how many runs go at once: default 1 locally, and one per cluster CPU with Ray.
+    ``spec`` rebuilds ``reg`` in workers; it is needed by every executor but sequential local.
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, not {jobs}")
+    sequential = executor == "local" and (jobs or 1) == 1
+    if not sequential and spec is None:
+        raise ValueError("a parallel sweep needs spec= to rebuild the plugin registry in workers")
     res = GridResult()
-    for i, cfg in enumerate(configs, 1):
-        name = cfg.model.fusion if len(cfg.data.modalities) > 1 else f"only:{','.join(cfg.data.modalities)}"
-        tag = f"[{i}/{len(configs)}] {name} seed {cfg.seed}"
-        if store.has(cfg.hash()):
-            res.skipped += 1
-            echo(f"{tag}: already stored, skipped")
-            continue
-        try:
-            record, path = run_and_store(cfg, reg, store)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
-            res.failed += 1
-            failed = make_record(cfg, {"device": "cpu", "metrics": {}}, {})
-            failed.update(status="failed", error=f"{type(e).__name__}: {e}",
-                          traceback=traceback.format_exc())
-            store.write(failed)
-            echo(f"{tag}: FAILED ({type(e).__name__}: {e})")
-            continue
-        res.done += 1
-        echo(f"{tag}: test mean CCC {record['metrics']['test']['mean']:.3f} -> {path}")
+    counter = iter(range(1, len(configs) + 1))
+
+    def tag(cfg: RunConfig) -> str:
+        return f"[{next(counter)}/{len(configs)}] {label(cfg)} seed {cfg.seed}"
+
+    def missing() -> Iterator[RunConfig]:
+        for cfg in configs:
+            if store.has(cfg.hash()):
+                res.skipped += 1
+                echo(f"{tag(cfg)}: already stored, skipped")
+            else:
+                yield cfg
+
+    if sequential:  # lazily: each configuration is checked right before it runs, as ever
+        outcomes: Iterator[tuple[RunConfig, Outcome]] = ((c, attempt(c, reg)) for c in missing())
+    elif executor == "local":
+        outcomes = _process_outcomes(list(missing()), spec, jobs)
+    else:
+        outcomes = _ray_outcomes(list(missing()), spec, jobs)
+    # closing(): on Ctrl-C here the executor's clean-up (cancel pending work) runs at once.
+    with contextlib.closing(outcomes):
+        for cfg, outcome in outcomes:
+            store_outcome(store, cfg, outcome, tag(cfg), res, echo)
     return res
+
+
+# -- workers ---------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4)
+def _worker_registry(spec: RegistrySpec):
+    """The registry of ``spec``, built once per worker process (workers are reused)."""
+    from .plugins import load_registry
+
+    return load_registry(spec.plugins, strict=spec.strict, entry_points=spec.entry_points)
+
+
+def work(cfg: RunConfig, spec: RegistrySpec, threads: int) -> Outcome:
+    """Run ``cfg`` in a worker process with ``threads`` torch threads; never writes the store."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        reg = _worker_registry(spec)
+    except Exception as e:  # noqa: BLE001 - e.g. --strict-plugins with a broken plugin
+        return Outcome.failure(e)
+    return attempt(cfg, reg)
+
+
+def _ignore_sigint() -> None:
+    """Process-pool initializer: Ctrl-C reaches the whole terminal process group, but only the
+    driver should react to it (it ends the workers itself), not print a traceback per worker."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None
+                      ) -> Iterator[tuple[RunConfig, Outcome]]:
+    """Run ``todo`` in ``jobs`` spawned processes; yield (config, outcome) as each finishes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if not todo:
+        return
+    jobs = jobs or 1
+    threads = max(1, (os.cpu_count() or 1) // jobs)  # N jobs share the cores, not N × cores
+    # spawn, not fork: forking a process that already runs torch's thread pools can deadlock.
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_ignore_sigint)
+    futures = {pool.submit(work, cfg, spec, threads): cfg for cfg in todo}
+    finished = False
+    try:
+        for fut in as_completed(futures):
+            try:
+                outcome = fut.result()
+            except Exception as e:  # noqa: BLE001 - a worker died (e.g. killed for memory)
+                outcome = Outcome.failure(e)
+            yield futures[fut], outcome
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # interrupted: drop queued runs and end running ones; their results would be lost
+            procs = list((pool._processes or {}).values())  # no public way before Python 3.14
+            pool.shutdown(wait=False, cancel_futures=True)
+            for p in procs:
+                p.terminate()
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError('--executor ray needs Ray: pip install "fusion-bench[ray]"') from None
+    return ray
+
+
+def _ray_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None
+                  ) -> Iterator[tuple[RunConfig, Outcome]]:
+    """Run each of ``todo`` as a Ray task; yield (config, outcome) as each finishes."""
+    if not todo:
+        return
+    ray = _import_ray()
+    ours = not ray.is_initialized()  # never shut down a Ray the caller started
+    if ours:
+        address = os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address)
+        else:
+            ray.init()
+    pending: dict = {}
+    try:
+        cluster = ray.cluster_resources()
+        cpus = int(cluster.get("CPU", 1))
+        # A task cannot ask for more CPUs than one node has, or it would never be scheduled.
+        node_cpus = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]),
+                        default=1)
+        threads = max(1, min(cpus // (jobs or cpus), node_cpus))
+        task = ray.remote(work)
+        for cfg in todo:
+            gpus = 1 if cluster.get("GPU", 0) > 0 and _wants_cuda(cfg.device) else 0
+            ref = task.options(num_cpus=threads, num_gpus=gpus).remote(cfg, spec, threads)
+            pending[ref] = cfg
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            cfg = pending.pop(ref)
+            try:
+                outcome = ray.get(ref)
+            except Exception as e:  # noqa: BLE001 - the task's worker died or was lost
+                outcome = Outcome.failure(e)
+            yield cfg, outcome
+    finally:
+        for ref in pending:  # interrupted: cancel what has not finished
+            ray.cancel(ref, force=True)
+        if ours:
+            ray.shutdown()
+
+
+def _wants_cuda(device: str) -> bool:
+    """Whether a run with ``device`` trains on a GPU when one is there (auto picks cuda)."""
+    return device == "auto" or device.startswith("cuda")

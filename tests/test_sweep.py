@@ -1,6 +1,8 @@
 import csv
 import io
 import re
+import sqlite3
+import sys
 
 import pytest
 
@@ -9,7 +11,7 @@ from fusion_bench.leaderboard import build_rows, render, table
 from fusion_bench.plugins import load_registry
 from fusion_bench.results import ResultsStore
 
-from .conftest import tiny_overrides
+from .conftest import TINY, tiny_overrides
 
 
 def configs(fusions=("concat", "lstm"), seeds=(0, 1)):
@@ -19,20 +21,20 @@ def configs(fusions=("concat", "lstm"), seeds=(0, 1)):
 def test_interrupted_sweep_resumes_with_only_the_missing_runs(tmp_path, monkeypatch):
     store, reg = ResultsStore(tmp_path), load_registry(entry_points=False)
     cfgs = configs()
-    real = sweep_mod.run_and_store
+    real = sweep_mod.run_record
     calls = []
 
-    def dies_on_third(cfg, reg, store):
+    def dies_on_third(cfg, reg):
         calls.append(cfg.hash())
         if len(calls) == 3:
             raise KeyboardInterrupt  # Ctrl-C / kill in the middle of run 3
-        return real(cfg, reg, store)
+        return real(cfg, reg)
 
-    monkeypatch.setattr(sweep_mod, "run_and_store", dies_on_third)
+    monkeypatch.setattr(sweep_mod, "run_record", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         sweep_mod.sweep(cfgs, reg, store, echo=lambda *_: None)
     assert len(store.records()) == 2  # the interrupted run left nothing
-    monkeypatch.setattr(sweep_mod, "run_and_store", real)
+    monkeypatch.setattr(sweep_mod, "run_record", real)
     res = sweep_mod.sweep(cfgs, reg, store, echo=lambda *_: None)
     assert (res.done, res.skipped, res.failed) == (2, 2, 0)
     assert sorted(r["config_hash"] for r in store.records()) == sorted(c.hash() for c in cfgs)
@@ -49,6 +51,94 @@ def test_failed_run_is_recorded_and_sweep_continues(tmp_path, monkeypatch):
     failed = next(r for r in store.records() if r["status"] == "failed")
     assert "no_such_option" in failed["error"]
     assert not store.has(cfgs[0].hash())  # a failed run is retried by the next sweep
+
+
+TINY_SETS = [a for a in TINY if a != "--quiet"]  # sweep has no --quiet (its runs are quiet)
+NO_ENTRY_POINTS = sweep_mod.RegistrySpec(entry_points=False)  # as load_registry(entry_points=False)
+
+
+def _count_writes(monkeypatch) -> list[str]:
+    """Hashes written by ResultsStore.write in this (the driver's) process; a worker process
+    writing the store would not show up here."""
+    written, real = [], ResultsStore.write
+
+    def write(self, record):
+        written.append(record["config_hash"])
+        return real(self, record)
+
+    monkeypatch.setattr(ResultsStore, "write", write)
+    return written
+
+
+def _test_ccc(store) -> dict[str, tuple[float, float, float]]:
+    return {r["config_hash"]: tuple(r["metrics"]["test"][k] for k in ("valence", "arousal", "mean"))
+            for r in store.records()}
+
+
+def test_cli_sweep_with_two_jobs_matches_a_sequential_sweep(tmp_path, cli_run, monkeypatch):
+    seq, par = ResultsStore(tmp_path / "seq"), ResultsStore(tmp_path / "par")
+    res = sweep_mod.sweep(configs(seeds=(0,)), load_registry(entry_points=False), seq,
+                          echo=lambda *_: None)
+    assert (res.done, res.failed) == (2, 0)
+    written = _count_writes(monkeypatch)
+    code, out, err = cli_run("sweep", "--fusion", "concat,lstm", "--seeds", "1", "--jobs", "2",
+                             "--out", par.root, *TINY_SETS)
+    assert code == 0, err
+    assert len(re.findall(r"^\[[12]/2\] (concat|lstm) seed 0: test mean CCC", out, re.M)) == 2
+    assert "2 run, 0 already stored, 0 failed" in out
+    got, want = _test_ccc(par), _test_ccc(seq)
+    assert got.keys() == want.keys() and sorted(written) == sorted(want)
+    for h in want:  # deterministic per seed, whichever process trained it
+        assert got[h] == pytest.approx(want[h], abs=1e-6)
+    code, out, _ = cli_run("sweep", "--fusion", "concat,lstm", "--seeds", "1", "--jobs", "2",
+                           "--out", par.root, *TINY_SETS)
+    assert code == 0 and "0 run, 2 already stored, 0 failed" in out
+
+
+def test_failed_run_in_a_process_sweep_is_recorded_and_the_others_succeed(tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path)
+    cfgs = configs(fusions=("concat",), seeds=(0, 1))
+    cfgs[0].fusion["no_such_option"] = 1
+    written = _count_writes(monkeypatch)
+    res = sweep_mod.sweep(cfgs, load_registry(entry_points=False), store, echo=lambda *_: None,
+                          jobs=2, spec=NO_ENTRY_POINTS)
+    assert (res.done, res.failed) == (1, 1)
+    by_hash = {r["config_hash"]: r for r in store.records()}
+    assert sorted(written) == sorted(by_hash) == sorted(c.hash() for c in cfgs)
+    failed, ok = by_hash[cfgs[0].hash()], by_hash[cfgs[1].hash()]
+    assert failed["status"] == "failed" and "no_such_option" in failed["error"]
+    assert "Traceback" in failed["traceback"]
+    assert ok["status"] == "ok" and store.has(cfgs[1].hash()) and not store.has(cfgs[0].hash())
+
+
+def test_ray_executor_stores_every_run_from_the_driver(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray", reason="the Ray executor needs pip install 'fusion-bench[ray]'")
+    store = ResultsStore(tmp_path)
+    cfgs = configs(seeds=(0,))
+    written = _count_writes(monkeypatch)
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        res = sweep_mod.sweep(cfgs, load_registry(entry_points=False), store, echo=lambda *_: None,
+                              executor="ray", spec=NO_ENTRY_POINTS)
+        assert ray.is_initialized()  # the sweep leaves a Ray it did not start running
+    finally:
+        ray.shutdown()
+    assert (res.done, res.failed) == (2, 0)
+    con = sqlite3.connect(store.db_path)
+    try:
+        indexed = sorted(h for (h,) in con.execute("SELECT config_hash FROM runs WHERE status='ok'"))
+    finally:
+        con.close()
+    assert indexed == sorted(written) == sorted(c.hash() for c in cfgs)
+    assert all(r["status"] == "ok" and r["environment"]["cpu_threads"] == 1 for r in store.records())
+
+
+def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, cli_run, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` raise ImportError
+    code, _, err = cli_run("sweep", "--fusion", "concat", "--seeds", "1", "--executor", "ray",
+                           "--out", tmp_path, *TINY_SETS)
+    assert code == 2 and 'pip install "fusion-bench[ray]"' in err
+    assert not ResultsStore(tmp_path).records()
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +172,22 @@ def test_tables_parse_back_to_the_stored_numbers(filled_store):
     for k in got:
         assert got[k] == pytest.approx(expected[k], abs=5e-4)
         assert [r for r in parsed[1:] if r[0] == k][0][1] == "3"
+    # cost, speed and robustness columns, from the same records ("–" where not measured)
+    import numpy as np
+
+    from fusion_bench.leaderboard import MISSING, human
+
+    by_label = {r.label: r for r in rows}
+    for line in parsed[1:]:
+        cells, recs = dict(zip(headers, line, strict=True)), by_label[line[0]].records
+        flops = [x["flops_per_window"]["inference"] for x in recs]
+        assert cells["FLOPs/window"] == human(float(np.median(flops)))
+        fps = np.median([x["throughput"]["eval_frames_per_s"] for x in recs])
+        assert cells["infer frames/s"] == f"{fps:,.0f} (cpu)"
+        areas = [x["robustness"]["area"]["all"] for x in recs if "robustness" in x]
+        assert cells["noise area"] == (f"{np.mean(areas):.3f} ± {np.std(areas, ddof=1):.3f}"
+                                       if areas else MISSING)
+        assert {cells[f"drop {m}"] for m in ("visual", "audio", "text")} == {MISSING} or areas
     # Markdown
     md = render(headers, body, caption, "md")
     md_rows = [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines()[2:] if line.startswith("|")]

@@ -1,0 +1,258 @@
+"""Leaderboard columns for robustness, FLOPs and inference speed, and the plots, on records
+fabricated in memory (the shape of a committed record, made-up numbers)."""
+
+import csv
+import io
+import sys
+
+import numpy as np
+import pytest
+
+from fusion_bench import plots
+from fusion_bench.errors import FusionBenchError
+from fusion_bench.leaderboard import MISSING, build_rows, human, modality_order, render, table
+from fusion_bench.results import ResultsStore
+
+MODS = ["visual", "audio", "text"]
+LEVELS = [0.0, 0.25, 0.5, 1.0, 2.0]
+
+
+def _ccc(mean: float) -> dict:
+    return {"valence": mean + 0.05, "arousal": mean - 0.05, "mean": mean}
+
+
+def _area(means: list[float]) -> float:
+    y = np.asarray(means)
+    return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(LEVELS)) / (LEVELS[-1] - LEVELS[0]))
+
+
+def record(fusion: str, seed: int, mean: float, mods=tuple(MODS), new: bool = True) -> dict:
+    """A run record; ``new=False`` gives the older format without robustness and FLOPs."""
+    mods = list(mods)
+    rec = {
+        "run_id": f"20260101T000000Z-{fusion}-{'+'.join(mods)}-s{seed}",
+        "status": "ok",
+        "created": f"2026-01-01T00:00:{seed:02d}Z",
+        "config": {"seed": seed, "device": "auto", "data": {"name": "synthetic", "seed": 0,
+                   "modalities": mods}, "model": {"fusion": fusion}, "train": {"epochs": 1}},
+        "config_hash": f"{fusion}{len(mods)}{mods[0]}{seed}",
+        "dataset": {"name": "synthetic", "version": "1"},
+        "environment": {"fusion_bench": "0.1.0", "commit": "abc", "device": "cpu",
+                        "device_name": "x86_64"},
+        "metrics": {"test": _ccc(mean), "val": _ccc(mean - 0.02)},
+        "params": {"total": 1000 * len(fusion)},
+        "throughput": {"train_frames_per_s": 1000.0 * (seed + 1),
+                       "eval_frames_per_s": 5000.0 * (seed + 1) / len(mods), "device": "cpu"},
+    }
+    if new:
+        curve = [_ccc(mean - 0.1 * lv) for lv in LEVELS]
+        noise = {m: curve for m in mods} | {"all": [_ccc(mean - 0.2 * lv) for lv in LEVELS]}
+        rec["robustness"] = {
+            "split": "test", "noise_levels": LEVELS,
+            "drop": {m: _ccc(mean - 0.1 * (i + 1)) for i, m in enumerate(mods)} if len(mods) > 1 else {},
+            "noise": noise,
+            "area": {m: _area([c["mean"] for c in v]) for m, v in noise.items()},
+        }
+        rec["flops_per_window"] = {"inference": 12_345_678 * len(mods), "train": 3 * 12_345_678}
+    return rec
+
+
+@pytest.fixture
+def records():
+    return ([record("rcma", s, 0.80 + 0.01 * s) for s in range(3)]
+            + [record("concat", s, 0.70 + 0.02 * s) for s in range(3)]
+            + [record("lstm", s, 0.75, new=False) for s in range(3)]
+            + [record("concat", s, 0.6, mods=["audio"]) for s in range(2)])
+
+
+def parsed(rows, sort="test_mean", fmt="csv") -> dict[str, dict[str, str]]:
+    """label → header → cell, read back from the rendered csv or markdown."""
+    headers, body, caption = table(rows, sort)
+    text = render(headers, body, caption, fmt)
+    if fmt == "csv":
+        lines = list(csv.reader(io.StringIO(text)))
+    else:
+        lines = [[c.strip() for c in ln.strip("|").split("|")] for ln in text.splitlines()
+                 if ln.startswith("|")]
+        del lines[1]  # the |---| rule
+    assert lines[0] == headers
+    return {r[0]: dict(zip(headers, r, strict=True)) for r in lines[1:]}
+
+
+def mean_pm(xs):
+    return f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1):.3f}"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "md"])
+def test_new_columns_hold_the_records_numbers(records, fmt):
+    rows = build_rows(records)["synthetic"]
+    got = parsed(rows, fmt=fmt)
+    rcma = [r for r in records if r["config"]["model"]["fusion"] == "rcma"]
+    for m in MODS:
+        assert got["rcma"][f"drop {m}"] == mean_pm([r["robustness"]["drop"][m]["mean"] for r in rcma])
+    assert got["rcma"]["noise area"] == mean_pm([r["robustness"]["area"]["all"] for r in rcma])
+    assert got["rcma"]["FLOPs/window"] == "37.0 M"  # 3 × 12,345,678
+    assert got["audio only"]["FLOPs/window"] == "12.3 M"
+    fps = np.median([r["throughput"]["eval_frames_per_s"] for r in rcma])
+    assert got["rcma"]["infer frames/s"] == f"{fps:,.0f} (cpu)"
+    assert got["rcma"]["train frames/s"] == "2,000 (cpu)"
+    # a single-modality run has nothing to drop; its noise area is that of its one input
+    assert [got["audio only"][f"drop {m}"] for m in MODS] == [MISSING] * 3
+    assert got["audio only"]["noise area"] != MISSING
+
+
+def test_old_records_show_a_dash_not_a_crash(records):
+    rows = build_rows(records)["synthetic"]
+    lstm = parsed(rows)["lstm"]
+    for col in ["drop visual", "drop audio", "drop text", "noise area", "FLOPs/window"]:
+        assert lstm[col] == MISSING
+    assert lstm["test mean"].startswith("0.750") and lstm["infer frames/s"].endswith("(cpu)")
+    # a row mixing formats says how many seeds the value comes from
+    mixed = build_rows(records[:2] + [record("rcma", 2, 0.9, new=False)])["synthetic"]
+    cell = parsed(mixed)["rcma"]["noise area"]
+    assert cell.endswith("(n=2)") and float(cell.split("±")[0]) == pytest.approx(
+        np.mean([r["robustness"]["area"]["all"] for r in records[:2]]), abs=5e-4)
+    # only old records: every new column is a dash and the caption says what a dash means
+    headers, body, caption = table(build_rows([record("lstm", 0, 0.7, new=False)])["synthetic"])
+    assert f"'{MISSING}': not in the records" in caption and "'drop m'" in caption
+    assert "--" in render(headers, body, caption, "latex")  # the dash, in LaTeX
+
+
+def test_modality_columns_are_the_union_in_a_stable_order(records):
+    rows = build_rows(records)["synthetic"]
+    assert modality_order(rows) == MODS
+    assert modality_order(rows[::-1]) == MODS
+    assert table(rows)[0][7:10] == [f"drop {m}" for m in MODS]
+    only = build_rows([record("concat", 0, 0.6, mods=["audio"])])["synthetic"]
+    assert [h for h in table(only)[0] if h.startswith("drop")] == ["drop audio"]
+
+
+def test_sort_by_new_columns(records):
+    rows = build_rows(records)["synthetic"]
+    order = list(parsed(rows, sort="noise_area"))
+    areas = {r.label: np.mean(r.values("noise_area")) for r in rows if r.values("noise_area")}
+    assert order == sorted(areas, key=lambda k: -areas[k]) + ["lstm"]  # missing values last
+    by_flops = list(parsed(rows, sort="flops"))
+    assert by_flops[0] == "audio only" and by_flops[-1] == "lstm"  # cheapest first, missing last
+    assert list(parsed(rows, sort="drop_text"))[0] == "rcma"
+    with pytest.raises(ValueError, match="noise_area.*got 'area'"):
+        table(rows, sort="area")
+
+
+def test_cli_sort_error_lists_valid_columns(records, tmp_path, cli_run):
+    store = ResultsStore(tmp_path)
+    for r in records:
+        store.write(r)
+    code, _, err = cli_run("leaderboard", "--results", tmp_path, "--sort", "nope")
+    assert code == 2 and "drop_visual" in err and "noise_area" in err and "infer_fps" in err
+    code, out, err = cli_run("leaderboard", "--results", tmp_path, "--sort", "noise_area")
+    assert code == 0, err
+    assert out.index("| rcma") < out.index("| concat") < out.index("| lstm")
+
+
+def test_human():
+    assert [human(x) for x in (950, 12_345, 12_345_678, 2.5e9, 3e12)] == [
+        "950", "12.3 k", "12.3 M", "2.5 G", "3.0 T"]
+
+
+@pytest.mark.parametrize("points, front", [
+    ([(1, 0.9), (2, 0.8), (3, 0.7)], [0, 1, 2]),  # a trade-off: all on the front
+    ([(1, 0.5), (2, 0.8), (3, 0.7), (0.5, 0.4)], [1, 2]),  # 0 and 3 slower and worse than 1
+    ([(2, 0.8), (2, 0.8), (1, 0.8)], [0, 1]),  # equal points both stay; 2 is equally good, slower
+    ([(1, 0.9), (1, 0.7)], [0]),  # same speed: the better one
+    ([], []),
+])
+def test_pareto_front(points, front):
+    assert plots.pareto_front(points) == front
+
+
+def _is_png(path):
+    data = path.read_bytes()
+    return data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
+
+
+def test_pareto_plot(records, tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = build_rows(records)["synthetic"]
+    res = plots.pareto(rows, tmp_path / "p.png")
+    assert _is_png(tmp_path / "p.png") and res.left_out == []
+    pts = res.series["pareto"]
+    assert len(pts) == len(rows) == 4
+    rcma = next(r for r in rows if r.label == "rcma")
+    assert pts["rcma"][1] == pytest.approx(np.mean(rcma.values("test_mean")))
+    assert pts["rcma"][0] == pytest.approx(np.median(rcma.values("infer_fps")))
+    # audio only: fastest (one modality); rcma: best CCC; the other two are dominated by rcma
+    assert res.front == ["rcma", "audio only"]
+    # the same rows give the same bytes
+    plots.pareto(rows, tmp_path / "q.png")
+    assert (tmp_path / "p.png").read_bytes() == (tmp_path / "q.png").read_bytes()
+
+
+def test_pareto_leaves_out_rows_without_throughput(records, tmp_path):
+    pytest.importorskip("matplotlib")
+    for r in records[:3]:
+        del r["throughput"]
+    res = plots.pareto(build_rows(records)["synthetic"], tmp_path / "p.png")
+    assert res.left_out == ["rcma"] and "rcma" not in res.series["pareto"]
+    for r in records:
+        r.pop("throughput", None)
+    res = plots.pareto(build_rows(records)["synthetic"], tmp_path / "none.png")
+    assert res.path is None and not (tmp_path / "none.png").exists()
+
+
+def test_noise_curves(records, tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = build_rows(records)["synthetic"]
+    res = plots.noise_curves(rows, tmp_path / "n.png")
+    assert _is_png(tmp_path / "n.png")
+    assert list(res.series) == [*MODS, "all"] and res.left_out == ["lstm"]
+    assert sorted(res.series["all"]) == ["audio only", "concat", "rcma"]
+    assert sorted(res.series["visual"]) == ["concat", "rcma"]
+    levels, mean, std = res.series["all"]["rcma"]
+    rcma = [r for r in records if r["config"]["model"]["fusion"] == "rcma"]
+    per_seed = [[p["mean"] for p in r["robustness"]["noise"]["all"]] for r in rcma]
+    assert levels == LEVELS and len(mean) == len(std) == len(LEVELS)
+    assert mean == pytest.approx(np.mean(per_seed, 0).tolist())
+    assert std == pytest.approx(np.std(per_seed, 0, ddof=1).tolist())
+
+
+def test_cli_plots(records, tmp_path, cli_run):
+    pytest.importorskip("matplotlib")
+    store = ResultsStore(tmp_path / "store")
+    for r in records:
+        store.write(r)
+    code, out, err = cli_run("leaderboard", "--results", store.root, "--out", tmp_path / "o",
+                             "--plots", tmp_path / "plots")
+    assert code == 0, err
+    assert _is_png(tmp_path / "plots" / "pareto_synthetic.png")
+    assert _is_png(tmp_path / "plots" / "noise_synthetic.png")
+    assert "left out (no robustness.noise): lstm" in out
+    old = ResultsStore(tmp_path / "old")  # no row has robustness: that plot is skipped
+    old.write(record("lstm", 0, 0.7, new=False))
+    code, out, err = cli_run("leaderboard", "--results", old.root, "--plots", tmp_path / "p2")
+    assert code == 0, err
+    assert "skipped noise_synthetic.png" in out and not (tmp_path / "p2" / "noise_synthetic.png").exists()
+    assert (tmp_path / "p2" / "pareto_synthetic.png").exists()
+
+
+def test_missing_matplotlib_is_a_clear_error(records, tmp_path, monkeypatch, cli_run):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
+    with pytest.raises(FusionBenchError, match=r'pip install "fusion-bench\[plots\]"'):
+        plots.pareto(build_rows(records)["synthetic"], tmp_path / "p.png")
+    store = ResultsStore(tmp_path / "store")
+    store.write(records[0])
+    code, _, err = cli_run("leaderboard", "--results", store.root, "--out", tmp_path / "o",
+                           "--plots", tmp_path / "p")
+    assert code == 2 and 'pip install "fusion-bench[plots]"' in err
+    assert not (tmp_path / "o").exists()  # failed before writing any table
+
+
+def test_a_seed_rerun_with_robustness_replaces_its_older_record():
+    old = [record("concat", s, 0.7, new=False) for s in range(3)]
+    new = record("concat", 1, 0.72)
+    new["created"], new["run_id"] = "2026-02-01T00:00:00Z", new["run_id"] + "-rerun"
+    new["config"]["robustness"] = {"enabled": True, "levels": LEVELS}
+    (rows,) = build_rows(old + [new]).values()
+    assert len(rows) == 1  # robustness settings do not split a configuration
+    assert [r["config"]["seed"] for r in rows[0].records] == [0, 1, 2]
+    assert rows[0].records[1] is new
