@@ -43,6 +43,17 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam, fused (one kernel for every parameter) on CPU and CUDA, where torch >= 2.4 has it:
+    the quick model has ~100 small parameter tensors, whose per-tensor update loop otherwise
+    costs ~6 ms per step on a 2-core CPU. Same update rule, rounding aside."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                fused=device.type in ("cpu", "cuda"))
+    except (RuntimeError, TypeError):  # a device or dtype without the fused kernel
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 @dataclass
 class FitResult:
     best_val: float
@@ -61,7 +72,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     On return the model holds the weights of its best validation epoch.
     """
     model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg, device)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr
     )

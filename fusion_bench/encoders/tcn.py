@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 
+from ..dropout import Dropout
+
 
 class _Block(nn.Module):
     """Two dilated (causal) convolutions with LeakyReLU and dropout, plus a residual."""
@@ -19,7 +21,7 @@ class _Block(nn.Module):
         self.conv1 = wn(nn.Conv1d(c_in, c_out, kernel, dilation=dilation))
         self.conv2 = wn(nn.Conv1d(c_out, c_out, kernel, dilation=dilation))
         self.act = nn.LeakyReLU()
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)  # nn.Dropout, with a cheaper mask on CPU
         self.down = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fusion_bench.dropout import add_dropout as _add_dropout
+from fusion_bench.dropout import dropout as _dropout
 from fusion_bench.fusions._masking import apply_mask, check_dims, check_feats
 
 _JOINTS = ("others", "all")
@@ -68,35 +70,6 @@ def _joint(xs: dict[str, Tensor], m: str, joint: str, cache: dict[str, Tensor]) 
             cache["all"] = torch.cat(list(xs.values()), dim=-1)
         return cache["all"]
     return torch.cat([x for n, x in xs.items() if n != m], dim=-1)
-
-
-def _keep_mask(like: Tensor, p: float) -> Tensor:
-    """A dropout mask shaped like ``like``: 0 with probability p, else 1/(1 − p).
-
-    Drawn as ``rand >= p``: on CPU, ``F.dropout``'s ``bernoulli_`` costs about four times as much
-    (12×512×640 scores on 2 cores: ~120 ms against ~30 ms), and RCMA drops ~13 M values per
-    window batch at the paper's shapes. Uniforms are drawn in float32 so that p is exact under
-    bf16 autocast.
-    """
-    keep = torch.rand(like.shape, device=like.device).ge_(p).mul_(1.0 / (1.0 - p))
-    return keep.to(like.dtype)
-
-
-def _dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """``F.dropout(x, p, training)``; on CPU with the cheaper mask of :func:`_keep_mask`. On GPU
-    ``F.dropout`` is one fused kernel (and ``torch.compile`` generates its own), so it stays."""
-    if not training or p == 0.0:
-        return x
-    if x.device.type == "cpu":
-        return x * _keep_mask(x, p)
-    return F.dropout(x, p, True)
-
-
-def _add_dropout(x: Tensor, update: Tensor, p: float, training: bool) -> Tensor:
-    """``x + dropout(update)``; on CPU one ``addcmul`` pass instead of a multiply and an add."""
-    if training and p > 0.0 and update.device.type == "cpu":
-        return torch.addcmul(x, update, _keep_mask(update, p))
-    return x + _dropout(update, p, training)
 
 
 class _CodeStep(nn.Module):

@@ -1,0 +1,36 @@
+"""The CPU dropout: same distribution as F.dropout, a drop-in nn.Dropout."""
+
+import torch
+from torch import nn
+
+from fusion_bench.dropout import Dropout, add_dropout, dropout
+from fusion_bench.encoders.tcn import TCN
+
+
+def test_drops_p_and_rescales_the_rest():
+    x = torch.ones(200, 100, 50)
+    kept = dropout(x, 0.6, True)
+    assert set(kept.unique().tolist()) == {0.0, 2.5}
+    assert abs((kept == 0).float().mean().item() - 0.6) < 0.005
+    assert dropout(x, 0.6, False) is x and dropout(x, 0.0, True) is x
+
+
+def test_add_dropout_is_x_plus_a_dropped_update():
+    torch.manual_seed(0)
+    x, u = torch.randn(100, 1000), torch.ones(100, 1000)
+    d = add_dropout(x, u, 0.25, True) - x
+    assert torch.allclose(d[d.abs() > 1e-3], torch.tensor(1 / 0.75))
+    assert abs((d.abs() < 1e-3).float().mean().item() - 0.25) < 0.01
+    assert torch.equal(add_dropout(x, u, 0.25, False), x + u)
+
+
+def test_module_is_a_drop_in_nn_dropout():
+    d = Dropout(0.3)
+    assert isinstance(d, nn.Dropout) and d.p == 0.3 and repr(d) == repr(nn.Dropout(0.3))
+    x = torch.randn(4, 5)
+    assert torch.equal(d.eval()(x), x)
+    tcn = TCN(7, channels=8, levels=2, dropout=0.2)
+    assert all(m.p == 0.2 for m in tcn.modules() if isinstance(m, nn.Dropout))
+    x = torch.randn(2, 20, 7)
+    assert not torch.equal(tcn.train()(x), tcn(x))  # dropout is live in training
+    assert torch.equal(tcn.eval()(x), tcn(x))
