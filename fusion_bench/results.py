@@ -149,6 +149,12 @@ class ResultsStore:
         return [json.loads((self.root / p).read_text()) for p in paths]
 
 
+def model_name(cfg) -> str:
+    """The fusion, or ``only-<modality>`` for a single-modality run (which uses no fusion)."""
+    mods = cfg.data.modalities
+    return cfg.model.fusion if len(mods) > 1 else f"only-{'+'.join(mods)}"
+
+
 def make_record(cfg, result: dict, plugins: dict) -> dict:
     """The full record of a finished run: config, result, plugins and environment."""
     created = now_utc()
@@ -156,7 +162,7 @@ def make_record(cfg, result: dict, plugins: dict) -> dict:
     stamp = created.replace(":", "").replace("-", "")
     return {
         "schema_version": SCHEMA_VERSION,
-        "run_id": f"{stamp}-{cfg.model.fusion}-s{cfg.seed}-{h[:8]}",
+        "run_id": f"{stamp}-{model_name(cfg)}-s{cfg.seed}-{h[:8]}",
         "status": "ok",
         "created": created,
         "config": cfg.to_dict(),
