@@ -11,6 +11,7 @@ A record is written only when a run finished; a failed or interrupted run leaves
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -47,8 +48,13 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> dict:
-    """The commit of the fusion-bench checkout, if it is one (``None`` for an installed wheel)."""
+    """The commit of the fusion-bench checkout, if it is one (``None`` for an installed wheel).
+
+    Read once per process, when this module is imported (see the end of the module): the code a
+    process runs is the code it imported, so a commit made while a long sweep runs must not be
+    written into that sweep's records."""
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return {"commit": None, "dirty": None}
@@ -171,3 +177,6 @@ def make_record(cfg, result: dict, plugins: dict) -> dict:
         "environment": environment(result["device"]),
         **{k: v for k, v in result.items() if k != "device"},
     }
+
+
+git_commit()  # pin the commit of the code this process imported
