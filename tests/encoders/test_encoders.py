@@ -1,0 +1,46 @@
+"""Temporal encoders: shapes, causality and the TCN's receptive field."""
+
+import pytest
+import torch
+
+from fusion_bench.encoders.identity import Identity
+from fusion_bench.encoders.lstm import LSTMEncoder
+from fusion_bench.encoders.tcn import TCN
+
+
+def reach(enc, length=80, t=60):
+    """Input frames whose change moves output frame t (eval mode: no dropout)."""
+    enc.eval()
+    x = torch.randn(1, length, 3, requires_grad=True)
+    enc(x)[0, t].sum().backward()
+    return set(torch.nonzero(x.grad[0].abs().sum(-1) > 0).flatten().tolist())
+
+
+@pytest.mark.parametrize("levels,kernel", [(1, 3), (3, 5), (4, 5)])
+def test_causal_tcn_sees_exactly_its_receptive_field_into_the_past(levels, kernel):
+    torch.manual_seed(0)
+    tcn = TCN(3, channels=4, levels=levels, kernel=kernel, causal=True)
+    rf = 1 + 2 * (kernel - 1) * (2**levels - 1)  # the docstring's formula
+    t = rf + 5  # far enough from the start that the left padding is not reached
+    seen = reach(tcn, length=t + 10, t=t)
+    assert max(seen) == t  # nothing from the future
+    assert min(seen) == t - (rf - 1)  # and the whole receptive field of the past
+
+
+def test_non_causal_tcn_also_sees_the_future():
+    torch.manual_seed(0)
+    seen = reach(TCN(3, channels=4, levels=2, kernel=3, causal=False), t=40)
+    assert max(seen) > 40 and min(seen) < 40
+
+
+def test_unidirectional_lstm_is_causal_and_bidirectional_is_not():
+    torch.manual_seed(0)
+    assert max(reach(LSTMEncoder(3, channels=5), t=30)) == 30
+    bi = LSTMEncoder(3, channels=5, bidirectional=True)
+    assert bi.out_dim == 10 and max(reach(bi, t=30)) == 79
+
+
+@pytest.mark.parametrize("enc", [TCN(7, channels=6, levels=2), LSTMEncoder(7, channels=6), Identity(7)])
+def test_shapes_and_out_dim(enc):
+    out = enc.eval()(torch.randn(2, 33, 7))
+    assert out.shape == (2, 33, enc.out_dim)
