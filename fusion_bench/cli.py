@@ -518,11 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return 130
-    except KeyboardInterrupt:
-        click.echo("Interrupted; nothing was written for the unfinished run.", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo("Interrupted: finished runs are stored, nothing was written for unfinished "
+                   "ones; run the same command again to complete a sweep.", err=True)
         return 130
     finally:
         cli.commands.clear()  # plugin verbs belong to this invocation only
