@@ -485,12 +485,14 @@ def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir):
                                + (f" for dataset {dataset!r}" if dataset else "")
                                + "; run `fusion-bench run` or `fusion-bench sweep` first")
     ext = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}[fmt]
-    for ds, rows in per_ds.items():
+    tables = {}
+    for ds, rows in per_ds.items():  # every table first: a bad --sort writes nothing at all
         try:  # the valid --sort keys depend on the dataset's modalities
-            parts = table(rows, sort)
+            tables[ds] = table(rows, sort)
         except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="'--sort'") from e
-        text = render(*parts, fmt)
+            raise click.BadParameter(f"dataset {ds!r}: {e}", param_hint="'--sort'") from e
+    for ds, rows in per_ds.items():
+        text = render(*tables[ds], fmt)
         if out:
             path = Path(out) / f"leaderboard_{ds}.{ext}"
             atomic_write_text(path, text)

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import inspect
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,11 +88,26 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        """Identity of a run: everything but where it runs (``device``)."""
+        """Identity of a run: everything but where it runs (``device``), and the robustness
+        settings only when robustness is evaluated (so a plain run hashes as it did before
+        robustness existed)."""
         d = self.to_dict()
         d.pop("device")
-        blob = json.dumps(d, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        if not self.robustness.enabled:
+            d.pop("robustness")
+        return _digest(d)
+
+    def model_hash(self) -> str:
+        """Identity of the trained model: :meth:`hash` without the test-time robustness
+        settings. A stored run with robustness also stands for the same run without it."""
+        d = self.to_dict()
+        d.pop("device")
+        d.pop("robustness")
+        return _digest(d)
+
+
+def _digest(d: dict) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # Presets: dicts of overrides. ``quick`` is the default, sized for a laptop CPU; ``paper`` is the
@@ -327,7 +343,7 @@ def validate(cfg: RunConfig) -> None:
     if len(set(d.modalities)) != len(d.modalities):
         raise ConfigError(f"data.modalities lists a modality twice: {','.join(d.modalities)}")
     lv = cfg.robustness.levels
-    if len(lv) < 2 or any(x < 0 for x in lv) or list(lv) != sorted(set(lv)):
+    if len(lv) < 2 or not all(math.isfinite(x) and x >= 0 for x in lv) or list(lv) != sorted(set(lv)):
         raise ConfigError(
             f"robustness.levels must be at least two distinct non-negative noise levels in "
             f"increasing order, e.g. 0,0.5,1,2; got {','.join(map(str, lv))}"

@@ -16,8 +16,11 @@ from torch import Tensor, nn
 
 
 def keep_mask(like: Tensor, p: float) -> Tensor:
-    """A dropout mask shaped like ``like``: 0 with probability p, else 1/(1 − p). Uniforms are
-    drawn in float32 so that p is exact under bf16 autocast."""
+    """A dropout mask shaped like ``like``: 0 with probability p, else 1/(1 − p) (all zeros at
+    p = 1, as ``F.dropout``). Uniforms are drawn in float32 so that p is exact under bf16
+    autocast."""
+    if p >= 1.0:
+        return torch.zeros_like(like)
     keep = torch.rand(like.shape, device=like.device).ge_(p).mul_(1.0 / (1.0 - p))
     return keep.to(like.dtype)
 
@@ -42,4 +45,6 @@ class Dropout(nn.Dropout):
     """``nn.Dropout`` (same ``p``, same repr, same state dict) computed by :func:`dropout`."""
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.inplace:  # the cheaper mask cannot work in place; keep nn.Dropout's contract
+            return F.dropout(x, self.p, self.training, inplace=True)
         return dropout(x, self.p, self.training)

@@ -71,14 +71,35 @@ def feature_scale(videos: list[Video], modalities) -> dict[str, torch.Tensor]:
     return {m: s for m, s in out.items() if s is not None}
 
 
-def perturbations(windows: Windows, scale: dict[str, torch.Tensor], levels, seed: int
-                  ) -> Iterator[tuple[str, Windows]]:
-    """The perturbed copies of ``windows``: ``("drop", m)`` with modality m masked everywhere
-    (only when there are several modalities), then ``("noise", m or "all", level)`` with
-    ``level * scale[m] * eps`` added to the present frames, for every level > 0.
+def frame_noise(windows: Windows, videos: list[Video], dims: dict[str, int], seed: int
+                ) -> dict[str, torch.Tensor]:
+    """Standard-normal noise per modality, ``(N, L, d_m)`` like ``windows.feats``, drawn once per
+    *frame* of ``videos`` and cut into the windows: a frame that two overlapping windows share
+    gets the same noise in both, as it would in a noisy recording (noise drawn per window would
+    partly average away in the overlap-averaged prediction, and depend on the hop)."""
+    gen = torch.Generator().manual_seed(seed)
+    length = windows.labels.shape[1]
+    offsets = np.cumsum([0] + [v.n_frames for v in videos])
+    # frame index of every window position into the concatenated videos (past a video's end it
+    # points into the next video, or into the zero padding: those positions are masked anyway)
+    idx = (torch.from_numpy(offsets[:-1])[windows.video] + windows.start)[:, None] + torch.arange(length)
+    out = {}
+    for m, d in dims.items():
+        per_frame = torch.cat([torch.randn(int(offsets[-1]), d, generator=gen), torch.zeros(length, d)])
+        out[m] = per_frame[idx]
+    return out
 
-    One standard-normal ``eps`` per modality, drawn once from ``seed`` and reused at every level
-    (common random numbers), so the CCC-vs-level curve is smooth rather than re-drawn each time.
+
+def perturbations(windows: Windows, videos: list[Video], scale: dict[str, torch.Tensor], levels,
+                  seed: int) -> Iterator[tuple[tuple, Windows]]:
+    """The perturbed copies of ``windows`` (cut from ``videos``): ``("drop", m)`` with modality
+    m masked everywhere (only when there are several modalities), then ``("noise", m, level)``
+    and ``("noise", "all", level)`` with ``level * scale[m] * eps`` added to the present frames,
+    for every level > 0 (a modality without a scale, i.e. never present in the train split, is
+    not noised).
+
+    ``eps`` (:func:`frame_noise`) is drawn once from ``seed`` and reused at every level (common
+    random numbers), so the CCC-vs-level curve is smooth rather than re-drawn each time.
     """
     mods = list(windows.feats)
     if len(mods) > 1:
@@ -86,16 +107,16 @@ def perturbations(windows: Windows, scale: dict[str, torch.Tensor], levels, seed
             masks = {**windows.masks, m: torch.zeros_like(windows.masks[m])}
             feats = {**windows.feats, m: torch.zeros_like(windows.feats[m])}
             yield ("drop", m), replace(windows, feats=feats, masks=masks)
-    gen = torch.Generator().manual_seed(seed)
-    eps = {m: torch.randn(windows.feats[m].shape, generator=gen)
-           * windows.masks[m].unsqueeze(-1) * scale[m] for m in mods if m in scale}
+    noised = [m for m in mods if m in scale]
+    eps = frame_noise(windows, videos, {m: windows.feats[m].shape[-1] for m in noised}, seed)
+    eps = {m: e * windows.masks[m].unsqueeze(-1) * scale[m] for m, e in eps.items()}
     for level in levels:
         if level == 0:
             continue  # the clean prediction
         noisy = {m: windows.feats[m] + level * e for m, e in eps.items()}
         for m in eps:
             yield ("noise", m, level), replace(windows, feats={**windows.feats, m: noisy[m]})
-        if len(eps) > 1:
+        if len(mods) > 1 and eps:
             yield ("noise", "all", level), replace(windows, feats={**windows.feats, **noisy})
 
 
@@ -112,7 +133,7 @@ def robustness_summary(levels, clean: dict[str, float], scores: dict[tuple, dict
     drop = {k[1]: v for k, v in scores.items() if k[0] == "drop"}
     noised = list(dict.fromkeys(k[1] for k in scores if k[0] == "noise"))
     noise = {m: [clean if lv == 0 else scores[("noise", m, lv)] for lv in levels] for m in noised}
-    if len(noise) == 1:  # one modality: noising it is noising them all
+    if "all" not in noise and len(noise) == 1:  # a one-modality run: that modality is all
         noise["all"] = next(iter(noise.values()))
     return {
         "split": "test",

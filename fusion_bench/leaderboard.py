@@ -34,7 +34,7 @@ _MEDIAN = {"params", "flops", "train_fps", "infer_fps"}  # summarised by the med
 _LOWER_IS_BETTER = {"params", "flops"}  # --sort puts the cheapest first
 
 
-def _get(obj, *path):
+def lookup(obj, *path):
     """obj[path[0]][path[1]]…, or None where a key is absent (older record formats)."""
     for k in path:
         if not isinstance(obj, dict) or k not in obj:
@@ -47,17 +47,17 @@ def value(rec: dict, column: str) -> float | None:
     """One record's number for a sort key (see :func:`sort_columns`); None when not recorded."""
     if column in METRIC_COLUMNS:
         split, _, target = column.partition("_")
-        v = _get(rec, "metrics", split, target)
+        v = lookup(rec, "metrics", split, target)
     elif column.startswith("drop_"):
-        v = _get(rec, "robustness", "drop", column[len("drop_"):], "mean")
+        v = lookup(rec, "robustness", "drop", column[len("drop_"):], "mean")
     else:
-        v = _get(rec, *_PATHS[column])
+        v = lookup(rec, *_PATHS[column])
     return None if v is None else float(v)
 
 
 def device(rec: dict) -> str:
     """The device a record's throughput was measured on."""
-    return _get(rec, "throughput", "device") or _get(rec, "environment", "device") or "?"
+    return lookup(rec, "throughput", "device") or lookup(rec, "environment", "device") or "?"
 
 
 @dataclass
@@ -116,10 +116,11 @@ def build_rows(records: list[dict], dataset: str | None = None) -> dict[str, lis
         groups.setdefault(key, Row(_label(rec), ds)).records.append(rec)
     out: dict[str, list[Row]] = {}
     for (ds, _key), row in sorted(groups.items()):
-        # One record per seed: the newest (a rerun of a seed, e.g. to add --robustness,
-        # replaces the older record of the same trained configuration).
+        # One record per seed: the newest with robustness results if any has them, else the
+        # newest (a rerun of a seed with --robustness replaces the older record of the same
+        # trained configuration, and a later plain rerun does not hide its robustness columns).
         newest: dict[int, dict] = {}
-        for r in sorted(row.records, key=lambda r: (r["created"], r["run_id"])):
+        for r in sorted(row.records, key=lambda r: ("robustness" in r, r["created"], r["run_id"])):
             newest[r["config"]["seed"]] = r
         row.records = [newest[s] for s in sorted(newest)]
         out.setdefault(ds, []).append(row)
@@ -195,7 +196,7 @@ def _speed_cell(row: Row, column: str) -> str:
 
 def _levels(rows: list[Row]) -> str | None:
     """Noise levels of the newest record that has them (for the caption)."""
-    recs = [r for row in rows for r in row.records if _get(r, "robustness", "noise_levels")]
+    recs = [r for row in rows for r in row.records if lookup(r, "robustness", "noise_levels")]
     if not recs:
         return None
     newest = max(recs, key=lambda r: (r["created"], r["run_id"]))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FusionBenchError
-from .leaderboard import Row, _get, device, mean_std, modality_order
+from .leaderboard import Row, device, lookup, mean_std, modality_order
 from .results import atomic_write_bytes
 
 DPI = 120
@@ -64,7 +64,7 @@ def _colors(rows: list[Row]) -> dict[str, str]:
 
 
 def _device_label(recs: list[dict]) -> str:
-    names = {f"{device(r)}: {n}" if (n := _get(r, "environment", "device_name")) else device(r)
+    names = {f"{device(r)}: {n}" if (n := lookup(r, "environment", "device_name")) else device(r)
              for r in recs}
     return ", ".join(sorted(names))
 
@@ -90,7 +90,7 @@ def pareto(rows: list[Row], path: str | Path) -> Plot:
             continue
         m, s = mean_std(r.values("test_mean"))
         pts[r.label] = (float(np.median(fps)), m, s if s == s else 0.0)
-        used += [x for x in r.records if _get(x, "throughput", "eval_frames_per_s") is not None]
+        used += [x for x in r.records if lookup(x, "throughput", "eval_frames_per_s") is not None]
     if not pts:
         return Plot(None, left_out=left_out)
     labels = list(pts)
@@ -120,7 +120,7 @@ def pareto(rows: list[Row], path: str | Path) -> Plot:
 
 def _curve(recs: list[dict], mod: str) -> tuple[list[float], list[float], list[float]] | None:
     """(levels, mean, std) over the records of the test mean CCC with noise on ``mod``."""
-    have = [r for r in recs if _get(r, "robustness", "noise", mod)]
+    have = [r for r in recs if lookup(r, "robustness", "noise", mod)]
     if not have:
         return None
     levels = have[0]["robustness"]["noise_levels"]
@@ -139,7 +139,7 @@ def noise_curves(rows: list[Row], path: str | Path) -> Plot:
     series: dict[str, dict[str, tuple]] = {}
     left_out = []
     for r in rows:
-        mods = list(dict.fromkeys(m for x in r.records for m in _get(x, "robustness", "noise") or {}))
+        mods = list(dict.fromkeys(m for x in r.records for m in lookup(x, "robustness", "noise") or {}))
         curves = {m: c for m in mods if (c := _curve(r.records, m))}
         if not curves:
             left_out.append(r.label)

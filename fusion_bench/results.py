@@ -3,7 +3,8 @@
 Layout under the store's root (default ``results/``)::
 
     runs/<run_id>.json       the record, written atomically (temp file + os.replace)
-    fusion_bench.sqlite      index: run_id, config_hash, dataset, fusion, seed, metrics, path
+    fusion_bench.sqlite      index: run_id, config_hash, model_hash, dataset, fusion, seed,
+                             metrics, path
 
 A record is written only when a run finished; a failed or interrupted run leaves nothing behind.
 """
@@ -94,7 +95,7 @@ def now_utc() -> str:
 _COLUMNS = """
     run_id TEXT PRIMARY KEY, config_hash TEXT NOT NULL, created TEXT NOT NULL, dataset TEXT,
     fusion TEXT, seed INTEGER, status TEXT, val_mean REAL, test_valence REAL, test_arousal REAL,
-    test_mean REAL, path TEXT NOT NULL
+    test_mean REAL, path TEXT NOT NULL, model_hash TEXT
 """
 
 
@@ -109,6 +110,8 @@ class ResultsStore:
         self.root.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.db_path, timeout=30)
         con.execute(f"CREATE TABLE IF NOT EXISTS runs ({_COLUMNS})")
+        if "model_hash" not in {row[1] for row in con.execute("PRAGMA table_info(runs)")}:
+            con.execute("ALTER TABLE runs ADD COLUMN model_hash TEXT")  # a store made before it
         con.execute("CREATE INDEX IF NOT EXISTS runs_hash ON runs(config_hash)")
         return con
 
@@ -121,22 +124,27 @@ class ResultsStore:
         cfg = record["config"]
         with self._connect() as con:
             con.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO runs (run_id, config_hash, created, dataset, fusion, seed, "
+                "status, val_mean, test_valence, test_arousal, test_mean, path, model_hash) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (record["run_id"], record["config_hash"], record["created"], cfg["data"]["name"],
                  cfg["model"]["fusion"], cfg["seed"], record.get("status", "ok"), val.get("mean"),
                  test.get("valence"), test.get("arousal"), test.get("mean"),
-                 str(path.relative_to(self.root))),
+                 str(path.relative_to(self.root)), record.get("model_hash")),
             )
         con.close()
         return path
 
-    def has(self, config_hash: str) -> bool:
+    def has(self, config_hash: str, model_hash: str | None = None) -> bool:
+        """Whether a successful run of ``config_hash`` is stored; with ``model_hash``, a run of
+        the same trained model with more test-time evaluation (robustness) also counts."""
         if not self.db_path.exists():
             return False
         con = self._connect()
         try:
-            row = con.execute("SELECT 1 FROM runs WHERE config_hash=? AND status='ok' LIMIT 1",
-                              (config_hash,)).fetchone()
+            row = con.execute("SELECT 1 FROM runs WHERE status='ok' AND (config_hash=? OR "
+                              "(? IS NOT NULL AND model_hash=?)) LIMIT 1",
+                              (config_hash, model_hash, model_hash)).fetchone()
         finally:
             con.close()
         return row is not None
@@ -173,6 +181,7 @@ def make_record(cfg, result: dict, plugins: dict) -> dict:
         "created": created,
         "config": cfg.to_dict(),
         "config_hash": h,
+        "model_hash": cfg.model_hash(),
         "plugins": plugins,
         "environment": environment(result["device"]),
         **{k: v for k, v in result.items() if k != "device"},

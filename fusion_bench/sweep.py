@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .config import RunConfig, build_config
-from .errors import ConfigError
+from .errors import ConfigError, FusionBenchError
 from .results import ResultsStore, make_record
 
 EXECUTORS = ("local", "ray")
@@ -156,7 +156,8 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
 
     def missing() -> Iterator[RunConfig]:
         for cfg in configs:
-            if store.has(cfg.hash()):
+            # a plain run is also satisfied by a stored run of the same model with robustness
+            if store.has(cfg.hash(), None if cfg.robustness.enabled else cfg.model_hash()):
                 res.skipped += 1
                 echo(f"{tag(cfg)}: already stored, skipped")
             else:
@@ -210,6 +211,7 @@ def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | Non
     """Run ``todo`` in ``jobs`` spawned processes; yield (config, outcome) as each finishes."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     if not todo:
         return
@@ -225,7 +227,15 @@ def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | Non
         for fut in as_completed(futures):
             try:
                 outcome = fut.result()
-            except Exception as e:  # noqa: BLE001 - a worker died (e.g. killed for memory)
+            except BrokenProcessPool:
+                # A worker died (killed for memory, a crash in native code): the pool is broken
+                # and every unfinished run fails with it, so record none of them as failed runs.
+                left = sum(not f.done() or f.exception() is not None for f in futures)
+                raise FusionBenchError(
+                    f"a sweep worker process died (out of memory?); {left} run(s) did not finish "
+                    "and nothing was stored for them; run the sweep again to complete it, with "
+                    "fewer --jobs if memory is short") from None
+            except Exception as e:  # noqa: BLE001 - e.g. the record does not unpickle
                 outcome = Outcome.failure(e)
             yield futures[fut], outcome
         finished = True

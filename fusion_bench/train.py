@@ -10,6 +10,7 @@ import copy
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import click
@@ -167,14 +168,26 @@ def load_dataset(registry, cfg: RunConfig):
     return ds, splits
 
 
-def window_flops(model: torch.nn.Module, windows: Windows) -> dict[str, int]:
+def window_flops(model: torch.nn.Module, windows: Windows) -> dict[str, int] | None:
     """FLOPs of one window through the whole model, inference and training (forward+backward),
-    counted on a meta-device copy (nothing is computed; see throughput.count_flops)."""
+    counted on a meta-device copy (nothing is computed; see throughput.count_flops). None, with
+    a warning, for a model that cannot run on the meta device (e.g. a plugin calling .item())."""
     from .throughput import count_flops
 
     f, k, _, _ = windows.batch(torch.arange(1), "cpu")
-    c = count_flops(model, f, k)
+    try:
+        c = count_flops(model, f, k)
+    except Exception as e:  # noqa: BLE001 - a count we cannot make must not cost the run
+        warnings.warn(f"FLOPs not counted ({type(e).__name__}: {e}); the record says None",
+                      stacklevel=2)
+        return None
     return {"inference": c["inference"], "train": c["train"]}
+
+
+def _add_flops(total: dict[str, int] | None, more: dict[str, int] | None) -> dict[str, int] | None:
+    if total is None or more is None:
+        return None
+    return {k: total[k] + more[k] for k in total}
 
 
 def run(cfg: RunConfig, registry, on_progress=None) -> dict:
@@ -193,6 +206,7 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
     groups = [(i,) for i in range(len(TARGETS))] if cfg.model.per_target else [tuple(range(len(TARGETS)))]
     preds = {s: [np.zeros((v.n_frames, len(TARGETS))) for v in splits[s]] for s in ("val", "test")}
     fits, params, options = [], {}, {}
+    flops: dict[str, int] | None = {"inference": 0, "train": 0}
     t_eval = t_rob = 0.0
     rob = cfg.robustness
     scale = feature_scale(splits["train"], mods) if rob.enabled else {}
@@ -201,8 +215,7 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
         seed_everything(cfg.seed)
         model, options = build_model(registry, cfg, ds.dims, n_targets=len(cols))
         params = count_parameters(model)
-        if not fits:
-            flops = window_flops(model, wins["test"])
+        flops = _add_flops(flops, window_flops(model, wins["test"]))  # per-target: both models
         label = f"{cfg.model.fusion} " + "+".join(TARGETS[c] for c in cols)
         res = fit(model, wins["train"], wins["val"], splits["val"], cols, cfg.train, device,
                   cfg.seed, label=label)
@@ -214,7 +227,7 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
         t_eval += time.perf_counter() - t0
         t0 = time.perf_counter()
         if rob.enabled:
-            for key, w in perturbations(wins["test"], scale, rob.levels, cfg.seed):
+            for key, w in perturbations(wins["test"], splits["test"], scale, rob.levels, cfg.seed):
                 out = predict(model, w, splits["test"], device)
                 for p, o in zip(rob_preds.setdefault(key, [np.zeros_like(x) for x in preds["test"]]),
                                 out, strict=True):
@@ -225,7 +238,8 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
     if rob.enabled:
         extra["robustness"] = robustness_summary(
             rob.levels, metrics["test"], {k: score(p, splits["test"]) for k, p in rob_preds.items()})
-    eval_frames = sum(v.n_frames for s in ("val", "test") for v in splits[s]) * len(groups)
+    # frames predicted (all targets, by every model of the run) per second of prediction
+    eval_frames = sum(v.n_frames for s in ("val", "test") for v in splits[s])
     return {
         "metrics": metrics,
         "params": {**params, "models": len(groups)},

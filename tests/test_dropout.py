@@ -34,3 +34,11 @@ def test_module_is_a_drop_in_nn_dropout():
     x = torch.randn(2, 20, 7)
     assert not torch.equal(tcn.train()(x), tcn(x))  # dropout is live in training
     assert torch.equal(tcn.eval()(x), tcn(x))
+
+
+def test_p_one_drops_everything_and_inplace_keeps_its_contract():
+    x = torch.randn(3, 4)
+    assert not dropout(x, 1.0, True).any()
+    y = x.clone()
+    out = Dropout(0.5, inplace=True).train()(y)
+    assert out.data_ptr() == y.data_ptr()  # modified in place, like nn.Dropout(inplace=True)

@@ -256,3 +256,11 @@ def test_a_seed_rerun_with_robustness_replaces_its_older_record():
     assert len(rows) == 1  # robustness settings do not split a configuration
     assert [r["config"]["seed"] for r in rows[0].records] == [0, 1, 2]
     assert rows[0].records[1] is new
+
+
+def test_a_later_plain_rerun_does_not_hide_robustness_results():
+    robust = [record("concat", s, 0.7) for s in range(3)]
+    plain = record("concat", 0, 0.7, new=False)
+    plain["created"], plain["run_id"] = "2026-03-01T00:00:00Z", plain["run_id"] + "-plain"
+    (rows,) = build_rows(robust + [plain]).values()
+    assert all("robustness" in r for r in rows[0].records)

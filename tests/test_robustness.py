@@ -27,7 +27,7 @@ def tiny_windows(mods=("visual", "audio")):
 def test_drop_masks_one_modality_and_noise_scales_with_level():
     splits, w = tiny_windows()
     scale = feature_scale(splits["train"], ["visual", "audio"])
-    out = dict(perturbations(w, scale, (0.0, 1.0, 2.0), seed=0))
+    out = dict(perturbations(w, splits["test"], scale, (0.0, 1.0, 2.0), seed=0))
     assert set(out) == {("drop", "visual"), ("drop", "audio"), ("noise", "visual", 1.0),
                         ("noise", "audio", 1.0), ("noise", "all", 1.0), ("noise", "visual", 2.0),
                         ("noise", "audio", 2.0), ("noise", "all", 2.0)}
@@ -47,9 +47,29 @@ def test_drop_masks_one_modality_and_noise_scales_with_level():
     torch.testing.assert_close(both.feats["visual"], out[("noise", "visual", 1.0)].feats["visual"])
 
 
+def test_a_frame_gets_the_same_noise_in_every_window_that_holds_it():
+    splits, w = tiny_windows()  # window 32, hop 16: every inner frame is in two windows
+    scale = feature_scale(splits["train"], ["visual", "audio"])
+    noisy = dict(perturbations(w, splits["test"], scale, (0.0, 1.0), seed=0))[("noise", "audio", 1.0)]
+    e = noisy.feats["audio"] - w.feats["audio"]
+    seen: dict[tuple[int, int], torch.Tensor] = {}
+    shared = 0
+    for i in range(len(w)):
+        for t in range(w.labels.shape[1]):
+            if not w.masks["audio"][i, t]:
+                continue
+            key = (int(w.video[i]), int(w.start[i]) + t)
+            if key in seen:
+                torch.testing.assert_close(e[i, t], seen[key])
+                shared += 1
+            seen[key] = e[i, t]
+    assert shared > 100  # the check ran over many shared frames
+
+
 def test_single_modality_has_no_drop_and_no_separate_all():
     splits, w = tiny_windows(("visual",))
-    keys = [k for k, _ in perturbations(w, feature_scale(splits["train"], ["visual"]), (0, 1), 0)]
+    keys = [k for k, _ in perturbations(w, splits["test"], feature_scale(splits["train"], ["visual"]),
+                                       (0, 1), 0)]
     assert keys == [("noise", "visual", 1)]
 
 
@@ -98,8 +118,23 @@ def test_run_reports_what_the_model_depends_on():
     assert record["flops_per_window"]["train"] > record["flops_per_window"]["inference"]
 
 
+def test_per_target_models_are_perturbed_alike_and_merged():
+    over = tiny_overrides() + [("model.fusion", "concat"), ("robustness.enabled", "true"),
+                               ("robustness.levels", "0,2"), ("model.per_target", "true"),
+                               ("data.modalities", "visual,audio")]
+    rec = run(build_config("quick", None, over), load_registry(entry_points=False))
+    rob = rec["robustness"]
+    assert rob["noise"]["all"][0] == rec["metrics"]["test"]
+    for scores in [*rob["drop"].values(), *(c[1] for c in rob["noise"].values())]:
+        assert set(scores) == {"valence", "arousal", "mean"}  # both models' columns filled
+        assert all(np.isfinite(v) for v in scores.values())
+        assert scores["valence"] != 0 and scores["arousal"] != 0  # an unfilled column is CCC 0
+        assert scores["mean"] == pytest.approx((scores["valence"] + scores["arousal"]) / 2)
+    assert rob["drop"]["visual"] != rec["metrics"]["test"]
+
+
 def test_bad_levels_are_rejected_naming_the_key():
-    for bad in ("1", "0,-1", "1,0.5", "0,1,1"):
+    for bad in ("1", "0,-1", "1,0.5", "0,1,1", "0,nan", "0,inf"):
         with pytest.raises(ConfigError, match="robustness.levels"):
             build_config("quick", None, [("robustness.levels", bad)])
     with pytest.raises(ConfigError, match="robustness.levels"):

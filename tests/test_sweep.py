@@ -144,7 +144,8 @@ def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, cli_run, monk
 @pytest.fixture(scope="module")
 def filled_store(tmp_path_factory):
     store = ResultsStore(tmp_path_factory.mktemp("store"))
-    cfgs = sweep_mod.grid(["concat", "rcma", "only:audio"], [0, 1, 2], tiny_overrides(), "quick", None)
+    over = tiny_overrides() + [("robustness.enabled", "true")]
+    cfgs = sweep_mod.grid(["concat", "rcma", "only:audio"], [0, 1, 2], over, "quick", None)
     sweep_mod.sweep(cfgs, load_registry(entry_points=False), store, echo=lambda *_: None)
     return store
 
@@ -184,10 +185,14 @@ def test_tables_parse_back_to_the_stored_numbers(filled_store):
         assert cells["FLOPs/window"] == human(float(np.median(flops)))
         fps = np.median([x["throughput"]["eval_frames_per_s"] for x in recs])
         assert cells["infer frames/s"] == f"{fps:,.0f} (cpu)"
-        areas = [x["robustness"]["area"]["all"] for x in recs if "robustness" in x]
-        assert cells["noise area"] == (f"{np.mean(areas):.3f} ± {np.std(areas, ddof=1):.3f}"
-                                       if areas else MISSING)
-        assert {cells[f"drop {m}"] for m in ("visual", "audio", "text")} == {MISSING} or areas
+        def pm(xs):
+            return f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1):.3f}"
+
+        assert cells["noise area"] == pm([x["robustness"]["area"]["all"] for x in recs])
+        for m in ("visual", "audio", "text"):
+            drops = [x["robustness"]["drop"][m]["mean"] for x in recs if m in x["robustness"]["drop"]]
+            assert cells[f"drop {m}"] == (pm(drops) if drops else MISSING)
+        assert (cells["drop audio"] == MISSING) == (line[0] == "audio only")
     # Markdown
     md = render(headers, body, caption, "md")
     md_rows = [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines()[2:] if line.startswith("|")]
@@ -210,3 +215,37 @@ def test_leaderboard_regenerates_byte_for_byte(filled_store, tmp_path, cli_run):
 def test_leaderboard_on_empty_store_is_a_clear_error(tmp_path, cli_run):
     code, _, err = cli_run("leaderboard", "--results", tmp_path)
     assert code == 2 and "no successful runs" in err
+
+
+def test_robustness_runs_stand_for_plain_runs_but_not_the_reverse(tmp_path):
+    store, reg = ResultsStore(tmp_path), load_registry(entry_points=False)
+    plain = sweep_mod.grid(["concat"], [0], tiny_overrides(), "quick", None)
+    robust = sweep_mod.grid(["concat"], [0], tiny_overrides() + [("robustness.enabled", "true")],
+                            "quick", None)
+    quiet = {"echo": lambda *_: None}
+    assert sweep_mod.sweep(plain, reg, store, **quiet).done == 1
+    assert sweep_mod.sweep(robust, reg, store, **quiet).done == 1  # plain run lacks robustness
+    assert sweep_mod.sweep(plain, reg, store, **quiet).skipped == 1
+    other = ResultsStore(tmp_path / "other")
+    sweep_mod.sweep(robust, reg, other, **quiet)
+    assert sweep_mod.sweep(plain, reg, other, **quiet).skipped == 1  # robust run stands for it
+    (rows,) = build_rows(store.records()).values()
+    assert len(rows) == 1 and "robustness" in rows[0].records[0]  # one row, robust record kept
+
+
+def test_a_dead_worker_stops_the_sweep_without_storing_false_failures(tmp_path):
+    from fusion_bench.errors import FusionBenchError
+
+    plugin = tmp_path / "crashing.py"
+    plugin.write_text(
+        "import os\nimport fusion_bench\n\n"
+        "class Crash:\n    description = 'test-only: the process dies when it is built'\n"
+        "    def __init__(self, dims, seq_len):\n        os._exit(3)\n\n"
+        "@fusion_bench.hookimpl\ndef register_fusions(register):\n    register('crash', Crash)\n")
+    spec = sweep_mod.RegistrySpec.of([str(plugin)], entry_points=False)
+    reg = load_registry([str(plugin)], entry_points=False)
+    store = ResultsStore(tmp_path / "store")
+    cfgs = configs(fusions=("crash",), seeds=(0, 1))
+    with pytest.raises(FusionBenchError, match="worker process died"):
+        sweep_mod.sweep(cfgs, reg, store, echo=lambda *_: None, jobs=2, spec=spec)
+    assert [r for r in store.records() if r["status"] == "failed"] == []
