@@ -198,6 +198,15 @@ def work(cfg: RunConfig, spec: RegistrySpec, threads: int) -> Outcome:
     return attempt(cfg, reg)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under taskset or a container's
+    cpuset), which can be fewer than the machine has."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def _ignore_sigint() -> None:
     """Process-pool initializer: Ctrl-C reaches the whole terminal process group, but only the
     driver should react to it (it ends the workers itself), not print a traceback per worker."""
@@ -216,7 +225,7 @@ def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | Non
     if not todo:
         return
     jobs = jobs or 1
-    threads = max(1, (os.cpu_count() or 1) // jobs)  # N jobs share the cores, not N × cores
+    threads = max(1, usable_cpus() // jobs)  # N jobs share the cores, not N × cores
     # spawn, not fork: forking a process that already runs torch's thread pools can deadlock.
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
                                mp_context=multiprocessing.get_context("spawn"),
