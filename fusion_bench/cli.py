@@ -45,6 +45,18 @@ def cli(ctx, plugins, strict_plugins, debug):
     ctx.obj = State(tuple(plugins), strict_plugins, debug)
 
 
+def _config(preset: str, config_file: str | None, flags: dict, sets, switches: dict | None = None):
+    """The run configuration: preset, config file, the value flags, ``--set`` pairs, then the
+    on/off switches (``flags``/``switches`` map a config key to the flag's value; None: not
+    given)."""
+    from .config import build_config, parse_set
+
+    def given(d):
+        return [(k, v) for k, v in (d or {}).items() if v is not None]
+
+    return build_config(preset, config_file, given(flags) + parse_set(sets) + given(switches))
+
+
 @cli.command()
 @click.option("--fusion", default=None, help="Fusion plugin (default: concat). See `list fusions`.")
 @click.option("--dataset", default=None, help="Dataset plugin (default: synthetic).")
@@ -68,22 +80,14 @@ def run(state: State, fusion, dataset, encoder, modalities, root, preset, config
     """Train and evaluate one configuration; print validation/test CCC and store the record."""
     from tabulate import tabulate
 
-    from .config import build_config, parse_set
     from .results import ResultsStore
     from .sweep import run_and_store
 
-    overrides = []
-    for key, val in (("model.fusion", fusion), ("data.name", dataset), ("model.encoder", encoder),
-                     ("data.modalities", modalities), ("data.root", root), ("seed", seed),
-                     ("device", device)):
-        if val is not None:
-            overrides.append((key, val))
-    overrides += parse_set(sets)
-    if quiet:
-        overrides.append(("train.progress", "false"))
-    if robustness:
-        overrides.append(("robustness.enabled", "true"))
-    cfg = build_config(preset, config_file, overrides)
+    cfg = _config(preset, config_file, {
+        "model.fusion": fusion, "data.name": dataset, "model.encoder": encoder,
+        "data.modalities": modalities, "data.root": root, "seed": seed, "device": device,
+    }, sets, {"train.progress": "false" if quiet else None,
+              "robustness.enabled": "true" if robustness else None})
     record, path = run_and_store(cfg, state.registry, ResultsStore(out))
     m, ceiling = record["metrics"], record["dataset"].get("ceiling", {})
     rows = [[s, m[s]["valence"], m[s]["arousal"], m[s]["mean"]] for s in ("val", "test")]
@@ -253,16 +257,12 @@ def extract(state: State, dataset, root, backbones, weights, random_init, cache,
 @click.pass_obj
 def submit(state: State, dataset, root, fusion, modalities, preset, sets, seed, device, out_file, quiet):
     """Train on the train split and write an ABAW submission CSV for the test list."""
-    from .config import build_config, parse_set
     from .submission import train_and_predict, write_submission
 
-    overrides = [(k, v) for k, v in (("model.fusion", fusion), ("data.name", dataset),
-                                     ("data.modalities", modalities), ("data.root", root),
-                                     ("seed", seed), ("device", device)) if v is not None]
-    overrides += parse_set(sets)
-    if quiet:
-        overrides.append(("train.progress", "false"))
-    cfg = build_config(preset, None, overrides)
+    cfg = _config(preset, None, {
+        "model.fusion": fusion, "data.name": dataset, "data.modalities": modalities,
+        "data.root": root, "seed": seed, "device": device,
+    }, sets, {"train.progress": "false" if quiet else None})
     preds, scores = train_and_predict(cfg, state.registry)
     rows = write_submission(out_file, preds)
     click.echo("val CCC: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
@@ -318,7 +318,6 @@ def bench(ctx, fusion, all_fusions, device, amp, compile_, batch_size, seq_len, 
     """
     import json
 
-    from .config import build_config, parse_set
     from .errors import ConfigError
     from .results import ResultsStore
     from .throughput import BenchSettings, format_report, make_bench_record, run_bench
@@ -328,11 +327,9 @@ def bench(ctx, fusion, all_fusions, device, amp, compile_, batch_size, seq_len, 
         if fusion is not None:
             raise ConfigError("give --fusion NAME or --all, not both")
         return _bench_all(ctx, state, out)
-    overrides = [(k, v) for k, v in (("model.fusion", fusion), ("model.encoder", encoder),
-                                     ("data.modalities", modalities), ("device", device))
-                 if v is not None]
-    overrides += parse_set(sets)
-    cfg = build_config(preset, config_file, overrides)
+    cfg = _config(preset, config_file, {
+        "model.fusion": fusion, "model.encoder": encoder, "data.modalities": modalities,
+        "device": device}, sets)
     reg = state.registry
     used = {"dataset": ("datasets", cfg.data.name), "encoder": ("encoders", cfg.model.encoder)}
     if len(cfg.data.modalities) > 1:

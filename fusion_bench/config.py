@@ -91,23 +91,19 @@ class RunConfig:
         """Identity of a run: everything but where it runs (``device``), and the robustness
         settings only when robustness is evaluated (so a plain run hashes as it did before
         robustness existed)."""
-        d = self.to_dict()
-        d.pop("device")
-        if not self.robustness.enabled:
-            d.pop("robustness")
-        return _digest(d)
+        return self._digest(with_robustness=self.robustness.enabled)
 
     def model_hash(self) -> str:
         """Identity of the trained model: :meth:`hash` without the test-time robustness
         settings. A stored run with robustness also stands for the same run without it."""
+        return self._digest(with_robustness=False)
+
+    def _digest(self, with_robustness: bool) -> str:
         d = self.to_dict()
         d.pop("device")
-        d.pop("robustness")
-        return _digest(d)
-
-
-def _digest(d: dict) -> str:
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        if not with_robustness:
+            d.pop("robustness")
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # Presets: dicts of overrides. ``quick`` is the default, sized for a laptop CPU; ``paper`` is the

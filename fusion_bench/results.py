@@ -163,10 +163,11 @@ class ResultsStore:
         return [json.loads((self.root / p).read_text()) for p in paths]
 
 
-def model_name(cfg) -> str:
-    """The fusion, or ``only-<modality>`` for a single-modality run (which uses no fusion)."""
+def model_name(cfg, sep: str = "-") -> str:
+    """The fusion, or ``only<sep><modality>`` for a single-modality run (which uses no fusion):
+    ``only-audio`` in run ids (file names), ``only:audio`` as ``sweep --fusion`` spells it."""
     mods = cfg.data.modalities
-    return cfg.model.fusion if len(mods) > 1 else f"only-{'+'.join(mods)}"
+    return cfg.model.fusion if len(mods) > 1 else f"only{sep}{'+'.join(mods)}"
 
 
 def make_record(cfg, result: dict, plugins: dict) -> dict:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from .config import RunConfig, build_config
 from .errors import ConfigError, FusionBenchError
-from .results import ResultsStore, make_record
+from .results import ResultsStore, make_record, model_name
 
 EXECUTORS = ("local", "ray")
 
@@ -98,11 +98,6 @@ class GridResult:
     failed: int = 0
 
 
-def label(cfg: RunConfig) -> str:
-    """The sweep's name for ``cfg``: its fusion, or only:MODALITY for a single-modality run."""
-    return cfg.model.fusion if len(cfg.data.modalities) > 1 else f"only:{','.join(cfg.data.modalities)}"
-
-
 def store_outcome(store: ResultsStore, cfg: RunConfig, outcome: Outcome, tag: str, res: GridResult,
                   echo: Callable[[str], object]) -> None:
     """Write a finished run's record, or a failed record with its error, and print one line.
@@ -152,7 +147,7 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     counter = iter(range(1, len(configs) + 1))
 
     def tag(cfg: RunConfig) -> str:
-        return f"[{next(counter)}/{len(configs)}] {label(cfg)} seed {cfg.seed}"
+        return f"[{next(counter)}/{len(configs)}] {model_name(cfg, sep=':')} seed {cfg.seed}"
 
     def missing() -> Iterator[RunConfig]:
         for cfg in configs:
@@ -274,11 +269,7 @@ def _ray_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None
     ray = _import_ray()
     ours = not ray.is_initialized()  # never shut down a Ray the caller started
     if ours:
-        address = os.environ.get("RAY_ADDRESS")
-        if address:
-            ray.init(address=address)
-        else:
-            ray.init()
+        ray.init()  # joins the cluster at RAY_ADDRESS when set, else starts a local instance
     pending: dict = {}
     try:
         cluster = ray.cluster_resources()
