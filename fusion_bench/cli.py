@@ -320,6 +320,7 @@ def bench(ctx, fusion, all_fusions, device, amp, compile_, batch_size, seq_len, 
 
     from .errors import ConfigError
     from .results import ResultsStore
+    from .sweep import plugins_used
     from .throughput import BenchSettings, format_report, make_bench_record, run_bench
 
     state: State = ctx.obj
@@ -331,13 +332,7 @@ def bench(ctx, fusion, all_fusions, device, amp, compile_, batch_size, seq_len, 
         "model.fusion": fusion, "model.encoder": encoder, "data.modalities": modalities,
         "device": device}, sets)
     reg = state.registry
-    used = {"dataset": ("datasets", cfg.data.name), "encoder": ("encoders", cfg.model.encoder)}
-    if len(cfg.data.modalities) > 1:
-        used["fusion"] = ("fusions", cfg.model.fusion)
-    plugins = {}
-    for key, (kind, name) in used.items():
-        e = reg.get(kind, name)
-        plugins[key] = {"name": e.name, "plugin": e.plugin, "version": reg.plugins[e.plugin].version}
+    plugins = plugins_used(reg, cfg)  # fails fast on an unknown name
     settings = BenchSettings(
         amp=amp, compile=compile_, batch_size=batch_size, seq_len=seq_len, scope=scope,
         warmup=warmup, repeats=repeats, latency_repeats=latency_repeats, train=not no_train,
@@ -347,7 +342,7 @@ def bench(ctx, fusion, all_fusions, device, amp, compile_, batch_size, seq_len, 
     try:
         result = run_bench(cfg, reg, settings, log=lambda msg: click.echo(msg, err=True))
     except RuntimeError as e:  # out of memory is caught per phase; this is anything else
-        what = cfg.model.fusion if "fusion" in used else cfg.model.encoder
+        what = cfg.model.fusion if "fusion" in plugins else cfg.model.encoder
         raise FusionBenchError(
             f"benchmarking {what} failed: {type(e).__name__}: {str(e).strip().splitlines()[0]} "
             f"(an unsupported --amp/--compile/--device combination? --debug shows the traceback)"

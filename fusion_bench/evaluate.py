@@ -42,6 +42,14 @@ def predict(model: torch.nn.Module, windows: Windows, videos: list[Video], devic
     return [s / np.maximum(c, 1)[:, None] for s, c in zip(sums, counts, strict=True)]
 
 
+def predict_into(dest: list[np.ndarray], cols: tuple[int, ...], model: torch.nn.Module,
+                 windows: Windows, videos: list[Video], device) -> None:
+    """Write ``model``'s per-frame predictions of target columns ``cols`` into ``dest`` (one
+    (n_frames, n_targets) array per video), so per-target models fill one shared array."""
+    for d, out in zip(dest, predict(model, windows, videos, device), strict=True):
+        d[:, list(cols)] = out
+
+
 def score(preds: list[np.ndarray], videos: list[Video], targets=TARGETS,
           columns: tuple[int, ...] | None = None) -> dict[str, float]:
     """CCC per target over the concatenated valid frames of all ``videos``, and their mean.

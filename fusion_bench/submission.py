@@ -40,7 +40,7 @@ def train_and_predict(cfg, registry, videos=None) -> tuple[dict[str, np.ndarray]
     """
     from .data.features import load_video
     from .data.windows import make_windows
-    from .evaluate import predict
+    from .evaluate import predict_into
     from .model import build_model
     from .train import fit, load_dataset, resolve_device, seed_everything
 
@@ -66,6 +66,5 @@ def train_and_predict(cfg, registry, videos=None) -> tuple[dict[str, np.ndarray]
         res = fit(model, wtrain, wval, splits["val"], cols, cfg.train, device, cfg.seed,
                   label="submission " + "+".join(TARGETS[c] for c in cols))
         scores["+".join(TARGETS[c] for c in cols)] = res.best_val
-        for p, out in zip(preds, predict(model, wtest, videos, device), strict=True):
-            p[:, list(cols)] = out
+        predict_into(preds, cols, model, wtest, videos, device)
     return {v.name: p for v, p in zip(videos, preds, strict=True)}, scores

@@ -559,7 +559,7 @@ def search_max_batch(fits: Callable[[int], None], start: int, limit: int) -> dic
 def run_bench(cfg: RunConfig, registry, settings: BenchSettings,
               log: Callable[[str], None] | None = None) -> dict:
     """Benchmark ``cfg``'s model; return the result (see :func:`make_bench_record`)."""
-    from .train import resolve_device, seed_everything
+    from .train import make_optimizer, resolve_device, seed_everything
 
     log = log or (lambda _msg: None)
     device = resolve_device(settings.device or cfg.device)
@@ -613,9 +613,8 @@ def run_bench(cfg: RunConfig, registry, settings: BenchSettings,
         work.timed.eval()
         return infer_step(work, inputs(b), device, settings.amp)
 
-    trainable = [p for p in work.timed.parameters() if p.requires_grad]
-    optimizer = (torch.optim.Adam(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-                 if trainable else None)
+    trainable = any(p.requires_grad for p in work.timed.parameters())
+    optimizer = make_optimizer(work.timed, cfg.train, device) if trainable else None  # as fit
     scaler = torch.amp.GradScaler(device.type, enabled=settings.amp == "fp16")
 
     def train_factory(b):

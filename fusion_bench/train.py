@@ -21,7 +21,7 @@ from .config import RunConfig, TrainConfig
 from .data import TARGETS
 from .data.windows import Windows, make_windows
 from .errors import ConfigError, DataError
-from .evaluate import feature_scale, perturbations, predict, robustness_summary, score
+from .evaluate import feature_scale, perturbations, predict, predict_into, robustness_summary, score
 from .metrics import ccc_loss
 from .model import build_model, count_parameters
 
@@ -190,14 +190,6 @@ def _add_flops(total: dict[str, int] | None, more: dict[str, int] | None) -> dic
     return {k: total[k] + more[k] for k in total}
 
 
-def _predict_into(dest: list[np.ndarray], cols: tuple[int, ...], model, windows: Windows, videos,
-                  device) -> None:
-    """Write ``model``'s per-frame predictions of target columns ``cols`` into ``dest`` (one
-    (n_frames, n_targets) array per video), so per-target models fill one shared array."""
-    for d, out in zip(dest, predict(model, windows, videos, device), strict=True):
-        d[:, list(cols)] = out
-
-
 def run(cfg: RunConfig, registry, on_progress=None) -> dict:
     """Train and evaluate ``cfg``; return the result record (not yet stored)."""
     t_start = time.perf_counter()
@@ -230,13 +222,13 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
         fits.append({"targets": [TARGETS[c] for c in cols], **res.__dict__})
         t0 = time.perf_counter()
         for s in ("val", "test"):
-            _predict_into(preds[s], cols, model, wins[s], splits[s], device)
+            predict_into(preds[s], cols, model, wins[s], splits[s], device)
         t_eval += time.perf_counter() - t0
         t0 = time.perf_counter()
         if rob.enabled:
             for key, w in perturbations(wins["test"], splits["test"], scale, rob.levels, cfg.seed):
                 dest = rob_preds.setdefault(key, [np.zeros_like(x) for x in preds["test"]])
-                _predict_into(dest, cols, model, w, splits["test"], device)
+                predict_into(dest, cols, model, w, splits["test"], device)
         t_rob += time.perf_counter() - t0
     metrics = {s: score(preds[s], splits[s]) for s in ("val", "test")}
     extra = {}

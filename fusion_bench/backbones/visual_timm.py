@@ -29,14 +29,14 @@ class TimmVisual:
         self.image_size, self.crop, self.batch_size = int(image_size), int(crop), int(batch_size)
         self.weights = resolve_weights("visual", self.model_name, weights, random_init,
                                        f"{self.model_name}.pth")
+        if self.weights is None:
+            torch.manual_seed(0)  # before the init is drawn: reproducible random features
         try:
             net = timm.create_model(self.model_name, pretrained=False, num_classes=0)
         except RuntimeError as e:  # unknown model name
             raise_unknown(self.model_name, e)
         if self.weights is not None:
             load_into(net, load_state_dict(self.weights, "visual"), self.weights, "visual")
-        else:
-            torch.manual_seed(0)  # reproducible random features
         self.device = pick_device(device)
         self.net = net.eval().to(self.device)
         if self.device.type == "cuda":

@@ -29,6 +29,7 @@ line.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -36,6 +37,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..metrics import INVALID_LABEL
+from ..results import atomic_write_bytes, atomic_write_text
 from . import TARGETS, Video
 
 VERSION = "1"
@@ -248,19 +250,15 @@ class FeaturesDataset:
 
 # -- writing ------------------------------------------------------------------------------------
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    np.save(buf, array)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def write_labels(path: Path, labels: np.ndarray) -> None:
     """Write ``labels`` (frames, 2) as a ``valence,arousal`` CSV (atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     lines = ["valence,arousal"] + [f"{v:.6g},{a:.6g}" for v, a in np.asarray(labels, np.float64)]
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
+    atomic_write_text(Path(path), "\n".join(lines) + "\n")
 
 
 def write_modality(root: Path, modality: str, name: str, features: np.ndarray,
@@ -274,12 +272,8 @@ def write_modality(root: Path, modality: str, name: str, features: np.ndarray,
 
 
 def write_splits(root: Path, splits: dict[str, list[str]]) -> None:
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     lines = ["video,split"] + [f"{v},{s}" for s in SPLITS for v in splits.get(s, [])]
-    tmp = root / ".splits.csv.tmp"
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(root / "splits.csv")
+    atomic_write_text(Path(root) / "splits.csv", "\n".join(lines) + "\n")
 
 
 def write_video(root: Path, video: Video) -> None:

@@ -82,3 +82,18 @@ def test_extract_without_weights_fails_with_the_path(cli_run, tmp_path, monkeypa
     assert code == 2 and "missing.pth does not exist" in err
     code, _, err = cli_run("extract", "--root", tmp_path / "aw", "--backbone", "audio=timm")
     assert code == 2 and "extracts visual, not audio" in err
+
+
+def test_timm_random_init_is_the_same_network_every_time():
+    """--random-init features must be reproducible (an interrupted extract resumes into the
+    same cache), so the seed is set before timm draws the weights."""
+    pytest.importorskip("timm")
+    import torch
+
+    from fusion_bench.backbones.visual_timm import TimmVisual
+
+    a = TimmVisual("resnet18", random_init=True)
+    torch.manual_seed(123)  # whatever the global RNG did in between
+    b = TimmVisual("resnet18", random_init=True)
+    for (name, x), y in zip(a.net.state_dict().items(), b.net.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name
