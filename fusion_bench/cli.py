@@ -228,12 +228,7 @@ def extract(state: State, dataset, root, backbones, weights, random_init, cache,
         note = " RANDOM WEIGHTS (--random-init)" if d.get("random_init") else f" weights {d.get('weights')}"
         click.echo(f"{m}: {d['backbone']}:{d['model']} ({b.dim}-d){note}", err=True)
     cache_root = Path(cache) if cache else root_p / affwild2.CACHE
-    folds = affwild2.folds(entries, seed=0)
-    extra = {
-        "folds.csv": "video,fold\n" + "".join(
-            f"{e.name},{0 if e.split == 'val' else folds[e.name]}\n" for e in entries if e.name in folds),
-        "test_set.txt": "".join(f"{e.name}\n" for e in entries if e.split == "test"),
-    }
+    extra = {"test_set.txt": "".join(f"{e.name}\n" for e in entries if e.split == "test")}
     manifest = run_extract(entries, lambda e, mods: affwild2.load_media(root_p, e, mods), built,
                            cache_root, root_p, dataset, workers=workers, progress=not quiet,
                            extra_files=extra)

@@ -112,14 +112,14 @@ def scan(root: Path, skip_bad: bool = False) -> list[Entry]:
     return out
 
 
-def folds(entries: list[Entry], seed: int) -> dict[str, int]:
-    """video → fold 0..5: official validation videos are fold 0 for k = 0 (see module doc)."""
-    labelled = [e for e in entries if e.split in ("train", "val")]
-    bases = sorted({base_name(e.name) for e in labelled})
+def folds(names: list[str], seed: int) -> dict[str, int]:
+    """video → part 1..5 of the pooled official train+validation ``names`` (folds 1-5 of the
+    module doc), drawn with ``seed``; a video's _left/_right subjects share a part."""
+    bases = sorted({base_name(n) for n in names})
     rng = np.random.default_rng([seed, 6])
     order = rng.permutation(len(bases))
     part = {bases[j]: 1 + i % (N_FOLDS - 1) for i, j in enumerate(order)}
-    return {e.name: part[base_name(e.name)] for e in labelled}
+    return {n: part[base_name(n)] for n in names}
 
 
 def fold_splits(official: dict[str, list[str]], fold_of: dict[str, int], fold: int) -> dict[str, list[str]]:
@@ -296,13 +296,9 @@ class AffWild2Dataset(FeaturesDataset):
         super().__init__(cache, modalities)
         self.fold, self.seed = int(fold), int(seed)
         if self.fold:
-            fold_of = {}
-            p = self.root / "folds.csv"
-            for line in p.read_text().splitlines()[1:]:
-                v, k = line.split(",")
-                fold_of[v] = int(k)
-            self.split_names = fold_splits(read_splits(self.root), fold_of, self.fold)
-            self.dims = {m: self._dim(m) for m in self.modalities}
+            official = read_splits(self.root)
+            fold_of = folds(official["train"] + official["val"], self.seed)
+            self.split_names = fold_splits(official, fold_of, self.fold)
 
     @classmethod
     def from_config(cls, cfg):
