@@ -78,10 +78,13 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
     return FusionModel(encoders, fusion, head), {"encoder": enc_opts, "fusion": fus_opts}
 
 
-def count_parameters(model: FusionModel) -> dict[str, int]:
-    """Trainable parameters: total and split into encoders (with their norms) / fusion / head."""
+def count_parameters(model: FusionModel, trainable_only: bool = True) -> dict[str, int]:
+    """Parameters (trainable ones by default): total and split into encoders (with their norms)
+    / fusion / head."""
     def n(mod):
-        return sum(p.numel() for p in mod.parameters() if p.requires_grad) if mod is not None else 0
+        if mod is None:
+            return 0
+        return sum(p.numel() for p in mod.parameters() if p.requires_grad or not trainable_only)
 
     enc = n(model.encoders) + n(model.norms)
     fus, head = n(model.fusion), n(model.head)

@@ -69,10 +69,22 @@ def git_commit() -> dict:
     return {"commit": commit, "dirty": dirty}
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux; ``platform.processor()`` there says
+    only "x86_64"), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device: str) -> dict:
     """Versions and hardware that a result depends on."""
     dev = torch.device(device)
-    name = platform.processor() or platform.machine()
+    name = cpu_name()
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
     return {

@@ -32,7 +32,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -47,7 +46,7 @@ import torch
 
 from .config import RunConfig
 from .errors import ConfigError
-from .results import SCHEMA_VERSION, environment, now_utc
+from .results import SCHEMA_VERSION, cpu_name, environment, now_utc
 
 SCOPES = ("model", "fusion")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -240,18 +239,12 @@ def parameter_counts(model) -> dict:
     """Parameters, total and trainable, of the whole model and of its encoders (with their
     BatchNorms) / fusion / head; the three parts add up to the whole."""
 
-    def count(modules):
-        params = [p for m in modules if m is not None for p in m.parameters()]
-        return {"total": sum(p.numel() for p in params),
-                "trainable": sum(p.numel() for p in params if p.requires_grad)}
+    from .model import count_parameters
 
-    split = {
-        "encoders": count([model.encoders, model.norms]),
-        "fusion": count([model.fusion]),
-        "head": count([model.head]),
-    }
-    whole = count([model])
-    return {**whole, "split": split}
+    every, trainable = count_parameters(model, trainable_only=False), count_parameters(model)
+    split = {part: {"total": every[part], "trainable": trainable[part]}
+             for part in ("encoders", "fusion", "head")}
+    return {"total": every["total"], "trainable": trainable["total"], "split": split}
 
 
 def count_flops(module: torch.nn.Module, feats: dict, masks: dict,
@@ -304,7 +297,7 @@ def count_flops(module: torch.nn.Module, feats: dict, masks: dict,
 def device_details(device: torch.device) -> dict:
     """What :func:`fusion_bench.results.environment` lacks for timings: driver, CUDA, cuDNN,
     GPU properties; CPU model, cores, vector ISA, threads and load."""
-    out: dict = {"torch": torch.__version__, "cuda": torch.version.cuda}
+    out: dict = {}  # torch and CUDA versions are in environment() already
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         out.update({
@@ -320,7 +313,7 @@ def device_details(device: torch.device) -> dict:
     else:
         out.update({
             "driver": None,
-            "cpu": _cpu_model(),
+            "cpu": cpu_name(),
             "cpu_count": os.cpu_count(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(),
@@ -337,16 +330,6 @@ def _nvidia_driver() -> str | None:
         return res.stdout.strip().splitlines()[0] if res.returncode == 0 and res.stdout.strip() else None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def peak_flops(device: torch.device, amp: str | None, override_tflops: float | None = None) -> dict:
