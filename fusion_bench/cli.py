@@ -273,6 +273,10 @@ def submit(state: State, dataset, root, fusion, modalities, preset, sets, seed, 
               help="Run forward passes under torch.autocast with this dtype.")
 @click.option("--compile", "compile_", is_flag=True,
               help="torch.compile the timed module; reports compile time and graph breaks.")
+@click.option("--compile-mode", default=None,
+              help="torch.compile mode, implies --compile: default | reduce-overhead (replays "
+                   "CUDA graphs: no per-kernel launch cost) | max-autotune | "
+                   "max-autotune-no-cudagraphs.")
 @click.option("--batch-size", type=int, default=None, help="Run batch (default: the preset's).")
 @click.option("--seq-len", type=int, default=None, help="Window length L (default: the preset's).")
 @click.option("--preset", default="paper", show_default=True, help="quick | paper.")
@@ -303,7 +307,7 @@ def submit(state: State, dataset, root, fusion, modalities, preset, sets, seed, 
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON, not the table.")
 @click.option("--group", default=None, hidden=True)  # set by --all on its subprocesses
 @click.pass_context
-def bench(ctx, fusion, all_fusions, device, amp, compile_, batch_size, seq_len, preset, config_file,
+def bench(ctx, fusion, all_fusions, device, amp, compile_, compile_mode, batch_size, seq_len, preset, config_file,
           sets, modalities, encoder, scope, warmup, repeats, latency_repeats, no_train,
           find_max_batch, max_batch, threads, peak_tflops, out, as_json, group):
     """Time inference and training steps of a model on synthetic tensors and store the record.
@@ -329,7 +333,8 @@ def bench(ctx, fusion, all_fusions, device, amp, compile_, batch_size, seq_len, 
     reg = state.registry
     plugins = plugins_used(reg, cfg)  # fails fast on an unknown name
     settings = BenchSettings(
-        amp=amp, compile=compile_, batch_size=batch_size, seq_len=seq_len, scope=scope,
+        amp=amp, compile=compile_ or compile_mode is not None,
+        compile_mode=compile_mode or "default", batch_size=batch_size, seq_len=seq_len, scope=scope,
         warmup=warmup, repeats=repeats, latency_repeats=latency_repeats, train=not no_train,
         find_max_batch=find_max_batch, max_batch=max_batch, threads=threads,
         peak_tflops=peak_tflops, group=group,
@@ -357,10 +362,9 @@ def _bench_all(ctx, state: State, out: str) -> int:
     import subprocess
     import uuid
 
-    from tabulate import tabulate
-
+    from . import bench_table
+    from .leaderboard import render
     from .results import ResultsStore
-    from .throughput import SUMMARY_HEADERS, summary_rows
 
     group = uuid.uuid4().hex[:12]
     head = [sys.executable, "-m", "fusion_bench.cli"]
@@ -376,8 +380,11 @@ def _bench_all(ctx, state: State, out: str) -> int:
             failed.append(f"{name} (exit {rc})")
     records = [r for r in ResultsStore(out).records()
                if r.get("kind") == "bench" and r.get("bench", {}).get("group") == group]
-    click.echo("")
-    click.echo(tabulate(summary_rows(records), headers=SUMMARY_HEADERS, disable_numparse=True))
+    tables = bench_table.build_tables(records)
+    for rows in tables.values():
+        click.echo("\n" + render(*bench_table.table(rows), "md"))
+    if not tables:
+        click.echo(f"no benchmark records of this --all in {out}", err=True)
     if failed:
         click.echo(f"failed: {', '.join(failed)}", err=True)
         return 1
@@ -454,7 +461,10 @@ def sweep(state: State, fusions, seeds, dataset, preset, config_file, sets, out,
 @click.option("--plots", "plots_dir", default=None, metavar="DIR",
               help="Also write pareto_<dataset>.png and noise_<dataset>.png into DIR "
                    '(needs pip install "fusion-bench[plots]").')
-def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir):
+@click.option("--bench", "bench_tables", is_flag=True,
+              help="Throughput tables of `fusion-bench bench` records instead, one per device "
+                   "(throughput_<device>.<ext>).")
+def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir, bench_tables):
     """Tables of test CCC (mean ± sample std over seeds) per dataset from the results store."""
     from pathlib import Path
 
@@ -462,6 +472,25 @@ def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir):
     from .leaderboard import build_rows, render, table
     from .results import ResultsStore, atomic_write_text
 
+    ext = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}[fmt]
+    if bench_tables:
+        from . import bench_table
+
+        if plots_dir or dataset or sort != "test_mean":
+            raise click.UsageError("--bench takes none of --plots, --dataset, --sort")
+        tables = bench_table.build_tables(ResultsStore(results_dir).records())
+        if not tables:
+            raise FusionBenchError(f"no benchmark records in {results_dir!r}; run "
+                                   "`fusion-bench bench` first")
+        for name, rows in tables.items():
+            text = render(*bench_table.table(rows), fmt)
+            if out:
+                path = Path(out) / f"throughput_{name}.{ext}"
+                atomic_write_text(path, text)
+                click.echo(f"wrote {path}")
+            else:
+                click.echo(f"## {name}\n\n{text}")
+        return
     if plots_dir:  # fail before writing any table, not after
         from .plots import require_matplotlib, write_plots
 
@@ -471,7 +500,6 @@ def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir):
         raise FusionBenchError(f"no successful runs in {results_dir!r}"
                                + (f" for dataset {dataset!r}" if dataset else "")
                                + "; run `fusion-bench run` or `fusion-bench sweep` first")
-    ext = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}[fmt]
     tables = {}
     for ds, rows in per_ds.items():  # every table first: a bad --sort writes nothing at all
         try:  # the valid --sort keys depend on the dataset's modalities

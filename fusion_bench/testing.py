@@ -16,6 +16,7 @@ contract (DESIGN §4): ``Fusion(dims, seq_len, **options)`` is an ``nn.Module`` 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import torch
@@ -245,9 +246,24 @@ def check_batch_invariance(cls, dims, seq_len=16, device="cpu", atol=1e-5, **opt
                 )
 
 
+@contextlib.contextmanager
+def _strict_fp32():
+    """No TF32 in cuBLAS or cuDNN inside the block (both settings restored after)."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
 def check_cuda(cls, dims, seq_len=16, **options) -> bool:
     """On CUDA, if available: shape, gradients and masks checks pass and the output matches the
-    CPU output (atol 1e-4). Returns False (skipped) when CUDA is not available."""
+    CPU output (atol 1e-4). Returns False (skipped) when CUDA is not available.
+
+    The comparison runs in true float32: cuDNN's LSTM and convolutions use TF32 on Ampere and
+    later by default (``torch.backends.cudnn.allow_tf32``), whose 10-bit mantissa alone moves an
+    LSTM's output by ~5e-4 and would hide or fake a real difference."""
     if not torch.cuda.is_available():
         return False
     for check in (check_output_shape, check_gradients, check_masks_respected):
@@ -257,7 +273,7 @@ def check_cuda(cls, dims, seq_len=16, **options) -> bool:
     outs = []
     for device in ("cpu", "cuda"):
         fusion = build(cls, dims, seq_len, device, **options).eval()
-        with torch.no_grad():
+        with torch.no_grad(), _strict_fp32():
             outs.append(
                 fusion(
                     {m: x.to(device) for m, x in feats.items()},

@@ -69,6 +69,10 @@ GPU_PEAK_TFLOPS: tuple[tuple[str, dict[str, float]], ...] = (
 )
 
 
+#: torch.compile's modes (``mode=None`` is "default")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 @dataclass
 class BenchSettings:
     """What :func:`run_bench` measures and how; ``None`` means "the default for the device"."""
@@ -76,6 +80,9 @@ class BenchSettings:
     device: str | None = None  # None: the config's device (auto: cuda if available)
     amp: str | None = None  # "bf16" | "fp16": torch.autocast around forward passes
     compile: bool = False  # torch.compile the timed module
+    # torch.compile's mode; "reduce-overhead" replays CUDA graphs, which removes the per-kernel
+    # launch cost that dominates these small models on a fast GPU
+    compile_mode: str = "default"
     batch_size: int | None = None  # None: train.batch_size
     seq_len: int | None = None  # None: data.window
     scope: str = "model"  # "model": encoders + fusion + head; "fusion": the fusion alone
@@ -308,6 +315,8 @@ def device_details(device: torch.device) -> dict:
             "driver": _nvidia_driver(),
             "cudnn": torch.backends.cudnn.version(),
             "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            # PyTorch's default is True: convolutions and LSTMs run in TF32 even without autocast
+            "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
             "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         })
     else:
@@ -546,6 +555,9 @@ def run_bench(cfg: RunConfig, registry, settings: BenchSettings,
 
     log = log or (lambda _msg: None)
     device = resolve_device(settings.device or cfg.device)
+    if settings.compile_mode not in COMPILE_MODES:
+        raise ConfigError(f"unknown compile mode {settings.compile_mode!r}; use one of "
+                          + ", ".join(COMPILE_MODES))
     if settings.amp is not None and settings.amp not in AMP_DTYPES:
         raise ConfigError(f"unknown --amp {settings.amp!r}; use bf16 or fp16")
     if device.type == "cpu":
@@ -585,7 +597,8 @@ def run_bench(cfg: RunConfig, registry, settings: BenchSettings,
 
         _dynamo.reset()
         counters.clear()
-        work.timed = torch.compile(work.timed)
+        work.timed = torch.compile(
+            work.timed, mode=None if settings.compile_mode == "default" else settings.compile_mode)
     peak = peak_flops(device, settings.amp, settings.peak_tflops)
 
     def inputs(b, requires_grad=False):
@@ -666,7 +679,9 @@ def run_bench(cfg: RunConfig, registry, settings: BenchSettings,
                           "weight_decay": cfg.train.weight_decay},
             "dtype": dtype,
             "flags": {
-                "amp": settings.amp, "compile": settings.compile, "scope": settings.scope,
+                "amp": settings.amp, "compile": settings.compile,
+                "compile_mode": settings.compile_mode if settings.compile else None,
+                "scope": settings.scope,
                 "threads": torch.get_num_threads(), "flush_denormal": device.type == "cpu",
                 "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
                 "find_max_batch": settings.find_max_batch, **counts,
@@ -693,6 +708,8 @@ def bench_hash(cfg: RunConfig, settings: BenchSettings) -> str:
     s = asdict(settings)
     for k in ("group", "device", "peak_tflops"):
         s.pop(k)
+    if s["compile_mode"] == "default":  # records from before the option keep their hash
+        s.pop("compile_mode")
     blob = json.dumps({"config": d, "bench": s}, sort_keys=True, default=str).encode()
     return "bench-" + hashlib.sha256(blob).hexdigest()[:16]
 
@@ -747,6 +764,13 @@ def _count(n: float | None) -> str:
     return f"{n:.0f}"
 
 
+def _compiled(flags: dict) -> str:
+    if not flags.get("compile"):
+        return ""
+    mode = flags.get("compile_mode") or "default"
+    return ", compiled" + ("" if mode == "default" else f" ({mode})")
+
+
 def format_report(record: dict) -> str:
     """A readable table of a bench record."""
     from tabulate import tabulate
@@ -757,7 +781,7 @@ def format_report(record: dict) -> str:
     n = b["flags"]["threads"]
     threads = f", {n} thread{'s' * (n != 1)}" if env.get("device", "").startswith("cpu") else ""
     head = (f"{b['fusion']} ({what}) on {env['device']} ({device}{threads}), {b['dtype']}"
-            f"{' autocast' if b['flags']['amp'] else ''}{', compiled' if b['flags']['compile'] else ''}, "
+            f"{' autocast' if b['flags']['amp'] else ''}{_compiled(b['flags'])}, "
             f"windows of {b['seq_len']} frames, torch {env['torch']}"
             + (f", CUDA {env['cuda']}, driver {env.get('driver')}" if env.get("gpu") else ""))
     rows = []
@@ -810,31 +834,3 @@ def format_report(record: dict) -> str:
         lines.append(f"load average at the end: {', '.join(map(str, env['load_avg']))}")
     return "\n".join(lines)
 
-
-def summary_rows(records: list[dict]) -> list[list]:
-    """One row per record for `bench --all`'s closing table."""
-    rows = []
-    for r in records:
-        b = r["bench"]
-        ph = b["phases"]
-
-        def cell(name, fmt, ph=ph):
-            p = ph.get(name)
-            if p is None:
-                return "-"
-            return "OOM" if p.get("status") != "ok" else fmt(p)
-
-        rows.append([
-            b["fusion"], r["status"],
-            cell("train", lambda p: f"{p['median_s'] * 1e3:,.1f} ± {p['iqr_s'] * 1e3:,.1f}"),
-            cell("train", lambda p: f"{p['windows_per_s']:,.2f}"),
-            cell("inference", lambda p: f"{p['windows_per_s']:,.2f}"),
-            cell("inference_batch1", lambda p: f"{p['p50_s'] * 1e3:,.1f} / {p['p95_s'] * 1e3:,.1f}"),
-            _count(r["params"]["total"]),
-            _count(b["flops_per_window"].get("inference")),
-        ])
-    return rows
-
-
-SUMMARY_HEADERS = ["fusion", "status", "train ms/step (median ± IQR)", "train windows/s",
-                   "infer windows/s", "batch-1 p50 / p95 ms", "params", "FLOP/window"]

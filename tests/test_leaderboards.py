@@ -20,3 +20,22 @@ def test_committed_leaderboard_regenerates(folder, fmt):
         committed = folder / f"leaderboard_{ds}.{EXT[fmt]}"
         assert committed.exists(), f"{committed} missing; regenerate (leaderboards/README.md)"
         assert committed.read_text() == render(*table(rows), fmt)
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
+@pytest.mark.parametrize("fmt", list(EXT))
+def test_committed_throughput_table_regenerates(folder, fmt):
+    from fusion_bench import bench_table
+
+    for name, rows in bench_table.build_tables(ResultsStore(folder).records()).items():
+        committed = folder / f"throughput_{name}.{EXT[fmt]}"
+        assert committed.exists(), f"{committed} missing; regenerate (leaderboards/README.md)"
+        assert committed.read_text() == render(*bench_table.table(rows), fmt)
+
+
+def test_every_committed_folder_has_a_table():
+    from fusion_bench import bench_table
+
+    for folder in FOLDERS:
+        records = ResultsStore(folder).records()
+        assert build_rows(records) or bench_table.build_tables(records), folder
