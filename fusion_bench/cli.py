@@ -466,11 +466,9 @@ def sweep(state: State, fusions, seeds, dataset, preset, config_file, sets, out,
                    "(throughput_<device>.<ext>).")
 def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir, bench_tables):
     """Tables of test CCC (mean ± sample std over seeds) per dataset from the results store."""
-    from pathlib import Path
-
     from .errors import FusionBenchError
     from .leaderboard import build_rows, render, table
-    from .results import ResultsStore, atomic_write_text
+    from .results import ResultsStore
 
     ext = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}[fmt]
     if bench_tables:
@@ -483,13 +481,7 @@ def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir, bench_tables):
             raise FusionBenchError(f"no benchmark records in {results_dir!r}; run "
                                    "`fusion-bench bench` first")
         for name, rows in tables.items():
-            text = render(*bench_table.table(rows), fmt)
-            if out:
-                path = Path(out) / f"throughput_{name}.{ext}"
-                atomic_write_text(path, text)
-                click.echo(f"wrote {path}")
-            else:
-                click.echo(f"## {name}\n\n{text}")
+            _emit(render(*bench_table.table(rows), fmt), f"throughput_{name}.{ext}", name, out)
         return
     if plots_dir:  # fail before writing any table, not after
         from .plots import require_matplotlib, write_plots
@@ -507,15 +499,23 @@ def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir, bench_tables):
         except ValueError as e:
             raise click.BadParameter(f"dataset {ds!r}: {e}", param_hint="'--sort'") from e
     for ds, rows in per_ds.items():
-        text = render(*tables[ds], fmt)
-        if out:
-            path = Path(out) / f"leaderboard_{ds}.{ext}"
-            atomic_write_text(path, text)
-            click.echo(f"wrote {path}")
-        else:
-            click.echo(f"## {ds}\n\n{text}")
+        _emit(render(*tables[ds], fmt), f"leaderboard_{ds}.{ext}", ds, out)
         if plots_dir:
             write_plots(rows, plots_dir, echo=click.echo)
+
+
+def _emit(text: str, filename: str, title: str, out: str | None) -> None:
+    """Write a table to OUT/filename (atomically), or print it under a title."""
+    from pathlib import Path
+
+    from .results import atomic_write_text
+
+    if out:
+        path = Path(out) / filename
+        atomic_write_text(path, text)
+        click.echo(f"wrote {path}")
+    else:
+        click.echo(f"## {title}\n\n{text}")
 
 
 def main(argv: list[str] | None = None) -> int:
