@@ -291,15 +291,41 @@ def _r2(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray
     return float(1.0 - resid.var() / yb.var())
 
 
+def _sync_statistics(dataset: SyntheticDataset, videos: list[Video], window: int) -> list[dict]:
+    """Per video: the feature statistics :func:`interaction_check` reads c(t) from, the frames
+    where visual and audio are both present (``ok``) and c(t) itself (``sync``).
+
+    Each modality's features are denoised to its sources by the least-squares inverse of the
+    generator's mixing (the best linear read-out) and centred per video; visual is shifted by the
+    modalities' lag difference so that both gesture sources refer to the same instant.
+    """
+    mix = dataset._mixing()
+    pinv = {m: np.linalg.pinv(mix[m]) for m in ("visual", "audio")}  # (d, k)
+    out = []
+    for v in videos:
+        ok = v.masks["visual"] & v.masks["audio"]
+        src = {}
+        for m in ("visual", "audio"):
+            x = v.features[m].astype(np.float64) @ pinv[m]
+            src[m] = x - x[ok].mean(0)
+        src["visual"] = _lag(src["visual"], _LAGS["audio"] - _LAGS["visual"])
+        prod = (src["visual"][:, :, None] * src["audio"][:, None, :]).reshape(len(ok), -1)
+        stats = {f"{m}_alone": np.hstack([_rolling_mean(src[m], window),
+                                          _rolling_mean(src[m] ** 2, window)])
+                 for m in ("visual", "audio")}
+        stats["per_frame_product"] = prod
+        stats["windowed_product"] = _rolling_mean(prod, window)
+        out.append({"stats": stats, "ok": ok, "sync": v.meta["sync"].astype(np.float64)})
+    return out
+
+
 def interaction_check(dataset: SyntheticDataset, window: int = 45) -> dict[str, float]:
     """How much of the synchrony latent c(t) each kind of feature statistic recovers.
 
-    Each modality's features are first denoised to its sources by the least-squares inverse of
-    the generator's mixing (the best linear read-out, so these numbers are upper bounds for
-    that kind of statistic) and centred per video; visual is shifted by the modalities' lag
-    difference so both gesture sources refer to the same instant. Then out-of-sample R² (fit on
-    train videos, scored on test videos, frames where visual and audio are both present) of a
-    linear read-out of c(t) from:
+    Out-of-sample R² (fit on train videos, scored on test videos, frames where visual and audio
+    are both present) of a linear read-out of c(t) from the denoised sources (see
+    :func:`_sync_statistics`; the best linear read-out, so these numbers are upper bounds for
+    that kind of statistic):
       * ``visual_alone`` / ``audio_alone``: each source's causal rolling mean and rolling energy
         over ``window`` frames (what a single-modality temporal encoder could compute);
       * ``per_frame_product``: every visual×audio source product at one frame (a per-frame
@@ -309,27 +335,41 @@ def interaction_check(dataset: SyntheticDataset, window: int = 45) -> dict[str, 
     By construction the first three stay near 0 and the last is large.
     """
     splits = dataset.splits()
-    mix = dataset._mixing()
-    pinv = {m: np.linalg.pinv(mix[m]) for m in ("visual", "audio")}  # (d, k)
 
-    def stats(videos):
-        out = {k: [] for k in ("visual_alone", "audio_alone", "per_frame_product", "windowed_product")}
-        ys = []
-        for v in videos:
-            ok = v.masks["visual"] & v.masks["audio"]
-            src = {}
-            for m in ("visual", "audio"):
-                x = v.features[m].astype(np.float64) @ pinv[m]
-                src[m] = x - x[ok].mean(0)
-            src["visual"] = _lag(src["visual"], _LAGS["audio"] - _LAGS["visual"])
-            prod = (src["visual"][:, :, None] * src["audio"][:, None, :]).reshape(len(ok), -1)
-            for m in ("visual", "audio"):
-                x = src[m]
-                out[f"{m}_alone"].append(np.hstack([_rolling_mean(x, window), _rolling_mean(x * x, window)])[ok])
-            out["per_frame_product"].append(prod[ok])
-            out["windowed_product"].append(_rolling_mean(prod, window)[ok])
-            ys.append(v.meta["sync"].astype(np.float64)[ok])
-        return {k: np.concatenate(x) for k, x in out.items()}, np.concatenate(ys)
+    def stacked(split):
+        per = _sync_statistics(dataset, splits[split], window)
+        xs = {k: np.concatenate([p["stats"][k][p["ok"]] for p in per]) for k in per[0]["stats"]}
+        return xs, np.concatenate([p["sync"][p["ok"]] for p in per])
 
-    (tr, ytr), (te, yte) = stats(splits["train"]), stats(splits["test"])
+    (tr, ytr), (te, yte) = stacked("train"), stacked("test")
     return {k: _r2((tr[k], ytr), (te[k], yte)) for k in tr}
+
+
+def synchrony_oracle(dataset: SyntheticDataset, window: int = 45, split: str = "test") -> float:
+    """Arousal CCC on ``split`` of an oracle that knows every latent except the synchrony c(t),
+    which it reads from the features as :func:`interaction_check`'s ``windowed_product`` does
+    (least squares fitted on train frames with both modalities present; clipped to (−1, 1)).
+
+    The noiseless-latent ceiling assumes c(t) is known exactly; no model can know it, since it
+    is only carried by a noisy cross-modal correlation over a short window. This bound says how
+    much arousal that alone costs (with the default knobs ≈ 0.88 against a ceiling ≈ 0.98).
+    """
+    splits = dataset.splits()
+    train = _sync_statistics(dataset, splits["train"], window)
+    x = np.concatenate([p["stats"]["windowed_product"][p["ok"]] for p in train])
+    y = np.concatenate([p["sync"][p["ok"]] for p in train])
+    coef = np.linalg.lstsq(np.hstack([x, np.ones((len(x), 1))]), y, rcond=None)[0]
+    iota, preds, labels = dataset.config.interaction, [], []
+    for p, v, lat in zip(_sync_statistics(dataset, splits[split], window), splits[split],
+                         dataset._latents[split], strict=True):
+        wp = p["stats"]["windowed_product"]
+        c_hat = np.clip(np.hstack([wp, np.ones((len(wp), 1))]) @ coef, -0.999, 0.999)
+        # a = tanh(0.9 (√(1−ι) b̃ + √ι c / 0.75) + 0.4 ℓ_a): swap the exact c for its estimate
+        # (where a modality is missing the oracle keeps only what the windows still hold)
+        drive = np.arctanh(np.clip(lat[:, 1].astype(np.float64), -1 + 1e-7, 1 - 1e-7))
+        drive += 0.9 * np.sqrt(iota) * (c_hat - p["sync"]) / 0.75
+        preds.append(np.tanh(drive))
+        labels.append(v.labels[:, 1])
+    pred, lab = np.concatenate(preds), np.concatenate(labels)
+    ok = lab != INVALID_LABEL
+    return float(ccc(pred[ok], lab[ok]))

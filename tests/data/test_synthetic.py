@@ -72,3 +72,16 @@ def test_no_interaction_knob_removes_synchrony_from_labels():
     ok = v.valid
     # arousal no longer depends on synchrony: correlation only by chance
     assert abs(np.corrcoef(sync[ok], v.labels[ok, 1])[0, 1]) < 0.6
+
+
+def test_synchrony_oracle_bounds_arousal_below_the_ceiling():
+    """An oracle that must read c(t) from the features loses arousal CCC against the ceiling;
+    with no synchrony in arousal (interaction 0) it loses nothing."""
+    from fusion_bench.data.synthetic import synchrony_oracle
+
+    small = dict(n_train=24, n_val=1, n_test=24)
+    ds = SyntheticDataset(SyntheticConfig(**small), seed=0)
+    bound, ceiling = synchrony_oracle(ds), ds.ceiling("test")["arousal"]
+    assert 0.7 < bound < ceiling - 0.05
+    none = SyntheticDataset(SyntheticConfig(**small, interaction=0.0), seed=0)
+    assert abs(synchrony_oracle(none) - none.ceiling("test")["arousal"]) < 1e-9
