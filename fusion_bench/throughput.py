@@ -18,7 +18,9 @@ the process's peak RSS, reset before each phase where Linux allows); parameters,
 trainable, split into encoders (with their BatchNorms) / fusion / head; FLOPs per window from
 :class:`torch.utils.flop_counter.FlopCounterMode` (matmuls and convolutions; counted once on a
 meta-device copy, so no compute); on GPU, achieved FLOP/s as a fraction of the device's peak; with
-``compile=True``, the first-call times and dynamo's graph-break count. An out-of-memory error in a
+``compile=True`` (``compile_mode="reduce-overhead"``: CUDA graphs, which on a fast GPU remove the
+kernel-launch cost that bounds these small models at batch 12), the first-call times and
+dynamo's graph-break count. An out-of-memory error in a
 phase is caught and reported in that phase (status ``"oom"``), and the other phases still run;
 ``find_max_batch`` searches the largest batch whose training step fits.
 """
