@@ -12,9 +12,11 @@ optimiser, precision, compiler) held equal.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
-from .leaderboard import MISSING, human, lookup
+from .leaderboard import MISSING, human, lookup, render
 
 BASELINE = "concat"
 HEADERS = ["fusion", "mode", "train ms/step", "train windows/s", "× concat", "infer ms (batch B)",
@@ -48,8 +50,16 @@ def slug(text: str) -> str:
 
 
 def workload(rec: dict) -> tuple:
-    b = rec["bench"]
-    return (device_name(rec), b["scope"], b["batch_size"], b["seq_len"])
+    """What must be equal for two records to share a table: the device, what was timed (scope,
+    shapes, widths, encoder, modalities) and how (threads, warm-up and repeat counts, training
+    phase or not). Precision and compilation vary within a table (its rows)."""
+    b, flags, model = rec["bench"], rec["bench"]["flags"], rec["config"]["model"]
+    return (device_name(rec), b["scope"], b["batch_size"], b["seq_len"],
+            tuple(sorted(b["input_dims"].items())), model["encoder"],
+            json.dumps(rec["config"].get("encoder", {}), sort_keys=True),
+            tuple(rec["config"]["data"]["modalities"]),
+            flags["threads"], flags["warmup"], flags["repeats"], flags["latency_repeats"],
+            flags.get("train", "train" in b["phases"]))
 
 
 def build_tables(records: list[dict]) -> dict[str, list[dict]]:
@@ -66,10 +76,12 @@ def build_tables(records: list[dict]) -> dict[str, list[dict]]:
         per_device[dev] = per_device.get(dev, 0) + 1
     out = {}
     for key in sorted(groups, key=str):
-        dev, scope, batch, length = key
+        dev, scope, batch, length = key[:4]
         name = slug(dev)
-        if per_device[dev] > 1:
+        if per_device[dev] > 1:  # several workloads on one device: one table each
             name += f"-{scope}-b{batch}-l{length}"
+            if name in out or any(k.startswith(name + "-") for k in out):
+                name += "-" + hashlib.sha256(repr(key).encode()).hexdigest()[:6]
         cells = groups[key]
         out[name] = [cells[k] for k in sorted(cells, key=lambda k: (_mode_order(k[1]), k[0]))]
     return out
@@ -169,3 +181,8 @@ def table(rows: list[dict]) -> tuple[list[str], list[list[str]], str]:
         f"measured {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "") + "."
     )
     return list(HEADERS), body, caption
+
+
+def render_table(rows: list[dict], fmt: str) -> str:
+    """One throughput table as md, csv, latex or html, every cell as written."""
+    return render(*table(rows), fmt, numparse=False)

@@ -323,6 +323,11 @@ def bench(ctx, fusion, all_fusions, device, amp, compile_, compile_mode, batch_s
     from .throughput import BenchSettings, format_report, make_bench_record, run_bench
 
     state: State = ctx.obj
+    from .throughput import COMPILE_MODES
+
+    if compile_mode is not None and compile_mode not in COMPILE_MODES:  # before --all spawns
+        raise ConfigError(f"unknown --compile-mode {compile_mode!r}; use one of "
+                          + ", ".join(COMPILE_MODES))
     if all_fusions:
         if fusion is not None:
             raise ConfigError("give --fusion NAME or --all, not both")
@@ -363,7 +368,6 @@ def _bench_all(ctx, state: State, out: str) -> int:
     import uuid
 
     from . import bench_table
-    from .leaderboard import render
     from .results import ResultsStore
 
     group = uuid.uuid4().hex[:12]
@@ -382,7 +386,7 @@ def _bench_all(ctx, state: State, out: str) -> int:
                if r.get("kind") == "bench" and r.get("bench", {}).get("group") == group]
     tables = bench_table.build_tables(records)
     for rows in tables.values():
-        click.echo("\n" + render(*bench_table.table(rows), "md"))
+        click.echo("\n" + bench_table.render_table(rows, "md"))
     if not tables:
         click.echo(f"no benchmark records of this --all in {out}", err=True)
     if failed:
@@ -481,7 +485,7 @@ def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir, bench_tables):
             raise FusionBenchError(f"no benchmark records in {results_dir!r}; run "
                                    "`fusion-bench bench` first")
         for name, rows in tables.items():
-            _emit(render(*bench_table.table(rows), fmt), f"throughput_{name}.{ext}", name, out)
+            _emit(bench_table.render_table(rows, fmt), f"throughput_{name}.{ext}", name, out)
         return
     if plots_dir:  # fail before writing any table, not after
         from .plots import require_matplotlib, write_plots

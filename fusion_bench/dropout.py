@@ -21,11 +21,14 @@ _STEPS = 1 << 16  # a 16-bit lane takes 65536 values
 
 
 def keep_mask(like: Tensor, p: float) -> Tensor:
-    """A dropout mask shaped like ``like``: 0 with probability p (to 1/65536), else
-    1/(1 − p) (all zeros at p = 1, as ``F.dropout``); in ``like``'s dtype."""
-    if p >= 1.0:
-        return torch.zeros_like(like)
+    """A dropout mask shaped like ``like``: 0 with probability p (rounded to a multiple of
+    1/65536, so p < 2⁻¹⁷ drops nothing), else 1/(1 − p) (all zeros at p = 1, as ``F.dropout``);
+    in ``like``'s dtype (whose rounding of the scale is then the only inexactness)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     drop = round(p * _STEPS)  # lanes below -32768 + drop are dropped
+    if drop >= _STEPS:
+        return torch.zeros_like(like)
     n = math.prod(like.shape)
     # random_(from, to) over (nearly) the whole int64 range, so that all four lanes are uniform
     # (random_() alone stops at 2**63 - 1 and would leave the top lane's sign bit always 0)

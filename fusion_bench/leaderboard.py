@@ -255,8 +255,14 @@ def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[lis
     return headers, body, caption
 
 
-def render(headers, body, caption, fmt: str) -> str:
+def render(headers, body, caption, fmt: str, numparse: bool = True) -> str:
+    """A table as md, csv, latex or html. ``numparse=False`` keeps every cell as written
+    (tabulate would otherwise reformat "1.60" as 1.6 and right-align it)."""
+    from functools import partial
+
     from tabulate import tabulate
+
+    tabulate = partial(tabulate, disable_numparse=not numparse)
 
     if fmt == "md":
         return tabulate(body, headers, tablefmt="github") + f"\n\n{caption}\n"

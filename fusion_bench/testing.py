@@ -248,13 +248,26 @@ def check_batch_invariance(cls, dims, seq_len=16, device="cpu", atol=1e-5, **opt
 
 @contextlib.contextmanager
 def _strict_fp32():
-    """No TF32 in cuBLAS or cuDNN inside the block (both settings restored after)."""
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    """No TF32 in cuBLAS or cuDNN inside the block; the previous settings are restored after.
+    Uses torch's ``fp32_precision`` switches where they exist (torch ≥ 2.9; reading the legacy
+    ``allow_tf32`` flags raises there once a caller has used the new ones), else ``allow_tf32``."""
+    b = torch.backends
+    if hasattr(b.cuda.matmul, "fp32_precision"):
+        saved = [(o, o.fp32_precision) for o in (b.cuda.matmul, b.cudnn.conv, b.cudnn.rnn)]
+        for o, _ in saved:
+            o.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            for o, value in saved:
+                o.fp32_precision = value
+        return
+    matmul, cudnn = b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32
+    b.cuda.matmul.allow_tf32 = b.cudnn.allow_tf32 = False
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+        b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = matmul, cudnn
 
 
 def check_cuda(cls, dims, seq_len=16, **options) -> bool:

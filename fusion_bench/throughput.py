@@ -316,9 +316,7 @@ def device_details(device: torch.device) -> dict:
             "gpu_multiprocessors": int(props.multi_processor_count),
             "driver": _nvidia_driver(),
             "cudnn": torch.backends.cudnn.version(),
-            "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
-            # PyTorch's default is True: convolutions and LSTMs run in TF32 even without autocast
-            "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+            **tf32_switches(),
             "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         })
     else:
@@ -334,6 +332,19 @@ def device_details(device: torch.device) -> dict:
     return out
 
 
+def tf32_switches() -> dict[str, bool]:
+    """Whether float32 matrix products (cuBLAS) and cuDNN convolutions run in TF32. cuDNN's
+    default is on: convolutions and LSTMs use TF32 even without autocast. Read through the
+    ``fp32_precision`` switches where the legacy flags refuse (a caller used the new API)."""
+    b = torch.backends
+    try:
+        return {"tf32_matmul": bool(b.cuda.matmul.allow_tf32),
+                "tf32_cudnn": bool(b.cudnn.allow_tf32)}
+    except RuntimeError:  # torch >= 2.9 after torch.backends.*.fp32_precision was set
+        return {"tf32_matmul": b.cuda.matmul.fp32_precision == "tf32",
+                "tf32_cudnn": b.cudnn.conv.fp32_precision == "tf32"}
+
+
 def _nvidia_driver() -> str | None:
     try:
         res = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
@@ -345,7 +356,7 @@ def _nvidia_driver() -> str | None:
 
 def peak_flops(device: torch.device, amp: str | None, override_tflops: float | None = None) -> dict:
     """The device's dense peak FLOP/s for the math mode in use, or None where unknown (CPU)."""
-    mode = amp or ("tf32" if device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32 else "fp32")
+    mode = amp or ("tf32" if device.type == "cuda" and tf32_switches()["tf32_matmul"] else "fp32")
     if override_tflops is not None:
         return {"flops_per_s": override_tflops * 1e12, "mode": mode, "source": "--peak-tflops"}
     if device.type != "cuda":
@@ -685,7 +696,7 @@ def run_bench(cfg: RunConfig, registry, settings: BenchSettings,
                 "compile_mode": settings.compile_mode if settings.compile else None,
                 "scope": settings.scope,
                 "threads": torch.get_num_threads(), "flush_denormal": device.type == "cpu",
-                "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+                "tf32_matmul": tf32_switches()["tf32_matmul"],
                 "find_max_batch": settings.find_max_batch, **counts,
             },
             "timing": ("CUDA events around each call, device synchronised after each"

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The GPU throughput table in leaderboards/: every registered fusion, whole model at the paper's
-# shapes, in fp32, bf16 autocast and bf16 autocast + torch.compile, one fresh process per fusion
-# (`bench --all`). Works from a checkout without installing (PYTHONPATH), as on a lent GPU box.
+# shapes, one fresh process per fusion (`bench --all`), in each mode:
+#   fp32, bf16 (autocast), bf16-compile (+ torch.compile), bf16-graphs and fp32-graphs
+#   (+ torch.compile --compile-mode reduce-overhead: CUDA graphs).
+# Works from a checkout without installing (PYTHONPATH), as on a lent GPU box.
 #
 #   scripts/gpu_bench.sh RESULTS_DIR [extra bench options...]
-#   MODES="bf16-compile" scripts/gpu_bench.sh ...   # a subset of: fp32 bf16 bf16-compile
+#   MODES="bf16-graphs fp32-graphs" scripts/gpu_bench.sh ...   # a subset, in this order
 #
-# Then: fusion-bench leaderboard --bench --results RESULTS_DIR --out RESULTS_DIR
+# Then: python -m fusion_bench.cli leaderboard --bench --results RESULTS_DIR --out RESULTS_DIR
 set -u
 out=${1:?usage: scripts/gpu_bench.sh RESULTS_DIR [bench options]}; shift
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+repo=$(cd "$(dirname "$0")/.." && pwd)
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
 if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu,utilization.gpu --format=csv
@@ -17,12 +20,14 @@ fi
 "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
 status=0
 # Cheapest modes first, so a cut-off run still leaves whole tables behind.
-for name in ${MODES:-fp32 bf16 bf16-compile}; do
+for name in ${MODES:-fp32 bf16 bf16-compile bf16-graphs fp32-graphs}; do
   case $name in
     fp32) mode="" ;;
     bf16) mode="--amp bf16" ;;
     bf16-compile) mode="--amp bf16 --compile" ;;
-    *) echo "unknown mode $name (fp32, bf16, bf16-compile)" >&2; exit 2 ;;
+    bf16-graphs) mode="--amp bf16 --compile-mode reduce-overhead" ;;
+    fp32-graphs) mode="--compile-mode reduce-overhead" ;;
+    *) echo "unknown mode $name (fp32, bf16, bf16-compile, bf16-graphs, fp32-graphs)" >&2; exit 2 ;;
   esac
   echo "=== $name: bench --all --device ${DEVICE:-cuda} $mode $*"
   # shellcheck disable=SC2086  # $mode is a list of flags

@@ -53,7 +53,8 @@ def main() -> None:
                                      requires_grad=args.scope == "fusion" and phase == "train")
                 if phase == "train":
                     work.timed.train()
-                    opt = make_optimizer(work.timed, cfg.train, device)
+                    trainable = any(p.requires_grad for p in work.timed.parameters())
+                    opt = make_optimizer(work.timed, cfg.train, device) if trainable else None
                     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
                     step = train_step(work, inputs, device, amp, cfg, opt, scaler)
                 else:
@@ -71,11 +72,12 @@ def main() -> None:
                         torch.cuda.synchronize()
                     wall = (time.perf_counter() - t0) / args.steps
                 events = prof.key_averages()
-                kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+                kernels = [e for e in prof.events()  # kernels, and the copies/memsets among them
+                           if e.device_type == torch.autograd.DeviceType.CUDA]
                 dev_ms = sum(e.device_time for e in kernels) / 1e3 / args.steps
                 print(f"\n### {name} {phase} amp={amp} batch={cfg.train.batch_size} "
                       f"L={cfg.data.window} scope={args.scope}: wall {wall * 1e3:.2f} ms/step, "
-                      f"kernels {dev_ms:.2f} ms/step, {len(kernels) / args.steps:.0f} launches/step")
+                      f"kernels {dev_ms:.2f} ms/step, {len(kernels) / args.steps:.0f} device activities/step")
                 print(events.table(sort_by=key, row_limit=args.top, max_name_column_width=60))
 
 

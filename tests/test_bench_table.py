@@ -9,7 +9,7 @@ import json
 import pytest
 
 from fusion_bench import bench_table
-from fusion_bench.leaderboard import MISSING, render
+from fusion_bench.leaderboard import MISSING
 from fusion_bench.plugins import load_registry
 from fusion_bench.results import ResultsStore
 from fusion_bench.throughput import make_bench_record, run_bench
@@ -107,7 +107,7 @@ def test_leaderboard_bench_writes_tables(cli_run, tmp_path, records):
         assert code == 0, err
         (path,) = out.glob(f"throughput_*.{ext}")
         (rows,) = bench_table.build_tables(ResultsStore(store).records()).values()
-        assert path.read_text() == render(*bench_table.table(rows), fmt)
+        assert path.read_text() == bench_table.render_table(rows, fmt)
     lines = (out / path.name.replace(".tex", ".csv")).read_text().splitlines()
     assert lines[0].split(",")[:3] == ["fusion", "mode", "train ms/step"]
     assert [line.split(",")[0] for line in lines[1:]] == ["concat", "rcma"]

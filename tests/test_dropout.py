@@ -67,3 +67,14 @@ def test_keep_mask_rate_scale_and_lane_uniformity():
     torch.manual_seed(1)
     assert torch.equal(a, keep_mask(x, 0.3))  # seeded by torch's generator
     assert keep_mask(torch.empty(2, 3, dtype=torch.bfloat16), 0.2).dtype == torch.bfloat16
+
+
+def test_keep_mask_edges():
+    from fusion_bench.dropout import keep_mask
+
+    x = torch.ones(64, 64)
+    assert not keep_mask(x, 1 - 1e-6).any()  # rounds to p = 1: everything dropped, no 1/0
+    assert torch.equal(keep_mask(x, 1e-6), x)  # rounds to p = 0: nothing dropped
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            keep_mask(x, bad)

@@ -311,3 +311,37 @@ def test_bench_all_runs_each_fusion_in_its_own_process(cli_run, tmp_path, monkey
             assert cmd[cmd.index(flag) + 1] == value
         assert len(cmd[cmd.index("--group") + 1]) == 12
     assert "no benchmark records of this --all" in err  # nothing really ran
+
+
+def test_tf32_switches_read_either_api():
+    """Reading the legacy allow_tf32 flags raises on torch >= 2.9 once the fp32_precision API
+    was used; the record's TF32 fields must still be read (and the kit must still switch TF32
+    off and restore it)."""
+    from fusion_bench.testing import _strict_fp32
+
+    b = torch.backends
+    assert throughput.tf32_switches()["tf32_cudnn"] in (True, False)
+    if not hasattr(b.cuda.matmul, "fp32_precision"):
+        pytest.skip("torch < 2.9 has only the legacy flags")
+    saved = [(o, o.fp32_precision) for o in (b.cuda.matmul, b.cudnn.conv, b.cudnn.rnn)]
+    try:
+        b.cuda.matmul.fp32_precision = "tf32"
+        assert throughput.tf32_switches()["tf32_matmul"] is True
+        with _strict_fp32():
+            assert b.cuda.matmul.fp32_precision == "ieee" and b.cudnn.conv.fp32_precision == "ieee"
+        assert b.cuda.matmul.fp32_precision == "tf32"
+    finally:
+        for o, value in saved:
+            o.fp32_precision = value
+
+
+def test_bad_compile_mode_fails_before_any_process_starts(cli_run, monkeypatch):
+    import subprocess
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("bench --all started a process")
+
+    monkeypatch.setattr(subprocess, "run", no_run)
+    for argv in (["--all"], ["--fusion", "concat"]):
+        code, _, err = cli_run("bench", *argv, "--compile-mode", "fastest", *TINY_BENCH)
+        assert code == 2 and "unknown --compile-mode 'fastest'" in err and "reduce-overhead" in err

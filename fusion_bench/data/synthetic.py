@@ -345,27 +345,44 @@ def interaction_check(dataset: SyntheticDataset, window: int = 45) -> dict[str, 
     return {k: _r2((tr[k], ytr), (te[k], yte)) for k in tr}
 
 
-def synchrony_oracle(dataset: SyntheticDataset, window: int = 45, split: str = "test") -> float:
-    """Arousal CCC on ``split`` of an oracle that knows every latent except the synchrony c(t),
-    which it reads from the features as :func:`interaction_check`'s ``windowed_product`` does
-    (least squares fitted on train frames with both modalities present; clipped to (−1, 1)).
+def _centred_mean(x: np.ndarray, ok: np.ndarray, w: int) -> np.ndarray:
+    """Mean of x over the frames where ``ok`` within the w frames centred on each frame (0 where
+    the window holds none)."""
+    c = np.cumsum(np.concatenate([np.zeros((1,) + x.shape[1:]), x * ok[:, None]]), axis=0)
+    n = np.concatenate([[0], np.cumsum(ok)])
+    t = np.arange(len(x))
+    lo, hi = np.maximum(t - w // 2, 0), np.minimum(t + w - w // 2, len(x))
+    return (c[hi] - c[lo]) / np.maximum(n[hi] - n[lo], 1)[:, None]
 
-    The noiseless-latent ceiling assumes c(t) is known exactly; no model can know it, since it
-    is only carried by a noisy cross-modal correlation over a short window. This bound says how
-    much arousal that alone costs (with the default knobs ≈ 0.88 against a ceiling ≈ 0.98).
+
+def synchrony_oracle(dataset: SyntheticDataset, window: int = 64, split: str = "test") -> float:
+    """Arousal CCC on ``split`` of an oracle that knows every latent except the synchrony c(t),
+    which it estimates from the features: the visual×audio products of the denoised sources (as
+    in :func:`interaction_check`) averaged over the frames with both modalities present in the
+    ``window`` frames centred on each frame (default 64: the context one window of the ``quick``
+    preset gives a model), read out linearly (least squares on train frames, clipped to (−1, 1)).
+
+    The noiseless-latent ceiling assumes c(t) is known exactly; no model knows it, since only a
+    noisy cross-modal correlation over a short context carries it. This is a reference point for
+    what that costs, not a proof of a bound: a nonlinear read-out may do somewhat better, a
+    model that must also learn the unmixing and the other latents will do worse.
     """
     splits = dataset.splits()
-    train = _sync_statistics(dataset, splits["train"], window)
-    x = np.concatenate([p["stats"]["windowed_product"][p["ok"]] for p in train])
-    y = np.concatenate([p["sync"][p["ok"]] for p in train])
-    coef = np.linalg.lstsq(np.hstack([x, np.ones((len(x), 1))]), y, rcond=None)[0]
+
+    def estimates(videos):
+        for p in _sync_statistics(dataset, videos, window):
+            wp = _centred_mean(p["stats"]["per_frame_product"], p["ok"], window)
+            yield np.hstack([wp, np.ones((len(wp), 1))]), p
+
+    train = list(estimates(splits["train"]))
+    x = np.concatenate([a[p["ok"]] for a, p in train])
+    y = np.concatenate([p["sync"][p["ok"]] for _, p in train])
+    coef = np.linalg.lstsq(x, y, rcond=None)[0]
     iota, preds, labels = dataset.config.interaction, [], []
-    for p, v, lat in zip(_sync_statistics(dataset, splits[split], window), splits[split],
-                         dataset._latents[split], strict=True):
-        wp = p["stats"]["windowed_product"]
-        c_hat = np.clip(np.hstack([wp, np.ones((len(wp), 1))]) @ coef, -0.999, 0.999)
+    for (a, p), v, lat in zip(estimates(splits[split]), splits[split], dataset._latents[split],
+                              strict=True):
+        c_hat = np.clip(a @ coef, -0.999, 0.999)
         # a = tanh(0.9 (√(1−ι) b̃ + √ι c / 0.75) + 0.4 ℓ_a): swap the exact c for its estimate
-        # (where a modality is missing the oracle keeps only what the windows still hold)
         drive = np.arctanh(np.clip(lat[:, 1].astype(np.float64), -1 + 1e-7, 1 - 1e-7))
         drive += 0.9 * np.sqrt(iota) * (c_hat - p["sync"]) / 0.75
         preds.append(np.tanh(drive))
