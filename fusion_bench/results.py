@@ -182,21 +182,30 @@ def model_name(cfg, sep: str = "-") -> str:
     return cfg.model.fusion if len(mods) > 1 else f"only{sep}{'+'.join(mods)}"
 
 
-def make_record(cfg, result: dict, plugins: dict) -> dict:
-    """The full record of a finished run: config, result, plugins and environment."""
+def new_record(config: dict, config_hash: str, plugins: dict, env: dict, name: str,
+               status: str = "ok") -> dict:
+    """The fields every stored record starts with; ``run_id`` is ``<UTC time stamp>-<name>``."""
     created = now_utc()
-    h = cfg.hash()
     stamp = created.replace(":", "").replace("-", "")
     return {
         "schema_version": SCHEMA_VERSION,
-        "run_id": f"{stamp}-{model_name(cfg)}-s{cfg.seed}-{h[:8]}",
-        "status": "ok",
+        "run_id": f"{stamp}-{name}",
+        "status": status,
         "created": created,
-        "config": cfg.to_dict(),
-        "config_hash": h,
-        "model_hash": cfg.model_hash(),
+        "config": config,
+        "config_hash": config_hash,
         "plugins": plugins,
-        "environment": environment(result["device"]),
+        "environment": env,
+    }
+
+
+def make_record(cfg, result: dict, plugins: dict) -> dict:
+    """The full record of a finished run: config, result, plugins and environment."""
+    h = cfg.hash()
+    return {
+        **new_record(cfg.to_dict(), h, plugins, environment(result["device"]),
+                     f"{model_name(cfg)}-s{cfg.seed}-{h[:8]}"),
+        "model_hash": cfg.model_hash(),
         **{k: v for k, v in result.items() if k != "device"},
     }
 

@@ -48,7 +48,7 @@ import torch
 
 from .config import RunConfig
 from .errors import ConfigError
-from .results import SCHEMA_VERSION, cpu_name, environment, now_utc
+from .results import cpu_name, environment, new_record
 
 SCOPES = ("model", "fusion")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -731,20 +731,13 @@ def make_bench_record(cfg: RunConfig, settings: BenchSettings, result: dict,
                       plugins: dict) -> dict:
     """The store record (``kind: "bench"``, empty ``metrics``) of :func:`run_bench`'s result."""
     cfg = result.get("config", cfg)
-    created = now_utc()
-    h = bench_hash(cfg, settings)
-    stamp = created.replace(":", "").replace("-", "")
     dev = torch.device(result["device"])
     return {
-        "schema_version": SCHEMA_VERSION,
+        **new_record(cfg.to_dict(), bench_hash(cfg, settings), plugins,
+                     {**environment(result["device"]), **result["bench"]["device_details"]},
+                     f"bench-{cfg.model.fusion}-{dev.type}-{uuid.uuid4().hex[:8]}",
+                     status=result["status"]),
         "kind": "bench",
-        "run_id": f"{stamp}-bench-{cfg.model.fusion}-{dev.type}-{uuid.uuid4().hex[:8]}",
-        "status": result["status"],
-        "created": created,
-        "config": cfg.to_dict(),
-        "config_hash": h,
-        "plugins": plugins,
-        "environment": {**environment(result["device"]), **result["bench"]["device_details"]},
         "metrics": {},
         "params": result["params"],
         "bench": {k: v for k, v in result["bench"].items() if k != "device_details"},
