@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 
 from .leaderboard import MISSING, human, lookup, render
 
@@ -59,7 +60,7 @@ def workload(rec: dict) -> tuple:
             json.dumps(rec["config"].get("encoder", {}), sort_keys=True),
             tuple(rec["config"]["data"]["modalities"]),
             flags["threads"], flags["warmup"], flags["repeats"], flags["latency_repeats"],
-            flags.get("train", "train" in b["phases"]))
+            "train" in b["phases"])
 
 
 def build_tables(records: list[dict]) -> dict[str, list[dict]]:
@@ -71,16 +72,14 @@ def build_tables(records: list[dict]) -> dict[str, list[dict]]:
         if rec.get("kind") != "bench" or rec.get("status") not in ("ok", "oom"):
             continue
         groups.setdefault(workload(rec), {})[(rec["bench"]["fusion"], mode(rec))] = rec
-    per_device: dict[str, int] = {}
-    for dev, *_ in groups:
-        per_device[dev] = per_device.get(dev, 0) + 1
+    per_device = Counter(key[0] for key in groups)
     out = {}
     for key in sorted(groups, key=str):
         dev, scope, batch, length = key[:4]
         name = slug(dev)
         if per_device[dev] > 1:  # several workloads on one device: one table each
             name += f"-{scope}-b{batch}-l{length}"
-            if name in out or any(k.startswith(name + "-") for k in out):
+            if name in out:  # the same shape measured two ways: tell the tables apart
                 name += "-" + hashlib.sha256(repr(key).encode()).hexdigest()[:6]
         cells = groups[key]
         out[name] = [cells[k] for k in sorted(cells, key=lambda k: (_mode_order(k[1]), k[0]))]

@@ -323,11 +323,13 @@ def bench(ctx, fusion, all_fusions, device, amp, compile_, compile_mode, batch_s
     from .throughput import BenchSettings, format_report, make_bench_record, run_bench
 
     state: State = ctx.obj
-    from .throughput import COMPILE_MODES
-
-    if compile_mode is not None and compile_mode not in COMPILE_MODES:  # before --all spawns
-        raise ConfigError(f"unknown --compile-mode {compile_mode!r}; use one of "
-                          + ", ".join(COMPILE_MODES))
+    settings = BenchSettings(  # checks its values: before --all starts any process
+        amp=amp, compile=compile_ or compile_mode is not None,
+        compile_mode="default" if compile_mode is None else compile_mode, batch_size=batch_size, seq_len=seq_len, scope=scope,
+        warmup=warmup, repeats=repeats, latency_repeats=latency_repeats, train=not no_train,
+        find_max_batch=find_max_batch, max_batch=max_batch, threads=threads,
+        peak_tflops=peak_tflops, group=group,
+    )
     if all_fusions:
         if fusion is not None:
             raise ConfigError("give --fusion NAME or --all, not both")
@@ -337,13 +339,6 @@ def bench(ctx, fusion, all_fusions, device, amp, compile_, compile_mode, batch_s
         "device": device}, sets)
     reg = state.registry
     plugins = plugins_used(reg, cfg)  # fails fast on an unknown name
-    settings = BenchSettings(
-        amp=amp, compile=compile_ or compile_mode is not None,
-        compile_mode=compile_mode or "default", batch_size=batch_size, seq_len=seq_len, scope=scope,
-        warmup=warmup, repeats=repeats, latency_repeats=latency_repeats, train=not no_train,
-        find_max_batch=find_max_batch, max_batch=max_batch, threads=threads,
-        peak_tflops=peak_tflops, group=group,
-    )
     try:
         result = run_bench(cfg, reg, settings, log=lambda msg: click.echo(msg, err=True))
     except RuntimeError as e:  # out of memory is caught per phase; this is anything else

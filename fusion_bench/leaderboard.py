@@ -165,11 +165,11 @@ def paired_indistinguishable(best: Row, other: Row, column: str = "test_mean",
     return bool(lo <= 0 <= hi)
 
 
-def human(n: float) -> str:
-    """12_345_678 → '12.3 M' (k, M, G, T with one decimal)."""
+def human(n: float, digits: int = 1) -> str:
+    """12_345_678 → '12.3 M' (k, M, G, T with ``digits`` decimals)."""
     for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
+            return f"{n / scale:.{digits}f} {unit}"
     return f"{n:.0f}"
 
 

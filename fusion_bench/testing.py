@@ -253,21 +253,17 @@ def _strict_fp32():
     ``allow_tf32`` flags raises there once a caller has used the new ones), else ``allow_tf32``."""
     b = torch.backends
     if hasattr(b.cuda.matmul, "fp32_precision"):
-        saved = [(o, o.fp32_precision) for o in (b.cuda.matmul, b.cudnn.conv, b.cudnn.rnn)]
-        for o, _ in saved:
-            o.fp32_precision = "ieee"
-        try:
-            yield
-        finally:
-            for o, value in saved:
-                o.fp32_precision = value
-        return
-    matmul, cudnn = b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32
-    b.cuda.matmul.allow_tf32 = b.cudnn.allow_tf32 = False
+        switches = [(o, "fp32_precision", "ieee") for o in (b.cuda.matmul, b.cudnn.conv, b.cudnn.rnn)]
+    else:
+        switches = [(b.cuda.matmul, "allow_tf32", False), (b.cudnn, "allow_tf32", False)]
+    saved = [(o, name, getattr(o, name)) for o, name, _ in switches]
+    for o, name, value in switches:
+        setattr(o, name, value)
     try:
         yield
     finally:
-        b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = matmul, cudnn
+        for o, name, value in saved:
+            setattr(o, name, value)
 
 
 def check_cuda(cls, dims, seq_len=16, **options) -> bool:

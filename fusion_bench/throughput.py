@@ -46,8 +46,10 @@ from pathlib import Path
 
 import torch
 
+from .bench_table import device_name
 from .config import RunConfig
 from .errors import ConfigError
+from .leaderboard import human
 from .results import cpu_name, environment, new_record
 
 SCOPES = ("model", "fusion")
@@ -97,6 +99,11 @@ class BenchSettings:
     threads: int | None = None  # torch.set_num_threads on CPU (None: torch's default)
     peak_tflops: float | None = None  # device peak for the achieved fraction (None: table)
     group: str | None = None  # id shared by the records of one `bench --all`
+
+    def __post_init__(self):
+        if self.compile_mode not in COMPILE_MODES:
+            raise ConfigError(f"unknown --compile-mode {self.compile_mode!r}; use one of "
+                              + ", ".join(COMPILE_MODES))
 
 
 def defaults_for(device: torch.device) -> dict[str, int]:
@@ -568,9 +575,6 @@ def run_bench(cfg: RunConfig, registry, settings: BenchSettings,
 
     log = log or (lambda _msg: None)
     device = resolve_device(settings.device or cfg.device)
-    if settings.compile_mode not in COMPILE_MODES:
-        raise ConfigError(f"unknown compile mode {settings.compile_mode!r}; use one of "
-                          + ", ".join(COMPILE_MODES))
     if settings.amp is not None and settings.amp not in AMP_DTYPES:
         raise ConfigError(f"unknown --amp {settings.amp!r}; use bf16 or fp16")
     if device.type == "cpu":
@@ -762,12 +766,7 @@ def _bytes(n: int | None) -> str:
 
 
 def _count(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            return f"{n / div:.2f} {unit}"
-    return f"{n:.0f}"
+    return "-" if n is None else human(n, digits=2)
 
 
 def _compiled(flags: dict) -> str:
@@ -783,7 +782,7 @@ def format_report(record: dict) -> str:
 
     b, env, p = record["bench"], record["environment"], record["params"]
     what = "whole model" if b["scope"] == "model" else "fusion alone"
-    device = env.get("gpu") or env.get("cpu") or env.get("device_name")
+    device = device_name(record)
     n = b["flags"]["threads"]
     threads = f", {n} thread{'s' * (n != 1)}" if env.get("device", "").startswith("cpu") else ""
     head = (f"{b['fusion']} ({what}) on {env['device']} ({device}{threads}), {b['dtype']}"
