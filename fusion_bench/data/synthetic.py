@@ -273,12 +273,23 @@ class SyntheticDataset:
         }
 
 
-def _rolling_mean(x: np.ndarray, w: int) -> np.ndarray:
-    """Causal mean over the last ``w`` frames (fewer at the start), along axis 0."""
+def _window_mean(x: np.ndarray, w: int, ok: np.ndarray | None = None,
+                 centred: bool = False) -> np.ndarray:
+    """Mean along axis 0 over the last ``w`` frames (fewer at the start), or over the ``w``
+    frames centred on each frame; with ``ok``, over the frames where ``ok`` only (0 where the
+    window holds none)."""
+    if ok is not None:
+        x = x * ok.reshape((-1,) + (1,) * (x.ndim - 1))
     c = np.cumsum(np.concatenate([np.zeros((1,) + x.shape[1:]), x]), axis=0)
-    idx = np.arange(1, len(x) + 1)
-    lo = np.maximum(idx - w, 0)
-    return (c[idx] - c[lo]) / (idx - lo).reshape((-1,) + (1,) * (x.ndim - 1))
+    t = np.arange(len(x))
+    lo, hi = (np.maximum(t - w // 2, 0), np.minimum(t + w - w // 2, len(x))) if centred \
+        else (np.maximum(t + 1 - w, 0), t + 1)
+    if ok is None:
+        n = hi - lo
+    else:
+        k = np.concatenate([[0], np.cumsum(ok)])
+        n = np.maximum(k[hi] - k[lo], 1)
+    return (c[hi] - c[lo]) / n.reshape((-1,) + (1,) * (x.ndim - 1))
 
 
 def _r2(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> float:
@@ -291,9 +302,10 @@ def _r2(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray
     return float(1.0 - resid.var() / yb.var())
 
 
-def _sync_statistics(dataset: SyntheticDataset, videos: list[Video], window: int) -> list[dict]:
-    """Per video: the feature statistics :func:`interaction_check` reads c(t) from, the frames
-    where visual and audio are both present (``ok``) and c(t) itself (``sync``).
+def _sync_sources(dataset: SyntheticDataset, videos: list[Video]) -> list[dict]:
+    """Per video: the gesture sources of visual and audio, the visual×audio source products per
+    frame (``product``), the frames where both modalities are present (``ok``) and the
+    synchrony c(t) itself (``sync``).
 
     Each modality's features are denoised to its sources by the least-squares inverse of the
     generator's mixing (the best linear read-out) and centred per video; visual is shifted by the
@@ -310,12 +322,7 @@ def _sync_statistics(dataset: SyntheticDataset, videos: list[Video], window: int
             src[m] = x - x[ok].mean(0)
         src["visual"] = _lag(src["visual"], _LAGS["audio"] - _LAGS["visual"])
         prod = (src["visual"][:, :, None] * src["audio"][:, None, :]).reshape(len(ok), -1)
-        stats = {f"{m}_alone": np.hstack([_rolling_mean(src[m], window),
-                                          _rolling_mean(src[m] ** 2, window)])
-                 for m in ("visual", "audio")}
-        stats["per_frame_product"] = prod
-        stats["windowed_product"] = _rolling_mean(prod, window)
-        out.append({"stats": stats, "ok": ok, "sync": v.meta["sync"].astype(np.float64)})
+        out.append({**src, "product": prod, "ok": ok, "sync": v.meta["sync"].astype(np.float64)})
     return out
 
 
@@ -324,7 +331,7 @@ def interaction_check(dataset: SyntheticDataset, window: int = 45) -> dict[str, 
 
     Out-of-sample R² (fit on train videos, scored on test videos, frames where visual and audio
     are both present) of a linear read-out of c(t) from the denoised sources (see
-    :func:`_sync_statistics`; the best linear read-out, so these numbers are upper bounds for
+    :func:`_sync_sources`; the best linear read-out, so these numbers are upper bounds for
     that kind of statistic):
       * ``visual_alone`` / ``audio_alone``: each source's causal rolling mean and rolling energy
         over ``window`` frames (what a single-modality temporal encoder could compute);
@@ -337,22 +344,21 @@ def interaction_check(dataset: SyntheticDataset, window: int = 45) -> dict[str, 
     splits = dataset.splits()
 
     def stacked(split):
-        per = _sync_statistics(dataset, splits[split], window)
-        xs = {k: np.concatenate([p["stats"][k][p["ok"]] for p in per]) for k in per[0]["stats"]}
-        return xs, np.concatenate([p["sync"][p["ok"]] for p in per])
+        stats: dict[str, list] = {}
+        ys = []
+        for p in _sync_sources(dataset, splits[split]):
+            ok = p["ok"]
+            for m in ("visual", "audio"):
+                x = p[m]
+                stats.setdefault(f"{m}_alone", []).append(
+                    np.hstack([_window_mean(x, window), _window_mean(x * x, window)])[ok])
+            stats.setdefault("per_frame_product", []).append(p["product"][ok])
+            stats.setdefault("windowed_product", []).append(_window_mean(p["product"], window)[ok])
+            ys.append(p["sync"][ok])
+        return {k: np.concatenate(x) for k, x in stats.items()}, np.concatenate(ys)
 
     (tr, ytr), (te, yte) = stacked("train"), stacked("test")
     return {k: _r2((tr[k], ytr), (te[k], yte)) for k in tr}
-
-
-def _centred_mean(x: np.ndarray, ok: np.ndarray, w: int) -> np.ndarray:
-    """Mean of x over the frames where ``ok`` within the w frames centred on each frame (0 where
-    the window holds none)."""
-    c = np.cumsum(np.concatenate([np.zeros((1,) + x.shape[1:]), x * ok[:, None]]), axis=0)
-    n = np.concatenate([[0], np.cumsum(ok)])
-    t = np.arange(len(x))
-    lo, hi = np.maximum(t - w // 2, 0), np.minimum(t + w - w // 2, len(x))
-    return (c[hi] - c[lo]) / np.maximum(n[hi] - n[lo], 1)[:, None]
 
 
 def synchrony_oracle(dataset: SyntheticDataset, window: int = 64, split: str = "test") -> float:
@@ -370,8 +376,8 @@ def synchrony_oracle(dataset: SyntheticDataset, window: int = 64, split: str = "
     splits = dataset.splits()
 
     def estimates(videos):
-        for p in _sync_statistics(dataset, videos, window):
-            wp = _centred_mean(p["stats"]["per_frame_product"], p["ok"], window)
+        for p in _sync_sources(dataset, videos):
+            wp = _window_mean(p["product"], window, ok=p["ok"], centred=True)
             yield np.hstack([wp, np.ones((len(wp), 1))]), p
 
     train = list(estimates(splits["train"]))
