@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FusionBenchError
-from .leaderboard import Row, device, lookup, mean_std, modality_order
+from .leaderboard import Row, device, lookup, mean_std, modality_order, value
 from .results import atomic_write_bytes
 
 DPI = 120
@@ -84,13 +84,13 @@ def pareto(rows: list[Row], path: str | Path) -> Plot:
     pts: dict[str, tuple[float, float, float]] = {}
     left_out, used = [], []
     for r in rows:
-        fps = r.values("infer_fps")
-        if not fps:
+        fps = r.summary("infer_fps")  # the median over seeds, as the table shows
+        if fps is None:
             left_out.append(r.label)
             continue
         m, s = mean_std(r.values("test_mean"))
-        pts[r.label] = (float(np.median(fps)), m, s if s == s else 0.0)
-        used += [x for x in r.records if lookup(x, "throughput", "eval_frames_per_s") is not None]
+        pts[r.label] = (fps, m, s if s == s else 0.0)
+        used += [x for x in r.records if value(x, "infer_fps") is not None]
     if not pts:
         return Plot(None, left_out=left_out)
     labels = list(pts)

@@ -184,12 +184,6 @@ def window_flops(model: torch.nn.Module, windows: Windows) -> dict[str, int] | N
     return {"inference": c["inference"], "train": c["train"]}
 
 
-def _add_flops(total: dict[str, int] | None, more: dict[str, int] | None) -> dict[str, int] | None:
-    if total is None or more is None:
-        return None
-    return {k: total[k] + more[k] for k in total}
-
-
 def run(cfg: RunConfig, registry, on_progress=None) -> dict:
     """Train and evaluate ``cfg``; return the result record (not yet stored)."""
     t_start = time.perf_counter()
@@ -206,7 +200,7 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
     groups = [(i,) for i in range(len(TARGETS))] if cfg.model.per_target else [tuple(range(len(TARGETS)))]
     preds = {s: [np.zeros((v.n_frames, len(TARGETS))) for v in splits[s]] for s in ("val", "test")}
     fits, params, options = [], {}, {}
-    flops: dict[str, int] | None = {"inference": 0, "train": 0}
+    flops: dict[str, int] | None = None
     t_eval = t_rob = 0.0
     rob = cfg.robustness
     scale = feature_scale(splits["train"], mods) if rob.enabled else {}
@@ -215,7 +209,9 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
         seed_everything(cfg.seed)
         model, options = build_model(registry, cfg, ds.dims, n_targets=len(cols))
         params = count_parameters(model)
-        flops = _add_flops(flops, window_flops(model, wins["test"]))  # per-target: both models
+        if not fits:  # per-target models share one architecture: count one, times their number
+            one = window_flops(model, wins["test"])
+            flops = None if one is None else {k: v * len(groups) for k, v in one.items()}
         label = f"{cfg.model.fusion} " + "+".join(TARGETS[c] for c in cols)
         res = fit(model, wins["train"], wins["val"], splits["val"], cols, cfg.train, device,
                   cfg.seed, label=label)
