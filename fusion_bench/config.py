@@ -28,7 +28,10 @@ class DataConfig:
     root: str = ""  # folder of a dataset on disk (unused by the synthetic one)
     modalities: tuple[str, ...] = ("visual", "audio", "text")
     window: int = 64  # L, frames per window
-    hop: int = 32  # H, frames between window starts
+    hop: int = 32  # H, frames between the starts of training windows
+    # frames between the starts of validation/test windows (0: the same as hop); a frame covered
+    # by several windows is scored with the mean of their predictions
+    eval_hop: int = 0
     seed: int = 0  # draws the data (synthetic videos, fold split); `seed` draws the model
     fold: int = 0  # cross-validation fold of datasets that have them (Aff-Wild2: 0-5)
 
@@ -50,6 +53,9 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.0
     warmup_epochs: int = 1  # linear warm-up of the learning rate, in epochs
+    # after warm-up: "plateau" (lr × plateau_factor after plateau_patience epochs without val
+    # improvement) or "cosine" (half a cosine from lr down to min_lr at the last epoch)
+    schedule: str = "plateau"
     plateau_patience: int = 3  # epochs without val improvement before lr × plateau_factor
     plateau_factor: float = 0.1
     min_lr: float = 1e-6
@@ -114,6 +120,7 @@ PRESETS: dict[str, dict[str, typing.Any]] = {
         "seed": 3407,
         "data.window": 300,
         "data.hop": 200,
+        "data.eval_hop": 200,
         "synthetic.dim_visual": 512,
         "synthetic.dim_audio": 128,
         "synthetic.dim_text": 768,
@@ -326,12 +333,16 @@ def parse_set(items: typing.Iterable[str]) -> list[tuple[str, str]]:
 def validate(cfg: RunConfig) -> None:
     """Reject impossible settings with a message naming the key."""
     d, t = cfg.data, cfg.train
+    if d.eval_hop < 0:
+        raise ConfigError(f"data.eval_hop must be ≥ 0 (0: the same as data.hop), got {d.eval_hop}")
     for key, val in (("data.window", d.window), ("data.hop", d.hop), ("train.batch_size", t.batch_size),
                      ("train.epochs", t.epochs)):
         if val <= 0:
             raise ConfigError(f"{key} must be a positive integer, got {val}")
     if t.lr <= 0:
         raise ConfigError(f"train.lr must be positive, got {t.lr}")
+    if t.schedule not in ("plateau", "cosine"):
+        raise ConfigError(f"train.schedule must be 'plateau' or 'cosine', got {t.schedule!r}")
     if t.loss not in ("window", "batch"):
         raise ConfigError(f"train.loss must be 'window' or 'batch', got {t.loss!r}")
     if len(d.modalities) == 0:

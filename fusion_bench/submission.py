@@ -42,7 +42,7 @@ def train_and_predict(cfg, registry, videos=None) -> tuple[dict[str, np.ndarray]
     from .data.windows import make_windows
     from .evaluate import predict_into
     from .model import build_model
-    from .train import fit, load_dataset, resolve_device, seed_everything
+    from .train import fit, load_dataset, resolve_device, seed_everything, split_hop
 
     device = resolve_device(cfg.device)
     ds, splits = load_dataset(registry, cfg)
@@ -53,10 +53,10 @@ def train_and_predict(cfg, registry, videos=None) -> tuple[dict[str, np.ndarray]
                             "(affwild2: VA_Estimation_Challenge/Test_Set.txt before extract)")
         videos = [load_video(ds.root, n, ds.modalities, ds.dims) for n in names]
     mods = tuple(ds.dims)
-    L, H = cfg.data.window, cfg.data.hop
-    wtrain = make_windows(splits["train"], mods, L, H)
-    wval = make_windows(splits["val"], mods, L, H)
-    wtest = make_windows(videos, mods, L, H)
+    L = cfg.data.window
+    wtrain = make_windows(splits["train"], mods, L, split_hop(cfg, "train"))
+    wval = make_windows(splits["val"], mods, L, split_hop(cfg, "val"))
+    wtest = make_windows(videos, mods, L, split_hop(cfg, "test"))
     groups = [(i,) for i in range(len(TARGETS))] if cfg.model.per_target else [tuple(range(len(TARGETS)))]
     preds = [np.zeros((v.n_frames, len(TARGETS))) for v in videos]
     scores = {}

@@ -7,6 +7,7 @@ plateau decay of the learning rate on validation mean CCC; early stopping; best 
 from __future__ import annotations
 
 import copy
+import math
 import random
 import sys
 import time
@@ -55,6 +56,18 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def cosine_lr(cfg: TrainConfig, step: int, steps: int) -> float:
+    """Learning rate of the ``step``-th of the ``steps`` steps after warm-up under the cosine
+    schedule: half a cosine from ``cfg.lr`` (step 0) down to ``cfg.min_lr`` (the last step)."""
+    frac = min(1.0, step / max(1, steps - 1))
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
 @dataclass
 class FitResult:
     best_val: float
@@ -81,6 +94,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     n = len(train)
     steps_per_epoch = max(1, -(-n // cfg.batch_size))
     warmup_steps = cfg.warmup_epochs * steps_per_epoch
+    total_steps = cfg.epochs * steps_per_epoch
     cols = torch.tensor(columns)
     targets = tuple(TARGETS[c] for c in columns)
     best, best_epoch, best_state, stale = -float("inf"), 0, None, 0
@@ -103,8 +117,9 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 if len(idx) < 2 and n >= 2:
                     continue  # BatchNorm cannot train on a single window
                 if step < warmup_steps:
-                    for g in opt.param_groups:
-                        g["lr"] = cfg.lr * (step + 1) / warmup_steps
+                    set_lr(opt, cfg.lr * (step + 1) / warmup_steps)
+                elif cfg.schedule == "cosine":
+                    set_lr(opt, cosine_lr(cfg, step - warmup_steps, total_steps - warmup_steps))
                 f, k, y, ok = train.batch(idx, device)
                 out = model(f, k)  # (b, L, len(columns))
                 y = y[..., cols.to(device)]
@@ -136,7 +151,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 stale += 1
-            if epoch > cfg.warmup_epochs:
+            if epoch > cfg.warmup_epochs and cfg.schedule == "plateau":
                 plateau.step(v)
             status["text"] = f"loss {np.mean(losses):.3f}  val CCC {v:.3f}  best {best:.3f}@{best_epoch}"
             if bar is not None:
@@ -168,6 +183,13 @@ def load_dataset(registry, cfg: RunConfig):
     return ds, splits
 
 
+def split_hop(cfg: RunConfig, split: str) -> int:
+    """Hop of ``split``'s windows: ``data.hop`` for training, ``data.eval_hop`` (if set) else."""
+    if split == "train" or cfg.data.eval_hop == 0:
+        return cfg.data.hop
+    return cfg.data.eval_hop
+
+
 def window_flops(model: torch.nn.Module, windows: Windows) -> dict[str, int] | None:
     """FLOPs of one window through the whole model, inference and training (forward+backward),
     counted on a meta-device copy (nothing is computed; see throughput.count_flops). None, with
@@ -194,9 +216,9 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
         torch.set_flush_denormal(True)
     ds, splits = load_dataset(registry, cfg)
     t_data = time.perf_counter() - t_start
-    L, H = cfg.data.window, cfg.data.hop
+    L = cfg.data.window
     mods = tuple(ds.dims)
-    wins = {s: make_windows(v, mods, L, H) for s, v in splits.items()}
+    wins = {s: make_windows(v, mods, L, split_hop(cfg, s)) for s, v in splits.items()}
     groups = [(i,) for i in range(len(TARGETS))] if cfg.model.per_target else [tuple(range(len(TARGETS)))]
     preds = {s: [np.zeros((v.n_frames, len(TARGETS))) for v in splits[s]] for s in ("val", "test")}
     fits, params, options = [], {}, {}

@@ -25,6 +25,10 @@ def test_types_are_checked():
         build_config("quick", None, [("data.window", "6.5")])
     with pytest.raises(ConfigError, match="expects bool"):
         build_config("quick", None, [("model.per_target", "maybe")])
+    with pytest.raises(ConfigError, match="data.eval_hop must be"):
+        build_config("quick", None, [("data.eval_hop", "-1")])
+    with pytest.raises(ConfigError, match="train.schedule must be 'plateau' or 'cosine'"):
+        build_config("quick", None, [("train.schedule", "linear")])
 
 
 def test_bad_toml_names_the_file(tmp_path):

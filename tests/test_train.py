@@ -50,3 +50,34 @@ def test_warmup_ramps_lr():
     lrs = [h["lr"] for h in r["fits"][0]["history"]]
     assert lrs[0] < lrs[1] <= 2e-3 + 1e-12
     assert torch.isfinite(torch.tensor(lrs)).all()
+
+
+def test_cosine_schedule_decays_to_min_lr_after_warmup():
+    from fusion_bench.config import TrainConfig
+    from fusion_bench.train import cosine_lr
+
+    cfg = TrainConfig(lr=2e-3, min_lr=1e-6)
+    assert cosine_lr(cfg, 0, 100) == 2e-3
+    assert abs(cosine_lr(cfg, 50, 101) - (2e-3 + 1e-6) / 2) < 1e-12
+    assert cosine_lr(cfg, 100, 101) == 1e-6
+    # in a run: one warm-up epoch, then the epochs' last learning rates fall, ending at min_lr
+    _, r = _run(("train.epochs", "4"), ("train.schedule", "cosine"), ("train.min_lr", "1e-5"),
+                ("train.early_stop_patience", "9"))
+    lrs = [h["lr"] for h in r["fits"][0]["history"]]
+    assert lrs[0] == 2e-3  # the last warm-up step reaches lr
+    assert lrs[1] > lrs[2] > lrs[3]
+    assert abs(lrs[3] - 1e-5) < 1e-12
+
+
+def test_eval_hop_sets_the_hop_of_validation_and_test_windows():
+    from fusion_bench.train import split_hop
+
+    cfg = build_config("quick", None, tiny_overrides() + [("data.hop", "32"), ("data.eval_hop", "8")])
+    assert [split_hop(cfg, s) for s in ("train", "val", "test")] == [32, 8, 8]
+    cfg = build_config("quick", None, tiny_overrides() + [("data.hop", "32"), ("data.eval_hop", "0")])
+    assert [split_hop(cfg, s) for s in ("train", "val", "test")] == [32, 32, 32]
+    # a denser evaluation changes the scores (more windows averaged per frame), not the training
+    _, a = _run(("data.window", "32"), ("data.hop", "16"), ("data.eval_hop", "16"))
+    _, b = _run(("data.window", "32"), ("data.hop", "16"), ("data.eval_hop", "4"))
+    assert a["fits"][0]["history"][0]["loss"] == b["fits"][0]["history"][0]["loss"]
+    assert a["metrics"]["test"]["mean"] != b["metrics"]["test"]["mean"]

@@ -42,7 +42,7 @@ from ..errors import ConfigError
 from ..metrics import INVALID_LABEL, ccc
 from . import TARGETS, Video
 
-VERSION = "1"
+VERSION = "2"  # 2: one seed sequence per split
 _LAGS = {"visual": 2, "audio": 4}  # frames between a latent and the feature that shows it
 FPS = 30
 
@@ -230,18 +230,17 @@ class SyntheticDataset:
     def _generate(self) -> None:
         c = self.config
         mix = self._mixing()
-        root = np.random.SeedSequence([self.seed, 1])
         sizes = {"train": c.n_train, "val": c.n_val, "test": c.n_test}
-        children = root.spawn(sum(sizes.values()))
         self._splits, self._latents = {}, {}
-        i = 0
-        for split, k in sizes.items():
+        for number, (split, k) in enumerate(sizes.items()):
+            # one seed sequence per split: a split's videos do not depend on the other splits'
+            # sizes (more training videos leave the test split as it was)
+            children = np.random.SeedSequence([self.seed, 1, number]).spawn(k)
             vids, lats = [], []
-            for j in range(k):
-                vid, lat = self._video(np.random.default_rng(children[i]), f"{split}_{j:03d}", mix)
+            for j, child in enumerate(children):
+                vid, lat = self._video(np.random.default_rng(child), f"{split}_{j:03d}", mix)
                 vids.append(vid)
                 lats.append(lat)
-                i += 1
             self._splits[split], self._latents[split] = vids, lats
 
     # -- dataset interface --------------------------------------------------------------------

@@ -85,3 +85,15 @@ def test_synchrony_oracle_bounds_arousal_below_the_ceiling():
     assert 0.7 < bound < ceiling - 0.02
     none = SyntheticDataset(SyntheticConfig(**small, interaction=0.0), seed=0)
     assert abs(synchrony_oracle(none) - none.ceiling("test")["arousal"]) < 1e-9
+
+
+def test_a_split_does_not_depend_on_the_other_splits_sizes():
+    small = SyntheticDataset({"n_train": 4, "n_val": 2, "n_test": 3}, seed=0).splits()
+    big = SyntheticDataset({"n_train": 9, "n_val": 2, "n_test": 3}, seed=0).splits()
+    for split in ("val", "test"):
+        for a, b in zip(small[split], big[split], strict=True):
+            assert np.array_equal(a.labels, b.labels)
+            assert all(np.array_equal(a.features[m], b.features[m]) for m in a.features)
+    # the first training videos are the same too; the extra ones are new
+    assert np.array_equal(small["train"][3].labels, big["train"][3].labels)
+    assert not np.array_equal(big["train"][4].labels[:100], big["train"][3].labels[:100])
