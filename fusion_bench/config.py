@@ -28,10 +28,10 @@ class DataConfig:
     root: str = ""  # folder of a dataset on disk (unused by the synthetic one)
     modalities: tuple[str, ...] = ("visual", "audio", "text")
     window: int = 64  # L, frames per window
-    hop: int = 32  # H, frames between the starts of training windows
+    hop: int = 64  # H, frames between the starts of training windows
     # frames between the starts of validation/test windows (0: the same as hop); a frame covered
     # by several windows is scored with the mean of their predictions
-    eval_hop: int = 0
+    eval_hop: int = 16
     seed: int = 0  # draws the data (synthetic videos, fold split); `seed` draws the model
     fold: int = 0  # cross-validation fold of datasets that have them (Aff-Wild2: 0-5)
 
@@ -48,7 +48,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 15
+    epochs: int = 4
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 0.0
@@ -145,8 +145,8 @@ PRESETS: dict[str, dict[str, typing.Any]] = {
     },
 }
 
-# Fusion options a preset sets for one fusion only (other fusions may lack the option). Applied
-# after all overrides, only where the user did not set the option.
+# Plugin options a preset sets for one fusion or encoder only (others may lack the option).
+# Applied after all overrides, only where the user did not set the option.
 PRESET_FUSION_OPTIONS: dict[str, dict[str, dict[str, typing.Any]]] = {
     # The paper's p = 0.6 is tuned for L = 300 and 512-d features; with the quick model's 32-d
     # features and L = 64 it starves RCMA's updates of signal (DESIGN section 6 prototype: 0.1).
@@ -154,6 +154,11 @@ PRESET_FUSION_OPTIONS: dict[str, dict[str, dict[str, typing.Any]]] = {
     # as noise; starting from the identity lets it see synchrony from step one (see rcma.py).
     "quick": {"rcma": {"dropout": 0.1, "time_init": "identity"}},
     "paper": {"rcma": {"dropout": 0.6, "iterations": 2, "joint": "others"}},
+}
+PRESET_ENCODER_OPTIONS: dict[str, dict[str, dict[str, typing.Any]]] = {
+    # Kernel 3 (receptive field 29 frames, ~1 s): 3/5 of kernel 5's convolutions, and on the
+    # default data at least as good (RCMA seed 0: validation mean 0.902 against 0.884).
+    "quick": {"tcn": {"kernel": 3}},
 }
 
 _SECTIONS = {"data", "synthetic", "model", "train", "robustness"}
@@ -316,6 +321,8 @@ def build_config(preset: str = "quick", config_file: str | None = None,
         set_value(cfg, k, v)
     for k, v in PRESET_FUSION_OPTIONS.get(preset, {}).get(cfg.model.fusion, {}).items():
         cfg.fusion.setdefault(k, v)
+    for k, v in PRESET_ENCODER_OPTIONS.get(preset, {}).get(cfg.model.encoder, {}).items():
+        cfg.encoder.setdefault(k, v)
     validate(cfg)
     return cfg
 

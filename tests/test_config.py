@@ -57,3 +57,13 @@ def test_paper_preset_is_the_papers_configuration():
     p = PRESETS["paper"]
     assert p["data.window"] == 300 and p["data.hop"] == 200 and p["seed"] == 3407
     assert p["train.lr"] == 1e-5 and p["train.weight_decay"] == 1e-3 and p["train.batch_size"] == 12
+
+
+def test_preset_plugin_options_apply_to_their_plugin_only_and_yield_to_the_user():
+    assert build_config("quick", None, [("model.fusion", "rcma")]).encoder == {"kernel": 3}
+    assert build_config("quick", None, [("encoder.kernel", "5")]).encoder == {"kernel": 5}
+    # another encoder does not get the TCN's option (an LSTM has no kernel)
+    assert build_config("quick", None, [("model.encoder", "lstm")]).encoder == {}
+    cfg = build_config("quick", None, [("model.fusion", "rcma"), ("fusion.dropout", "0.3")])
+    assert cfg.fusion == {"dropout": 0.3, "time_init": "identity"}
+    assert build_config("quick", None, [("model.fusion", "concat")]).fusion == {}

@@ -51,7 +51,7 @@ FPS = 30
 class SyntheticConfig:
     """Knobs of the generator (``--set synthetic.<name>=...``)."""
 
-    n_train: int = 48
+    n_train: int = 192
     n_val: int = 16
     n_test: int = 48
     min_frames: int = 300

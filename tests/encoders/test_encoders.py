@@ -44,3 +44,26 @@ def test_unidirectional_lstm_is_causal_and_bidirectional_is_not():
 def test_shapes_and_out_dim(enc):
     out = enc.eval()(torch.randn(2, 33, 7))
     assert out.shape == (2, 33, enc.out_dim)
+
+
+@pytest.mark.parametrize("causal,weight_norm", [(True, False), (False, True)])
+def test_tcn_computes_the_conv1d_stack_it_holds(causal, weight_norm):
+    """The TCN runs its Conv1d weights as channels-last 2-d convolutions over (B, L, C); the
+    result is the plain Conv1d computation over (B, C, L) with the same padding."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    tcn = TCN(5, channels=6, levels=3, kernel=3, causal=causal, weight_norm=weight_norm).eval()
+    x = torch.randn(2, 30, 5)
+    h = x.transpose(1, 2)
+    for block in tcn.net:
+        pad = (block.conv1.kernel_size[0] - 1) * block.conv1.dilation[0]
+        left = pad if causal else pad // 2
+
+        def conv(c, z, left=left, pad=pad):
+            return c(F.pad(z, (left, pad - left)))
+
+        y = F.leaky_relu(conv(block.conv2, F.leaky_relu(conv(block.conv1, h))))
+        h = F.leaky_relu(y + (h if block.down is None else block.down(h)))
+    torch.testing.assert_close(tcn(x), h.transpose(1, 2), rtol=1e-5, atol=1e-5)
+    assert tcn(x).shape == (2, 30, 6)
