@@ -48,6 +48,9 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
+    # The quick schedule is 4 passes over 192 videos at a constant lr after a 1-epoch warm-up:
+    # its plateau decay and early stopping (patience 3 and 6) cannot trigger within 4 epochs;
+    # they act in longer runs (--set train.epochs=...) and in the paper preset.
     epochs: int = 4
     batch_size: int = 32
     lr: float = 2e-3
@@ -346,8 +349,17 @@ def validate(cfg: RunConfig) -> None:
                      ("train.epochs", t.epochs)):
         if val <= 0:
             raise ConfigError(f"{key} must be a positive integer, got {val}")
+    # a hop longer than the window leaves frames in no window: never trained on, or scored as 0
+    for key, hop in (("data.hop", d.hop), ("data.eval_hop", d.eval_hop or d.hop)):
+        if hop > d.window:
+            raise ConfigError(
+                f"{key} ({hop}) is longer than data.window ({d.window}): the frames between "
+                f"windows would be skipped; set {key} to at most {d.window}"
+            )
     if t.lr <= 0:
         raise ConfigError(f"train.lr must be positive, got {t.lr}")
+    if t.min_lr > t.lr:
+        raise ConfigError(f"train.min_lr ({t.min_lr}) is above train.lr ({t.lr}); lower it")
     if t.schedule not in ("plateau", "cosine"):
         raise ConfigError(f"train.schedule must be 'plateau' or 'cosine', got {t.schedule!r}")
     if t.loss not in ("window", "batch"):

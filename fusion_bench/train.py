@@ -1,7 +1,8 @@
 """The one training loop, and :func:`run`, which trains and scores one configuration.
 
 Loss 1 − CCC over valid frames (per window, or pooled over the batch); Adam; linear warm-up;
-plateau decay of the learning rate on validation mean CCC; early stopping; best weights restored.
+then plateau decay of the learning rate on validation mean CCC (or a cosine decay); early
+stopping; best weights restored.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     )
     gen = torch.Generator().manual_seed(seed)
     n = len(train)
-    steps_per_epoch = max(1, -(-n // cfg.batch_size))
+    # batches that run: a last batch of one window is skipped (BatchNorm), unless it is all there is
+    rest = n % cfg.batch_size
+    steps_per_epoch = max(1, n // cfg.batch_size + (rest >= 2 or (rest == 1 and n < 2)))
     warmup_steps = cfg.warmup_epochs * steps_per_epoch
     total_steps = cfg.epochs * steps_per_epoch
     cols = torch.tensor(columns)

@@ -67,3 +67,13 @@ def test_preset_plugin_options_apply_to_their_plugin_only_and_yield_to_the_user(
     cfg = build_config("quick", None, [("model.fusion", "rcma"), ("fusion.dropout", "0.3")])
     assert cfg.fusion == {"dropout": 0.3, "time_init": "identity"}
     assert build_config("quick", None, [("model.fusion", "concat")]).fusion == {}
+
+
+def test_a_hop_longer_than_the_window_is_refused():
+    with pytest.raises(ConfigError, match="data.hop \\(64\\) is longer than data.window \\(32\\)"):
+        build_config("quick", None, [("data.window", "32")])
+    with pytest.raises(ConfigError, match="data.eval_hop \\(16\\) is longer than data.window \\(8\\)"):
+        build_config("quick", None, [("data.window", "8"), ("data.hop", "8")])
+    assert build_config("quick", None, [("data.window", "32"), ("data.hop", "32")]).data.eval_hop == 16
+    with pytest.raises(ConfigError, match="train.min_lr"):
+        build_config("quick", None, [("train.min_lr", "0.1")])

@@ -41,7 +41,8 @@ def registry():
 
 def tiny_config(fusion="rcma"):
     return build_config("quick", None, [*tiny_overrides(), ("model.fusion", fusion),
-                                        ("device", "cpu"), ("data.window", 16)])
+                                        ("device", "cpu"), ("data.window", 16),
+                                        ("data.hop", 16)])
 
 
 def tiny_settings(**kw):

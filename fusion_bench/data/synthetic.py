@@ -234,7 +234,11 @@ class SyntheticDataset:
         self._splits, self._latents = {}, {}
         for number, (split, k) in enumerate(sizes.items()):
             # one seed sequence per split: a split's videos do not depend on the other splits'
-            # sizes (more training videos leave the test split as it was)
+            # sizes (more training videos leave the test split as it was). numpy mixes a trailing
+            # 0 away, so [seed, 1, 0] is version 1's [seed, 1]: the first 112 training videos are
+            # version 1's train, val and test videos (in that order). Val and test are new draws,
+            # so within one version no split overlaps another; never score a version-2 model on
+            # version-1 test videos.
             children = np.random.SeedSequence([self.seed, 1, number]).spawn(k)
             vids, lats = [], []
             for j, child in enumerate(children):

@@ -20,7 +20,7 @@ def window_starts(n_frames: int, length: int, hop: int) -> list[int]:
     if length <= 0 or hop <= 0:
         raise ConfigError(
             f"window length and hop must be positive (got length={length}, hop={hop}); "
-            "set e.g. --set data.window=64 --set data.hop=32"
+            "set e.g. --set data.window=64 --set data.hop=64"
         )
     if n_frames <= length:
         return [0]

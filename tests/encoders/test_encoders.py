@@ -46,24 +46,42 @@ def test_shapes_and_out_dim(enc):
     assert out.shape == (2, 33, enc.out_dim)
 
 
-@pytest.mark.parametrize("causal,weight_norm", [(True, False), (False, True)])
-def test_tcn_computes_the_conv1d_stack_it_holds(causal, weight_norm):
-    """The TCN runs its Conv1d weights as channels-last 2-d convolutions over (B, L, C); the
-    result is the plain Conv1d computation over (B, C, L) with the same padding."""
+@pytest.mark.parametrize("causal,weight_norm,kernel", [(True, False, 3), (False, True, 2),
+                                                       (False, False, 5)])
+def test_tcn_computes_the_conv1d_stack_it_holds(causal, weight_norm, kernel):
+    """On CPU the TCN runs its Conv1d weights as channels-last 2-d convolutions over (B, L, C),
+    elsewhere as Conv1d over (B, C, L) (here: the blocks called with frames_last=True). Both are
+    the plain Conv1d computation with the same padding (an odd total padding, kernel 2, splits
+    unevenly when not causal), forward and backward."""
     import torch.nn.functional as F
 
     torch.manual_seed(0)
-    tcn = TCN(5, channels=6, levels=3, kernel=3, causal=causal, weight_norm=weight_norm).eval()
-    x = torch.randn(2, 30, 5)
-    h = x.transpose(1, 2)
-    for block in tcn.net:
-        pad = (block.conv1.kernel_size[0] - 1) * block.conv1.dilation[0]
-        left = pad if causal else pad // 2
+    tcn = TCN(5, channels=6, levels=3, kernel=kernel, causal=causal, weight_norm=weight_norm).eval()
+    x = torch.randn(2, 30, 5, requires_grad=True)
 
-        def conv(c, z, left=left, pad=pad):
-            return c(F.pad(z, (left, pad - left)))
+    def reference(x):
+        h = x.transpose(1, 2)
+        for block in tcn.net:
+            pad = (block.conv1.kernel_size[0] - 1) * block.conv1.dilation[0]
+            left = pad if causal else pad // 2
 
-        y = F.leaky_relu(conv(block.conv2, F.leaky_relu(conv(block.conv1, h))))
-        h = F.leaky_relu(y + (h if block.down is None else block.down(h)))
-    torch.testing.assert_close(tcn(x), h.transpose(1, 2), rtol=1e-5, atol=1e-5)
-    assert tcn(x).shape == (2, 30, 6)
+            def conv(c, z, left=left, pad=pad):
+                return c(F.pad(z, (left, pad - left)))
+
+            y = F.leaky_relu(conv(block.conv2, F.leaky_relu(conv(block.conv1, h))))
+            h = F.leaky_relu(y + (h if block.down is None else block.down(h)))
+        return h.transpose(1, 2)
+
+    def frames_last(x):
+        h = x.transpose(1, 2)
+        for block in tcn.net:
+            h = block(h, frames_last=True)
+        return h.transpose(1, 2)
+
+    want = reference(x)
+    (want_grad,) = torch.autograd.grad(want.square().sum(), x)
+    for got in (tcn(x), frames_last(x)):
+        assert got.shape == (2, 30, 6)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        (grad,) = torch.autograd.grad(got.square().sum(), x)
+        torch.testing.assert_close(grad, want_grad, rtol=1e-4, atol=1e-5)
