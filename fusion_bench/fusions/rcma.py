@@ -48,7 +48,6 @@ from torch import Tensor, nn
 
 from fusion_bench.dropout import add_dropout as _add_dropout
 from fusion_bench.dropout import dropout as _dropout
-from fusion_bench.dropout import keep_mask
 from fusion_bench.fusions._masking import apply_mask, check_dims, check_feats
 
 _JOINTS = ("others", "all")
@@ -71,29 +70,6 @@ def _joint(xs: dict[str, Tensor], m: str, joint: str, cache: dict[str, Tensor]) 
             cache["all"] = torch.cat(list(xs.values()), dim=-1)
         return cache["all"]
     return torch.cat([x for n, x in xs.items() if n != m], dim=-1)
-
-
-# On CPU, torch's tanh costs ~4× its sigmoid (at (32, 64, 64): 380 µs against 85 µs on the 2-core
-# CI machine), so the code step computes its two tanh as tanh(y) = 2σ(2y) − 1 there, with the
-# doubling, the shift and the dropout folded into passes it makes anyway. Equal to the plain form
-# to ~1e-7 (tested); on GPU tanh is one kernel like sigmoid, and the plain form is used.
-
-
-def _tanh_dropout_cpu(z: Tensor, p: float, training: bool) -> Tensor:
-    """S_m = Dropout_p(tanh(z)) as (2σ(2z) − 1)·keep, for a GEMM output ``z`` that nothing else
-    holds (doubled in place: neither bmm nor addcmul keeps its output for the backward pass)."""
-    s = torch.sigmoid(z.mul_(2))
-    if training and p > 0.0:
-        keep = keep_mask(s, p)  # drawn exactly as _dropout draws it: same random stream
-        return torch.addcmul(keep.neg(), s, keep, value=2.0)
-    return s.mul(2.0).sub_(1.0)
-
-
-def _attend_update_cpu(value: Tensor, corr: Tensor, out: nn.Linear) -> Tensor:
-    """ReLU(G_m W_oᵀ + b_o) with G_m = tanh(ReLU(V_m S_m)) = 2σ(2·ReLU(V_m S_m)) − 1: the
-    −1 and the 2 go into W_o's bias and weight, G_m W_oᵀ + b_o = σ(·)(2 W_o)ᵀ + (b_o − W_o 1)."""
-    sig = torch.sigmoid(torch.relu_(torch.bmm(value, corr).mul_(2)))
-    return torch.relu(F.linear(sig, out.weight * 2.0, out.bias - out.weight.sum(1)))
 
 
 class _CodeStep(nn.Module):
@@ -192,14 +168,9 @@ class _CodeStep(nn.Module):
                     corr = torch.bmm(key, query)
             if rest_scale != 1.0:  # neither T_m nor W_q to carry the scale
                 corr = corr * rest_scale
-            value = self.value[m](x)
-            if record is None and x.device.type == "cpu":
-                corr = _tanh_dropout_cpu(corr, self.p, self.training)
-                update = _attend_update_cpu(value, corr, self.out[m])
-                new[m] = _add_dropout(x, update, self.p, self.training)
-                continue
             # S_m; in place: neither bmm nor addcmul keeps its output for the backward pass
             corr = _dropout(torch.tanh_(corr), self.p, self.training)
+            value = self.value[m](x)
             # G_m = ReLU(tanh(V_m S_m)) = tanh(ReLU(V_m S_m)), the ReLU in place on the GEMM output
             attended = torch.tanh(torch.relu_(torch.bmm(value, corr)))
             # out of place: a Linear's 3-d output is a view, and an in-place op on a view costs
