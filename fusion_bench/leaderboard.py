@@ -245,7 +245,9 @@ def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[lis
         "modalities (normalised area under CCC against level; levels "
         + (f"{levels} × " if levels else "in units of ")
         + "each feature's std), the clean CCC if noise did no harm. "
-        "FLOPs: one window through the whole model at inference; frames/s: median over seeds. "
+        "FLOPs: one window through the whole model at inference; frames/s: median over seeds; "
+        "infer frames/s counts video frames scored, each in every evaluation window covering it "
+        "(window/eval hop of them). "
         f"'{MISSING}': not in the records (runs made before it was measured, or nothing to drop "
         "from one modality); '(n=k)': from only k of the n seeds."
         + (f" Ceiling (noiseless latent vs noisy label), test mean: {ceiling:.3f}." if ceiling else "")

@@ -256,7 +256,8 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
     if rob.enabled:
         extra["robustness"] = robustness_summary(
             rob.levels, metrics["test"], {k: score(p, splits["test"]) for k, p in rob_preds.items()})
-    # frames predicted (all targets, by every model of the run) per second of prediction
+    # video frames predicted (all targets, by every model of the run) per second of prediction;
+    # a frame is computed in every window covering it (window / eval hop of them)
     eval_frames = sum(v.n_frames for s in ("val", "test") for v in splits[s])
     return {
         "metrics": metrics,

@@ -14,11 +14,9 @@ def _conv(conv: nn.Conv1d, x: torch.Tensor, left: int, right: int,
           frames_last: bool) -> torch.Tensor:
     """``conv`` over time of ``x`` padded by ``left``/``right`` frames.
 
-    ``frames_last=False`` (CPU): ``x`` is (B, L, C), which viewed as (B, C, 1, L) is the
-    channels-last layout of a 2-d convolution, where oneDNN's CPU convolutions run ~15-20 %
-    faster (forward and backward) than Conv1d over (B, C, L) at the quick shapes, with no
-    transposes. ``frames_last=True`` (GPU): ``x`` is (B, C, L), cuDNN's native layout for Conv1d.
-    Same weights and function either way.
+    ``frames_last=False``: ``x`` is (B, L, C), which viewed as (B, C, 1, L) is the channels-last
+    layout of a 2-d convolution, with no transposes. ``frames_last=True``: ``x`` is (B, C, L),
+    Conv1d's layout. Same weights and function either way; TCN.forward picks the faster.
     """
     if frames_last:
         return conv(F.pad(x, (left, right)))
@@ -81,7 +79,10 @@ class TCN(nn.Module):
         self.out_dim = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu":  # (B, L, C) throughout; see _conv
+        # oneDNN's channels-last 2-d convolutions (see _conv) beat Conv1d over (B, C, L) on CPU at
+        # small widths (training step of one TCN, 2 cores: 32 channels 10-20 % faster, 64: 6 %),
+        # tie at 128 and lose at the paper's 256-512 (5-15 % slower); GPUs get cuDNN's Conv1d.
+        if x.device.type == "cpu" and self.out_dim <= 128:  # (B, L, C) throughout
             for block in self.net:
                 x = block(x)
             return x

@@ -49,10 +49,10 @@ def test_shapes_and_out_dim(enc):
 @pytest.mark.parametrize("causal,weight_norm,kernel", [(True, False, 3), (False, True, 2),
                                                        (False, False, 5)])
 def test_tcn_computes_the_conv1d_stack_it_holds(causal, weight_norm, kernel):
-    """On CPU the TCN runs its Conv1d weights as channels-last 2-d convolutions over (B, L, C),
-    elsewhere as Conv1d over (B, C, L) (here: the blocks called with frames_last=True). Both are
-    the plain Conv1d computation with the same padding (an odd total padding, kernel 2, splits
-    unevenly when not causal), forward and backward."""
+    """A narrow TCN on CPU runs its Conv1d weights as channels-last 2-d convolutions over
+    (B, L, C); wide ones and GPUs as Conv1d over (B, C, L) (here: blocks called with
+    frames_last=True). Both are the plain Conv1d computation with the same padding (an odd
+    total padding, kernel 2, splits unevenly when not causal), forward and backward."""
     import torch.nn.functional as F
 
     torch.manual_seed(0)
