@@ -77,3 +77,13 @@ def test_a_hop_longer_than_the_window_is_refused():
     assert build_config("quick", None, [("data.window", "32"), ("data.hop", "32")]).data.eval_hop == 16
     with pytest.raises(ConfigError, match="train.min_lr"):
         build_config("quick", None, [("train.min_lr", "0.1")])
+
+
+def test_paper_preset_with_another_encoder():
+    """The paper's TCN options go to the TCN only: --preset paper --encoder lstm builds."""
+    cfg = build_config("paper", None, [("model.encoder", "lstm"), ("model.fusion", "rcma")])
+    assert cfg.encoder == {}
+    assert cfg.data.window == 300 and cfg.fusion["dropout"] == 0.6
+    tcn = build_config("paper", None, [("model.fusion", "rcma")])
+    assert tcn.encoder == {"levels": 4, "kernel": 5, "dropout": 0.1, "causal": True,
+                           "weight_norm": True}
