@@ -57,7 +57,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_epochs: int = 1  # linear warm-up of the learning rate, in epochs
     # after warm-up: "plateau" (lr × plateau_factor after plateau_patience epochs without val
-    # improvement) or "cosine" (half a cosine from lr down to min_lr at the last epoch)
+    # improvement) or "cosine" (half a cosine from lr down to min_lr at the last step)
     schedule: str = "plateau"
     plateau_patience: int = 3  # epochs without val improvement before lr × plateau_factor
     plateau_factor: float = 0.1
