@@ -35,6 +35,10 @@ class DataConfig:
     seed: int = 0  # draws the data (synthetic videos, fold split); `seed` draws the model
     fold: int = 0  # cross-validation fold of datasets that have them (Aff-Wild2: 0-5)
 
+    def hop_for(self, split: str) -> int:
+        """Hop of ``split``'s windows: ``hop`` for training, ``eval_hop`` (if set) otherwise."""
+        return self.hop if split == "train" or self.eval_hop == 0 else self.eval_hop
+
 
 @dataclass
 class ModelConfig:
@@ -319,10 +323,10 @@ def build_config(preset: str = "quick", config_file: str | None = None,
                 raise ConfigError(f"{config_file}: {e}") from None
     for k, v in overrides:
         set_value(cfg, k, v)
-    for k, v in PRESET_FUSION_OPTIONS.get(preset, {}).get(cfg.model.fusion, {}).items():
-        cfg.fusion.setdefault(k, v)
-    for k, v in PRESET_ENCODER_OPTIONS.get(preset, {}).get(cfg.model.encoder, {}).items():
-        cfg.encoder.setdefault(k, v)
+    for table, name, options in ((PRESET_FUSION_OPTIONS, cfg.model.fusion, cfg.fusion),
+                                 (PRESET_ENCODER_OPTIONS, cfg.model.encoder, cfg.encoder)):
+        for k, v in table.get(preset, {}).get(name, {}).items():
+            options.setdefault(k, v)
     validate(cfg)
     return cfg
 
@@ -347,7 +351,7 @@ def validate(cfg: RunConfig) -> None:
         if val <= 0:
             raise ConfigError(f"{key} must be a positive integer, got {val}")
     # a hop longer than the window leaves frames in no window: never trained on, or scored as 0
-    for key, hop in (("data.hop", d.hop), ("data.eval_hop", d.eval_hop or d.hop)):
+    for key, hop in (("data.hop", d.hop_for("train")), ("data.eval_hop", d.hop_for("test"))):
         if hop > d.window:
             raise ConfigError(
                 f"{key} ({hop}) is longer than data.window ({d.window}): the frames between "

@@ -42,7 +42,7 @@ def train_and_predict(cfg, registry, videos=None) -> tuple[dict[str, np.ndarray]
     from .data.windows import make_windows
     from .evaluate import predict_into
     from .model import build_model
-    from .train import fit, load_dataset, resolve_device, seed_everything, split_hop
+    from .train import fit, load_dataset, resolve_device, seed_everything
 
     device = resolve_device(cfg.device)
     ds, splits = load_dataset(registry, cfg)
@@ -54,9 +54,9 @@ def train_and_predict(cfg, registry, videos=None) -> tuple[dict[str, np.ndarray]
         videos = [load_video(ds.root, n, ds.modalities, ds.dims) for n in names]
     mods = tuple(ds.dims)
     L = cfg.data.window
-    wtrain = make_windows(splits["train"], mods, L, split_hop(cfg, "train"))
-    wval = make_windows(splits["val"], mods, L, split_hop(cfg, "val"))
-    wtest = make_windows(videos, mods, L, split_hop(cfg, "test"))
+    wtrain = make_windows(splits["train"], mods, L, cfg.data.hop_for("train"))
+    wval = make_windows(splits["val"], mods, L, cfg.data.hop_for("val"))
+    wtest = make_windows(videos, mods, L, cfg.data.hop_for("test"))
     groups = [(i,) for i in range(len(TARGETS))] if cfg.model.per_target else [tuple(range(len(TARGETS)))]
     preds = [np.zeros((v.n_frames, len(TARGETS))) for v in videos]
     scores = {}

@@ -57,6 +57,12 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def _batch_trains(size: int, n: int) -> bool:
+    """Whether a batch of ``size`` of the ``n`` training windows is trained on: BatchNorm cannot
+    train on a single window, so a last batch of one is skipped unless it is all there is."""
+    return size >= 2 or n < 2
+
+
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
     for g in opt.param_groups:
         g["lr"] = lr
@@ -93,9 +99,8 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     )
     gen = torch.Generator().manual_seed(seed)
     n = len(train)
-    # batches that run: a last batch of one window is skipped (BatchNorm), unless it is all there is
-    rest = n % cfg.batch_size
-    steps_per_epoch = max(1, n // cfg.batch_size + (rest >= 2 or (rest == 1 and n < 2)))
+    starts = range(0, n, cfg.batch_size)
+    steps_per_epoch = max(1, sum(_batch_trains(min(cfg.batch_size, n - lo), n) for lo in starts))
     warmup_steps = cfg.warmup_epochs * steps_per_epoch
     total_steps = cfg.epochs * steps_per_epoch
     cols = torch.tensor(columns)
@@ -115,10 +120,10 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
             t0 = time.perf_counter()
             order = torch.randperm(n, generator=gen)
             losses = []
-            for lo in range(0, n, cfg.batch_size):
+            for lo in starts:
                 idx = order[lo : lo + cfg.batch_size]
-                if len(idx) < 2 and n >= 2:
-                    continue  # BatchNorm cannot train on a single window
+                if not _batch_trains(len(idx), n):
+                    continue
                 if step < warmup_steps:
                     set_lr(opt, cfg.lr * (step + 1) / warmup_steps)
                 elif cfg.schedule == "cosine":
@@ -186,13 +191,6 @@ def load_dataset(registry, cfg: RunConfig):
     return ds, splits
 
 
-def split_hop(cfg: RunConfig, split: str) -> int:
-    """Hop of ``split``'s windows: ``data.hop`` for training, ``data.eval_hop`` (if set) else."""
-    if split == "train" or cfg.data.eval_hop == 0:
-        return cfg.data.hop
-    return cfg.data.eval_hop
-
-
 def window_flops(model: torch.nn.Module, windows: Windows) -> dict[str, int] | None:
     """FLOPs of one window through the whole model, inference and training (forward+backward),
     counted on a meta-device copy (nothing is computed; see throughput.count_flops). None, with
@@ -221,7 +219,7 @@ def run(cfg: RunConfig, registry, on_progress=None) -> dict:
     t_data = time.perf_counter() - t_start
     L = cfg.data.window
     mods = tuple(ds.dims)
-    wins = {s: make_windows(v, mods, L, split_hop(cfg, s)) for s, v in splits.items()}
+    wins = {s: make_windows(v, mods, L, cfg.data.hop_for(s)) for s, v in splits.items()}
     groups = [(i,) for i in range(len(TARGETS))] if cfg.model.per_target else [tuple(range(len(TARGETS)))]
     preds = {s: [np.zeros((v.n_frames, len(TARGETS))) for v in splits[s]] for s in ("val", "test")}
     fits, params, options = [], {}, {}

@@ -70,12 +70,10 @@ def test_cosine_schedule_decays_to_min_lr_after_warmup():
 
 
 def test_eval_hop_sets_the_hop_of_validation_and_test_windows():
-    from fusion_bench.train import split_hop
-
     cfg = build_config("quick", None, tiny_overrides() + [("data.hop", "32"), ("data.eval_hop", "8")])
-    assert [split_hop(cfg, s) for s in ("train", "val", "test")] == [32, 8, 8]
+    assert [cfg.data.hop_for(s) for s in ("train", "val", "test")] == [32, 8, 8]
     cfg = build_config("quick", None, tiny_overrides() + [("data.hop", "32"), ("data.eval_hop", "0")])
-    assert [split_hop(cfg, s) for s in ("train", "val", "test")] == [32, 32, 32]
+    assert [cfg.data.hop_for(s) for s in ("train", "val", "test")] == [32, 32, 32]
     # a denser evaluation changes the scores (more windows averaged per frame), validation's
     # included, not the training
     _, a = _run(("data.window", "32"), ("data.hop", "16"), ("data.eval_hop", "16"))

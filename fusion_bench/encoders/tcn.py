@@ -82,11 +82,8 @@ class TCN(nn.Module):
         # oneDNN's channels-last 2-d convolutions (see _conv) beat Conv1d over (B, C, L) on CPU at
         # small widths (training step of one TCN, 2 cores: 32 channels 10-20 % faster, 64: 6 %),
         # tie at 128 and lose at the paper's 256-512 (5-15 % slower); GPUs get cuDNN's Conv1d.
-        if x.device.type == "cpu" and self.out_dim <= 128:  # (B, L, C) throughout
-            for block in self.net:
-                x = block(x)
-            return x
-        x = x.transpose(1, 2)
+        frames_last = not (x.device.type == "cpu" and self.out_dim <= 128)
+        h = x.transpose(1, 2) if frames_last else x
         for block in self.net:
-            x = block(x, frames_last=True)
-        return x.transpose(1, 2)
+            h = block(h, frames_last)
+        return h.transpose(1, 2) if frames_last else h
