@@ -3,7 +3,8 @@
     python -m tests.benchmarks.compare_rcma [--threads N] [--repeats N] [--warmup N]
                                             [--scope fusion|model|both]
 
-A training step is what ``fusion-bench bench`` times: forward, the loss, backward, Adam. For the
+A training step is what ``fusion-bench bench`` times: forward, the loss, backward, the trainer's Adam
+(fused where torch has it, :func:`fusion_bench.train.make_optimizer`). For the
 fusion alone the inputs want gradients, as they do inside the model; for the whole model, the
 paper preset's model with the RCMA fusion and the same model with the reference fusion in its
 place, with the same weights. Steps of the two alternate (A, B, A, B, ...), so that a change in
@@ -29,6 +30,7 @@ from fusion_bench.throughput import (
     percentile,
     train_step,
 )
+from fusion_bench.train import make_optimizer
 
 from .reference_rcma import ReferenceRCMA
 
@@ -57,8 +59,7 @@ def compare(scope: str, warmup: int, repeats: int) -> None:
         work.timed.train()
         inputs = make_inputs(work.dims, cfg.train.batch_size, cfg.data.window, work.n_targets,
                              torch.device("cpu"), requires_grad=scope == "fusion")
-        opt = torch.optim.Adam(work.timed.parameters(), lr=cfg.train.lr,
-                               weight_decay=cfg.train.weight_decay)
+        opt = make_optimizer(work.timed, cfg.train, torch.device("cpu"))  # as bench and fit
         scaler = torch.amp.GradScaler("cpu", enabled=False)
         steps[name] = train_step(work, inputs, torch.device("cpu"), None, cfg, opt, scaler)
     times: dict[str, list[float]] = {name: [] for name in steps}
