@@ -103,7 +103,8 @@ class RunConfig:
     def hash(self) -> str:
         """Identity of a run: everything but where it runs (``device``), and the robustness
         settings only when robustness is evaluated (so a plain run hashes as it did before
-        robustness existed)."""
+        robustness existed). On synthetic data, the generator's version too: a changed
+        generator is another dataset, and a sweep must not skip to a run made on the old one."""
         return self._digest(with_robustness=self.robustness.enabled)
 
     def model_hash(self) -> str:
@@ -116,6 +117,10 @@ class RunConfig:
         d.pop("device")
         if not with_robustness:
             d.pop("robustness")
+        if self.data.name == "synthetic":
+            from .data.synthetic import VERSION
+
+            d["data_version"] = VERSION
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -86,8 +86,11 @@ class Row:
 
 def _group_key(rec: dict) -> str:
     """The configuration minus what does not change the trained model: the seed (a row's
-    variable), the device, the progress bar, and which test-time robustness checks were run."""
+    variable), the device, the progress bar, and which test-time robustness checks were run;
+    plus the dataset's version where the record names one (synthetic data: the generator's),
+    so that runs on two versions of a dataset never share a row."""
     cfg = json.loads(json.dumps(rec["config"]))
+    cfg["data_version"] = lookup(rec, "dataset", "version")
     cfg.pop("seed", None)
     cfg.pop("device", None)
     cfg.pop("robustness", None)

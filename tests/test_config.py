@@ -87,3 +87,15 @@ def test_paper_preset_with_another_encoder():
     tcn = build_config("paper", None, [("model.fusion", "rcma")])
     assert tcn.encoder == {"levels": 4, "kernel": 5, "dropout": 0.1, "causal": True,
                            "weight_norm": True}
+
+
+def test_hash_names_the_synthetic_generator_version(monkeypatch):
+    from fusion_bench.data import synthetic
+
+    cfg = build_config("quick")
+    before = (cfg.hash(), cfg.model_hash())
+    monkeypatch.setattr(synthetic, "VERSION", "999")
+    assert cfg.hash() != before[0] and cfg.model_hash() != before[1]  # a sweep re-runs it
+    feats = build_config("quick", None, [("data.name", "affwild2")])
+    monkeypatch.setattr(synthetic, "VERSION", "2")
+    assert build_config("quick", None, [("data.name", "affwild2")]).hash() == feats.hash()

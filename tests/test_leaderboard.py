@@ -264,3 +264,13 @@ def test_a_later_plain_rerun_does_not_hide_robustness_results():
     plain["created"], plain["run_id"] = "2026-03-01T00:00:00Z", plain["run_id"] + "-plain"
     (rows,) = build_rows(robust + [plain]).values()
     assert all("robustness" in r for r in rows[0].records)
+
+
+def test_two_versions_of_a_dataset_never_share_a_row():
+    old = [record("concat", s, 0.7) for s in range(2)]
+    new = [record("concat", s, 0.8) for s in range(2)]
+    for r in new:
+        r["dataset"]["version"], r["run_id"] = "2", r["run_id"] + "-v2"
+    rows = build_rows(old + new)["synthetic"]
+    assert sorted(len(r.records) for r in rows) == [2, 2]  # not one row of the newest per seed
+    assert {round(r.summary("test_mean"), 6) for r in rows} == {0.7, 0.8}
