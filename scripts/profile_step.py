@@ -4,7 +4,9 @@
 
 Prints, per fusion and precision, the wall time per step, the device (kernel) time per step, the
 kernels launched per step, and the operators taking the most device (or CPU) time. A step whose
-wall time is far above its kernel time is bound by launches, not by arithmetic.
+wall time is far above its kernel time is bound by launches, not by arithmetic. On CPU it also
+prints the matrix products' share: their time and FLOP rate, and the step time left to
+everything else, i.e. how fast the step could be if only the products cost anything.
 """
 
 from __future__ import annotations
@@ -19,6 +21,30 @@ from fusion_bench.config import build_config
 from fusion_bench.plugins import load_registry
 from fusion_bench.throughput import build_workload, infer_step, make_inputs, train_step
 from fusion_bench.train import make_optimizer, resolve_device, seed_everything
+
+
+_MATMULS = {"aten::mm": 0, "aten::addmm": 1, "aten::addmm_": 1, "aten::bmm": 0,
+             "aten::baddbmm": 1, "aten::baddbmm_": 1}  # name -> index of the first factor
+
+
+def matmul_share(events, steps: int, wall_s: float) -> str:
+    """One line: the CPU time and GF/s of the matrix products per step, and the rest of the step
+    (``events``: ``key_averages(group_by_input_shape=True)`` of a profile with shapes)."""
+    seconds = flop = 0.0
+    for e in events:
+        first = _MATMULS.get(e.key)
+        if first is None or len(e.input_shapes) < first + 2:
+            continue
+        a, b = e.input_shapes[first], e.input_shapes[first + 1]
+        batch = a[0] if len(a) == 3 else 1
+        flop += 2.0 * batch * a[-2] * a[-1] * b[-1] * e.count
+        seconds += e.self_cpu_time_total / 1e6
+    if not seconds:
+        return "matrix products: none recorded"
+    per_step = seconds / steps
+    return (f"matrix products {per_step * 1e3:.0f} ms/step ({flop / steps / 1e9:.1f} GFLOP at "
+            f"{flop / seconds / 1e9:.0f} GFLOP/s, {per_step / wall_s:.0%} of the step); "
+            f"everything else {(wall_s - per_step) * 1e3:.0f} ms/step")
 
 
 def main() -> None:
@@ -64,7 +90,7 @@ def main() -> None:
                     step()
                 if device.type == "cuda":
                     torch.cuda.synchronize()
-                with profile(activities=acts) as prof:
+                with profile(activities=acts, record_shapes=device.type == "cpu") as prof:
                     t0 = time.perf_counter()
                     for _ in range(args.steps):
                         step()
@@ -78,6 +104,9 @@ def main() -> None:
                 print(f"\n### {name} {phase} amp={amp} batch={cfg.train.batch_size} "
                       f"L={cfg.data.window} scope={args.scope}: wall {wall * 1e3:.2f} ms/step, "
                       f"kernels {dev_ms:.2f} ms/step, {len(kernels) / args.steps:.0f} device activities/step")
+                if device.type == "cpu":
+                    print(matmul_share(prof.key_averages(group_by_input_shape=True), args.steps,
+                                       wall))
                 print(events.table(sort_by=key, row_limit=args.top, max_name_column_width=60))
 
 
