@@ -229,9 +229,10 @@ def extract(state: State, dataset, root, backbones, weights, random_init, cache,
         click.echo(f"{m}: {d['backbone']}:{d['model']} ({b.dim}-d){note}", err=True)
     cache_root = Path(cache) if cache else root_p / affwild2.CACHE
     extra = {"test_set.txt": "".join(f"{e.name}\n" for e in entries if e.split == "test")}
+    official = {s: [e.name for e in entries if e.split == s] for s in ("train", "val")}
     manifest = run_extract(entries, lambda e, mods: affwild2.load_media(root_p, e, mods), built,
-                           cache_root, root_p, dataset, workers=workers, progress=not quiet,
-                           extra_files=extra)
+                           cache_root, root_p, dataset, affwild2.fold_splits(official, {}, 0),
+                           workers=workers, progress=not quiet, extra_files=extra)
     for m, t in manifest.get("throughput", {}).items():
         if m in built:
             click.echo(f"{m}: {t['frames']} frames in {t['seconds']:.1f} s = {t['frames_per_s']:.0f} frames/s")

@@ -68,11 +68,14 @@ class FeatureCache:
 
 
 def extract(entries, load_media, backbones: dict, cache_root: Path, source: str, dataset: str,
-            workers: int = 2, progress: bool = True, extra_files: dict | None = None) -> dict:
+            splits: dict[str, list[str]], workers: int = 2, progress: bool = True,
+            extra_files: dict | None = None) -> dict:
     """Run ``backbones`` (modality → backbone) over ``entries``; write the cache; return the manifest.
 
     ``load_media(entry, modalities)`` returns a :class:`fusion_bench.backbones.Media`; entries have
-    ``name``, ``split``, ``labels`` (or None) and ``bad_lines``.
+    ``name``, ``split``, ``labels`` (or None) and ``bad_lines``. ``splits`` (train/val/test → video
+    names) is written as the cache's ``splits.csv``: the dataset's rule, not the cache's (Aff-Wild2
+    scores its validation fold as test, :func:`fusion_bench.data.affwild2.fold_splits`).
     """
     cache = FeatureCache(cache_root)
     cache.manifest.update({"format": FORMAT, "dataset": dataset, "source": str(source)})
@@ -129,12 +132,7 @@ def extract(entries, load_media, backbones: dict, cache_root: Path, source: str,
     for m, (n, s) in spent.items():
         if n:
             cache.manifest["throughput"][m] = {"frames": n, "seconds": s, "frames_per_s": n / max(s, 1e-9)}
-    names: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    for e in entries:
-        if e.split in ("train", "val"):
-            names[e.split].append(e.name)
-    names["test"] = list(names["val"])  # official test labels are withheld (see affwild2 doc)
-    write_splits(cache.root, names)
+    write_splits(cache.root, splits)
     for fname, text in (extra_files or {}).items():
         atomic_write_text(cache.root / fname, text)
     cache.save()

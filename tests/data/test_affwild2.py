@@ -123,6 +123,9 @@ def test_extract_cache_train_submit(cli_run, tree, tmp_path):
     assert man["modalities"]["visual"]["dim"] == 512 and man["modalities"]["audio"]["dim"] == 128
     assert set(man["videos"]) == {"vidA", "vidC", "vidB_left", "vidB_right", "vidD"}
     assert man["videos"]["vidC"]["bad_lines"]
+    split_of = [line.split(",") for line in (cache / "splits.csv").read_text().splitlines()[1:]]
+    val = sorted(v for v, s in split_of if s == "val")
+    assert val and sorted(v for v, s in split_of if s == "test") == val  # test = validation fold
     vis = np.load(cache / "masks" / "visual" / "vidA.npy")
     assert vis.shape == (60,) and vis[:50].all() and not vis[50:].any()  # missing crops masked
     right = np.load(cache / "masks" / "visual" / "vidB_right.npy")
