@@ -163,7 +163,7 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     elif executor == "local":
         outcomes = _process_outcomes(list(missing()), spec, jobs)
     else:
-        outcomes = _ray_outcomes(list(missing()), spec, jobs)
+        outcomes = _ray_outcomes(list(missing()), spec, jobs, echo)
     # closing(): on Ctrl-C here the executor's clean-up (cancel pending work) runs at once.
     with contextlib.closing(outcomes):
         for cfg, outcome in outcomes:
@@ -261,8 +261,21 @@ def _import_ray():
     return ray
 
 
-def _ray_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None
-                  ) -> Iterator[tuple[RunConfig, Outcome]]:
+def ray_threads(cpus: int, node_cpus: int, jobs: int | None) -> tuple[int, str | None]:
+    """CPUs (= torch threads) per Ray task for ``jobs`` runs at once on a cluster of ``cpus``
+    CPUs whose largest node has ``node_cpus``; and a note when fewer than ``jobs`` can run at
+    once (a task takes at least one CPU, and Ray queues what does not fit)."""
+    # A task cannot ask for more CPUs than one node has, or it would never be scheduled.
+    threads = max(1, min(cpus // (jobs or cpus), node_cpus))
+    note = None
+    if jobs is not None and jobs > cpus:
+        note = (f"--jobs {jobs}, but the Ray cluster has {cpus} CPUs: at most {cpus} runs at "
+                f"once, one CPU each; the rest wait in Ray's queue")
+    return threads, note
+
+
+def _ray_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None,
+                  echo: Callable[[str], object] = print) -> Iterator[tuple[RunConfig, Outcome]]:
     """Run each of ``todo`` as a Ray task; yield (config, outcome) as each finishes."""
     if not todo:
         return
@@ -273,11 +286,11 @@ def _ray_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None
     pending: dict = {}
     try:
         cluster = ray.cluster_resources()
-        cpus = int(cluster.get("CPU", 1))
-        # A task cannot ask for more CPUs than one node has, or it would never be scheduled.
         node_cpus = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]),
                         default=1)
-        threads = max(1, min(cpus // (jobs or cpus), node_cpus))
+        threads, note = ray_threads(int(cluster.get("CPU", 1)), node_cpus, jobs)
+        if note:
+            echo(note)
         task = ray.remote(work)
         for cfg in todo:
             gpus = 1 if cluster.get("GPU", 0) > 0 and _wants_cuda(cfg.device) else 0

@@ -249,3 +249,16 @@ def test_a_dead_worker_stops_the_sweep_without_storing_false_failures(tmp_path):
     with pytest.raises(FusionBenchError, match="worker process died"):
         sweep_mod.sweep(cfgs, reg, store, echo=lambda *_: None, jobs=2, spec=spec)
     assert [r for r in store.records() if r["status"] == "failed"] == []
+
+
+@pytest.mark.parametrize("cpus, node, jobs, threads, capped", [
+    (8, 8, None, 1, False),  # default: one run per cluster CPU
+    (8, 8, 2, 4, False),     # 2 at once share the 8 CPUs
+    (16, 4, 2, 4, False),    # but a task never asks more than one node has
+    (4, 4, 8, 1, True),      # more jobs than CPUs: said, not silently capped
+])
+def test_ray_threads_per_task_and_the_cap_is_said(cpus, node, jobs, threads, capped):
+    got, note = sweep_mod.ray_threads(cpus, node, jobs)
+    assert got == threads and (note is not None) == capped
+    if capped:
+        assert f"--jobs {jobs}" in note and f"at most {cpus} runs at once" in note
