@@ -7,6 +7,9 @@ Layout under the store's root (default ``results/``)::
                              metrics, path
 
 A record is written only when a run finished; a failed or interrupted run leaves nothing behind.
+The JSON files are the truth and the index only a cache of them: each use of the store first
+adds the records it lacks (files copied in, a folder of records committed without its index)
+and drops rows whose file is gone.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from .errors import DataError
 
 SCHEMA_VERSION = 1
 
@@ -125,32 +129,50 @@ class ResultsStore:
         if "model_hash" not in {row[1] for row in con.execute("PRAGMA table_info(runs)")}:
             con.execute("ALTER TABLE runs ADD COLUMN model_hash TEXT")  # a store made before it
         con.execute("CREATE INDEX IF NOT EXISTS runs_hash ON runs(config_hash)")
+        with con:
+            self._sync(con)
         return con
+
+    def _files(self) -> set[str]:
+        runs = self.root / "runs"
+        return {str(Path("runs") / p.name) for p in runs.glob("*.json")} if runs.is_dir() else set()
+
+    def _sync(self, con: sqlite3.Connection) -> None:
+        """Make the index agree with the files: index the records it lacks, forget rows whose
+        file is gone."""
+        on_disk = self._files()
+        indexed = {p for (p,) in con.execute("SELECT path FROM runs")}
+        con.executemany("DELETE FROM runs WHERE path=?", [(p,) for p in sorted(indexed - on_disk)])
+        for rel in sorted(on_disk - indexed):
+            self._index(con, _read_record(self.root / rel), rel)
+
+    @staticmethod
+    def _index(con: sqlite3.Connection, record: dict, rel: str) -> None:
+        m = record.get("metrics", {})
+        test, val = m.get("test", {}), m.get("val", {})
+        cfg = record["config"]
+        con.execute(
+            "INSERT OR REPLACE INTO runs (run_id, config_hash, created, dataset, fusion, seed, "
+            "status, val_mean, test_valence, test_arousal, test_mean, path, model_hash) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (record["run_id"], record["config_hash"], record["created"], cfg["data"]["name"],
+             cfg["model"]["fusion"], cfg["seed"], record.get("status", "ok"), val.get("mean"),
+             test.get("valence"), test.get("arousal"), test.get("mean"), rel,
+             record.get("model_hash")),
+        )
 
     def write(self, record: dict) -> Path:
         """Store ``record`` (which must have run_id, config_hash, config, metrics); return its path."""
         path = self.root / "runs" / f"{record['run_id']}.json"
         atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-        m = record.get("metrics", {})
-        test, val = m.get("test", {}), m.get("val", {})
-        cfg = record["config"]
-        with self._connect() as con:
-            con.execute(
-                "INSERT OR REPLACE INTO runs (run_id, config_hash, created, dataset, fusion, seed, "
-                "status, val_mean, test_valence, test_arousal, test_mean, path, model_hash) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (record["run_id"], record["config_hash"], record["created"], cfg["data"]["name"],
-                 cfg["model"]["fusion"], cfg["seed"], record.get("status", "ok"), val.get("mean"),
-                 test.get("valence"), test.get("arousal"), test.get("mean"),
-                 str(path.relative_to(self.root)), record.get("model_hash")),
-            )
+        con = self._connect()  # indexes the new file with the others
         con.close()
         return path
 
     def has(self, config_hash: str, model_hash: str | None = None) -> bool:
         """Whether a successful run of ``config_hash`` is stored; with ``model_hash``, a run of
         the same trained model with more test-time evaluation (robustness) also counts."""
-        if not self.db_path.exists():
+        if not self.db_path.exists() and not self._files():
             return False
         con = self._connect()
         try:
@@ -163,16 +185,30 @@ class ResultsStore:
 
     def records(self) -> list[dict]:
         """Every stored record, oldest first. Without the SQLite index (e.g. records committed
-        to git without it) the ``runs/*.json`` files are read directly."""
+        to git without it) the ``runs/*.json`` files are read directly, and no index is made."""
         if not self.db_path.exists():
-            recs = [json.loads(p.read_text()) for p in (self.root / "runs").glob("*.json")]
+            recs = [_read_record(self.root / p) for p in self._files()]
             return sorted(recs, key=lambda r: (r["created"], r["run_id"]))
         con = self._connect()
         try:
             paths = [r[0] for r in con.execute("SELECT path FROM runs ORDER BY created, run_id")]
         finally:
             con.close()
-        return [json.loads((self.root / p).read_text()) for p in paths]
+        return [_read_record(self.root / p) for p in paths]
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a readable run record ({e}); move it out of the store's "
+                        f"runs/ folder") from None
+    missing = [k for k in ("run_id", "config_hash", "created", "config")
+               if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise DataError(f"{path}: not a fusion-bench run record (no {', '.join(missing)}); move "
+                        f"it out of the store's runs/ folder")
+    return record
 
 
 def model_name(cfg, sep: str = "-") -> str:

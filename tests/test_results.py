@@ -1,4 +1,10 @@
-"""Record identity: run ids name what was run."""
+"""Record identity: run ids name what was run; the store's files are the truth."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
 
 from fusion_bench.config import build_config
 from fusion_bench.results import make_record
@@ -26,6 +32,10 @@ def test_a_store_made_before_model_hash_still_opens_and_answers(tmp_path):
                 "0, 0, 0, 0, 'runs/old.json')")
     con.commit()
     con.close()
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "old.json").write_text(json.dumps(
+        {"run_id": "old", "config_hash": "h1", "created": "t", "status": "ok",
+         "config": {"seed": 0, "data": {"name": "synthetic"}, "model": {"fusion": "concat"}}}))
     store = ResultsStore(tmp_path)
     assert store.has("h1") and not store.has("h2", "m2")
     cfg = build_config("quick", None, [("robustness.enabled", "true")])
@@ -34,3 +44,45 @@ def test_a_store_made_before_model_hash_still_opens_and_answers(tmp_path):
     assert store.has("other", rec["model_hash"]) and not store.has("other")
     plain = build_config("quick")
     assert rec["model_hash"] == plain.model_hash() == plain.hash() != cfg.hash()
+
+
+LONG = Path(__file__).resolve().parent.parent / "leaderboards" / "synthetic-cpu-long" / "runs"
+
+
+def test_records_copied_into_an_indexed_store_are_seen_and_deleted_ones_forgotten(tmp_path):
+    from fusion_bench.results import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    rec = make_record(build_config("quick"), {"device": "cpu", "metrics": {}}, {})
+    store.write(rec)  # the index exists now
+    committed = sorted(LONG.glob("*.json"))[:3]  # records committed without an index
+    for p in committed:
+        shutil.copy(p, tmp_path / "runs" / p.name)
+    ids = {r["run_id"] for r in store.records()}
+    assert ids == {rec["run_id"]} | {json.loads(p.read_text())["run_id"] for p in committed}
+    first = json.loads(committed[0].read_text())
+    assert store.has(first["config_hash"])  # a sweep skips it rather than re-running it
+    (tmp_path / "runs" / committed[0].name).unlink()
+    assert len(store.records()) == 3 and not store.has(first["config_hash"])
+
+
+def test_a_store_of_files_alone_answers_has(tmp_path):
+    from fusion_bench.results import ResultsStore
+
+    (tmp_path / "runs").mkdir()
+    p = sorted(LONG.glob("*.json"))[0]
+    shutil.copy(p, tmp_path / "runs" / p.name)
+    assert ResultsStore(tmp_path).has(json.loads(p.read_text())["config_hash"])
+
+
+def test_a_foreign_file_in_runs_is_named(tmp_path):
+    from fusion_bench.errors import DataError
+    from fusion_bench.results import ResultsStore
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "notes.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match=r"notes.json: not a fusion-bench run record"):
+        ResultsStore(tmp_path).records()
+    (tmp_path / "runs" / "notes.json").write_text("{")
+    with pytest.raises(DataError, match=r"notes.json: not a readable run record"):
+        ResultsStore(tmp_path).has("x")
