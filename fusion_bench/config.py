@@ -101,10 +101,11 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        """Identity of a run: everything but where it runs (``device``), and the robustness
-        settings only when robustness is evaluated (so a plain run hashes as it did before
-        robustness existed). On synthetic data, the generator's version too: a changed
-        generator is another dataset, and a sweep must not skip to a run made on the old one."""
+        """Identity of a run: everything but where it runs (``device``) and whether it shows a
+        progress bar (``train.progress``), with the robustness settings only when robustness is
+        evaluated (so a plain run hashes as it did before robustness existed). On synthetic
+        data, the generator's version too: a changed generator is another dataset, and a sweep
+        must not skip to a run made on the old one."""
         return self._digest(with_robustness=self.robustness.enabled)
 
     def model_hash(self) -> str:
@@ -115,6 +116,7 @@ class RunConfig:
     def _digest(self, with_robustness: bool) -> str:
         d = self.to_dict()
         d.pop("device")
+        d["train"].pop("progress")  # a progress bar changes no result
         if not with_robustness:
             d.pop("robustness")
         if self.data.name == "synthetic":

@@ -41,11 +41,11 @@ def test_bad_toml_names_the_file(tmp_path):
         build_config("quick", str(f))
 
 
-def test_hash_ignores_device_only():
+def test_hash_ignores_device_and_progress_bar_only():
     a = build_config("quick", None, [("device", "cpu")])
-    b = build_config("quick", None, [("device", "cuda")])
+    b = build_config("quick", None, [("device", "cuda"), ("train.progress", "false")])
     c = build_config("quick", None, [("seed", "1")])
-    assert a.hash() == b.hash() != c.hash()
+    assert a.hash() == b.hash() != c.hash() and a.model_hash() == b.model_hash()
 
 
 def test_plugin_options_checked_against_signature():
