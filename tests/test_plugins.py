@@ -7,6 +7,8 @@ from fusion_bench import hookspecs
 from fusion_bench.errors import PluginError
 from fusion_bench.plugins import load_registry
 
+from .conftest import TINY
+
 GATED = '''
 import torch
 from torch import nn
@@ -115,3 +117,20 @@ def test_module_name_plugin(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     reg = load_registry(["my_fb_plugin"], entry_points=False)
     assert "modgated" in reg.names("fusions")
+
+
+def test_the_readme_plugin_passes_the_contract_kit_and_runs(tmp_path, cli_run):
+    """The README's one-file plugin, as printed there: the checks it recommends, then a run."""
+    import re
+    from pathlib import Path
+
+    from fusion_bench.testing import check_fusion
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (code,) = re.findall(r"```python\n(# my_fusion\.py\n.*?)```", readme, re.S)
+    path = write_plugin(tmp_path, "my_fusion.py", code)
+    reg = load_registry([path], entry_points=False)
+    check_fusion(reg.get("fusions", "gated_sum").obj)
+    code, out, err = cli_run("--plugin", path, "run", "--fusion", "gated_sum", "--set",
+                             "fusion.width=8", "--out", tmp_path / "res", *TINY)
+    assert code == 0 and "test" in out, err
