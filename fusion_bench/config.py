@@ -66,7 +66,7 @@ class TrainConfig:
     plateau_patience: int = 3  # epochs without val improvement before lr × plateau_factor
     plateau_factor: float = 0.1
     min_lr: float = 1e-6
-    early_stop_patience: int = 6  # epochs without val improvement before stopping
+    early_stop_patience: int = 6  # epochs without val improvement before stopping (0: never)
     loss: str = "batch"  # "window": 1 − CCC per window (paper); "batch": over the batch's frames
     max_grad_norm: float = 0.0  # 0: no clipping
     progress: bool = True
@@ -376,12 +376,38 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("data.modalities is empty; give at least one, e.g. visual,audio")
     if len(set(d.modalities)) != len(d.modalities):
         raise ConfigError(f"data.modalities lists a modality twice: {','.join(d.modalities)}")
+    _check_ranges(cfg)
     lv = cfg.robustness.levels
     if len(lv) < 2 or not all(math.isfinite(x) and x >= 0 for x in lv) or list(lv) != sorted(set(lv)):
         raise ConfigError(
             f"robustness.levels must be at least two distinct non-negative noise levels in "
             f"increasing order, e.g. 0,0.5,1,2; got {','.join(map(str, lv))}"
         )
+
+
+def _check_ranges(cfg: RunConfig) -> None:
+    """Numbers outside the range their meaning allows: a message naming the key, instead of a
+    library's traceback later (a negative seed in numpy, a plateau factor in torch) or a run
+    that means nothing (a negative patience; in the synthetic knobs, a 0-feature modality)."""
+    m, t = cfg.model, cfg.train
+    at_least = {  # key: (value, smallest allowed)
+        "seed": (cfg.seed, 0), "data.seed": (cfg.data.seed, 0), "data.fold": (cfg.data.fold, 0),
+        "model.head_hidden": (m.head_hidden, 0), "train.weight_decay": (t.weight_decay, 0),
+        "train.warmup_epochs": (t.warmup_epochs, 0), "train.min_lr": (t.min_lr, 0),
+        "train.plateau_patience": (t.plateau_patience, 0),
+        "train.early_stop_patience": (t.early_stop_patience, 0),
+        "train.max_grad_norm": (t.max_grad_norm, 0),
+    }
+    for key, (value, low) in at_least.items():
+        if not value >= low:  # also catches NaN
+            raise ConfigError(f"{key} must be ≥ {low}, got {value}")
+    if not 0 <= m.head_dropout < 1:
+        raise ConfigError(f"model.head_dropout must be in [0, 1), got {m.head_dropout}")
+    if not 0 < t.plateau_factor < 1:
+        raise ConfigError(f"train.plateau_factor multiplies the learning rate on a plateau; it must "
+                          f"be between 0 and 1 (exclusive), got {t.plateau_factor}")
+    if cfg.data.name == "synthetic":
+        cfg.synthetic.check()
 
 
 def plugin_options(kind: str, name: str, cls, options: dict, skip: typing.Iterable[str] = ()) -> dict:

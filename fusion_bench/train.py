@@ -164,7 +164,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
             status["text"] = f"loss {np.mean(losses):.3f}  val CCC {v:.3f}  best {best:.3f}@{best_epoch}"
             if bar is not None:
                 bar.update(1)
-            if stale >= cfg.early_stop_patience:
+            if cfg.early_stop_patience and stale >= cfg.early_stop_patience:  # 0: never stop early
                 break
     finally:
         if bar is not None:

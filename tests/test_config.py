@@ -99,3 +99,25 @@ def test_hash_names_the_synthetic_generator_version(monkeypatch):
     feats = build_config("quick", None, [("data.name", "affwild2")])
     monkeypatch.setattr(synthetic, "VERSION", "2")
     assert build_config("quick", None, [("data.name", "affwild2")]).hash() == feats.hash()
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("train.plateau_factor", "5", "train.plateau_factor .* between 0 and 1"),
+    ("model.head_dropout", "2", r"model.head_dropout must be in \[0, 1\)"),
+    ("data.seed", "-1", "data.seed must be ≥ 0"),
+    ("seed", "-3", "seed must be ≥ 0"),
+    ("train.warmup_epochs", "-1", "train.warmup_epochs must be ≥ 0"),
+    ("synthetic.n_train", "-1", "synthetic.n_train must be ≥ 1"),
+    ("synthetic.dim_visual", "0", "synthetic.dim_visual must be ≥ 1"),
+    ("synthetic.noise", "-1", "synthetic.noise must be ≥ 0"),
+    ("synthetic.offset_leak", "1.5", "synthetic.offset_leak is a share"),
+    ("synthetic.max_frames", "10", r"synthetic.max_frames \(10\) is below"),
+])
+def test_out_of_range_numbers_name_their_key(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config("quick", None, [(key, value)])
+
+
+def test_out_of_range_is_one_line_from_the_cli(cli_run):
+    code, _, err = cli_run("run", "--set", "train.plateau_factor=5")
+    assert code == 2 and "train.plateau_factor" in err and "Traceback" not in err

@@ -82,3 +82,8 @@ def test_eval_hop_sets_the_hop_of_validation_and_test_windows():
     assert first_a["loss"] == first_b["loss"]
     assert first_a["val"]["mean"] != first_b["val"]["mean"]
     assert a["metrics"]["test"]["mean"] != b["metrics"]["test"]["mean"]
+
+
+def test_early_stop_patience_zero_never_stops_early():
+    _, r = _run(("train.epochs", "3"), ("train.early_stop_patience", "0"))
+    assert r["fits"][0]["epochs"] == 3  # 0 turns early stopping off, as 0 does for clipping

@@ -66,6 +66,22 @@ class SyntheticConfig:
     offset: float = 0.5  # std of the per-video speaker offset per channel
     offset_leak: float = 0.1  # share of the offset inside the sources' span (irreducible bias)
 
+    def check(self) -> None:
+        """ConfigError naming the first knob outside its range."""
+        for key, low in (("n_train", 1), ("n_val", 1), ("n_test", 1), ("min_frames", 1),
+                         ("dim_visual", 1), ("dim_audio", 1), ("dim_text", 1), ("noise", 0),
+                         ("label_noise", 0), ("sync_strength", 0), ("offset", 0)):
+            value = getattr(self, key)
+            if not value >= low:  # also catches NaN
+                raise ConfigError(f"synthetic.{key} must be ≥ {low}, got {value}")
+        if self.max_frames < self.min_frames:
+            raise ConfigError(f"synthetic.max_frames ({self.max_frames}) is below "
+                              f"synthetic.min_frames ({self.min_frames})")
+        for key in ("interaction", "offset_leak"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(f"synthetic.{key} is a share, between 0 and 1; got "
+                                  f"{getattr(self, key)}")
+
 
 def _smooth(rng: np.random.Generator, n: int, sigma: float) -> np.ndarray:
     """Unit-variance Gaussian-smoothed white noise of length n."""
@@ -134,11 +150,7 @@ class SyntheticDataset:
                 self.config = SyntheticConfig(**(options or {}))
             except TypeError as e:
                 raise ConfigError(f"synthetic dataset: {e}") from None
-        c = self.config
-        if c.min_frames < 1 or c.max_frames < c.min_frames:
-            raise ConfigError("synthetic.min_frames must be ≥ 1 and ≤ synthetic.max_frames")
-        if not 0.0 <= c.interaction <= 1.0:
-            raise ConfigError(f"synthetic.interaction must be in [0, 1], got {c.interaction}")
+        self.config.check()
         for m in modalities:
             if m not in self.all_modalities:
                 raise ConfigError(
@@ -146,7 +158,7 @@ class SyntheticDataset:
                     f"got {m!r} in data.modalities"
                 )
         self.modalities = tuple(modalities)
-        self.dims = {m: getattr(c, f"dim_{m}") for m in self.modalities}
+        self.dims = {m: getattr(self.config, f"dim_{m}") for m in self.modalities}
         self._splits: dict[str, list[Video]] | None = None
 
     @classmethod
