@@ -88,8 +88,28 @@ def parse_label_line(line: str, path, lineno: int) -> tuple[float, float]:
 
 
 def read_splits(root: Path) -> dict[str, list[str]]:
-    """split → video names, from ``splits.csv`` or ``splits.json``."""
+    """split → video names, from ``splits.csv`` or ``splits.json``. A video may be in val and
+    test both (scoring the validation fold as test, as Aff-Wild2 does), never in train and in
+    either of them, nor twice in one split."""
     csv_path, json_path = root / "splits.csv", root / "splits.json"
+    out = _read_split_file(root, csv_path, json_path)
+    path = csv_path if csv_path.is_file() else json_path
+    for split, names in out.items():
+        twice = sorted({v for v in names if names.count(v) > 1})
+        if twice:
+            raise DataError(f"{path}: video {twice[0]!r} is listed twice in {split}; list it once")
+    for split in ("val", "test"):
+        leak = sorted(set(out["train"]) & set(out[split]))
+        if leak:
+            raise DataError(
+                f"{path}: video {leak[0]!r} is in train and in {split}"
+                + (f" (and {len(leak) - 1} more)" if len(leak) > 1 else "")
+                + f"; a {split} video must not be trained on"
+            )
+    return out
+
+
+def _read_split_file(root: Path, csv_path: Path, json_path: Path) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {s: [] for s in SPLITS}
     if csv_path.is_file():
         with csv_path.open(encoding="utf-8-sig", newline="") as f:

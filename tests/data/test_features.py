@@ -73,7 +73,8 @@ def test_splits_json_and_missing_masks(folder):
 
 
 def _first(folder, split="train"):
-    return (folder / "splits.csv").read_text().splitlines()[1].split(",")[0]
+    rows = [line.split(",") for line in (folder / "splits.csv").read_text().splitlines()[1:]]
+    return next(v for v, s in rows if s == split)
 
 
 def _lab(folder):
@@ -92,6 +93,12 @@ def _lab(folder):
     (lambda f: (f / "splits.csv").write_text("video,split\nx,training\n"),
      "splits.csv, line 2: split 'training' must be train, val or test"),
     (lambda f: (f / "splits.csv").unlink(), "no splits.csv"),
+    (lambda f: (f / "splits.csv").write_text((f / "splits.csv").read_text()
+                                             + f"{_first(f)},test\n"),
+     "is in train and in test; a test video must not be trained on"),
+    (lambda f: (f / "splits.csv").write_text((f / "splits.csv").read_text()
+                                             + f"{_first(f)},train\n"),
+     "is listed twice in train"),
 ])
 def test_bad_folder_is_one_line_naming_file_and_line(cli_run, folder, tmp_path, breaker, message):
     breaker(folder)
@@ -125,3 +132,12 @@ def test_unknown_modality_lists_the_available_ones(cli_run, folder, tmp_path):
                            "visual,face", "--out", tmp_path, *TRAIN)
     assert code == 2
     assert "no folder for modality face" in err and "audio, text, visual" in err
+
+
+def test_val_and_test_may_share_videos(folder):
+    """Aff-Wild2's rule: its validation fold is scored as test."""
+    from fusion_bench.data.features import read_splits
+
+    val = _first(folder, "val")
+    (folder / "splits.csv").write_text((folder / "splits.csv").read_text() + f"{val},test\n")
+    assert val in read_splits(folder)["test"] and val in read_splits(folder)["val"]
