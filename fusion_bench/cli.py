@@ -431,7 +431,7 @@ def sweep(state: State, fusions, seeds, dataset, preset, config_file, sets, out,
     """Run fusions × seeds, skipping runs already stored; resumable after an interruption."""
     from .config import parse_set
     from .results import ResultsStore
-    from .sweep import RegistrySpec, grid
+    from .sweep import RegistrySpec, grid, preflight
     from .sweep import sweep as run_sweep
 
     base = parse_set(sets) + ([("data.name", dataset)] if dataset else [])
@@ -440,9 +440,7 @@ def sweep(state: State, fusions, seeds, dataset, preset, config_file, sets, out,
     names = [f.strip() for f in fusions.split(",") if f.strip()]
     configs = grid(names, list(range(seeds)), base, preset, config_file)
     reg = state.registry
-    for name in names:
-        if not name.startswith("only:"):
-            reg.get("fusions", name)
+    preflight(configs, reg)  # a wrong name is one error now, not a failed record per run
     res = run_sweep(configs, reg, ResultsStore(out), echo=click.echo, executor=executor, jobs=jobs,
                     spec=RegistrySpec.of(state.plugin_specs, state.strict))
     click.echo(f"{res.done} run, {res.skipped} already stored, {res.failed} failed")

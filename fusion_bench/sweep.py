@@ -16,11 +16,12 @@ registry holds live modules that do not pickle.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import json
 import os
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 from .config import RunConfig, build_config
 from .errors import ConfigError, FusionBenchError
@@ -38,6 +39,21 @@ def plugins_used(reg, cfg: RunConfig) -> dict:
             for k, e in used.items()}
 
 
+def preflight(configs: list[RunConfig], reg) -> None:
+    """Raise the mistakes every run would record as a failure, before any runs: an unknown
+    dataset, encoder or fusion, a modality the dataset lacks, a dataset that cannot be opened."""
+    from .train import open_dataset
+
+    opened = set()
+    for cfg in configs:
+        plugins_used(reg, cfg)
+        key = json.dumps([dataclasses.asdict(cfg.data), dataclasses.asdict(cfg.synthetic)],
+                         sort_keys=True)
+        if key not in opened:  # synthetic data is generated lazily: opening it is cheap
+            opened.add(key)
+            open_dataset(reg, cfg)
+
+
 def run_record(cfg: RunConfig, reg) -> dict:
     """Train/evaluate ``cfg`` and return its record (not written anywhere)."""
     from .train import run
@@ -53,7 +69,7 @@ def run_and_store(cfg: RunConfig, reg, store: ResultsStore) -> tuple[dict, str]:
     return record, str(store.write(record))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class RegistrySpec:
     """What a worker needs to rebuild the driver's plugin registry (the CLI's ``--plugin`` list
     and ``--strict-plugins``)."""
@@ -69,7 +85,7 @@ class RegistrySpec:
         return cls(fixed, strict, entry_points)
 
 
-@dataclass
+@dataclasses.dataclass
 class Outcome:
     """What a run hands back to the driver: its record, or why it failed."""
 
@@ -91,7 +107,7 @@ def attempt(cfg: RunConfig, reg) -> Outcome:
         return Outcome.failure(e)
 
 
-@dataclass
+@dataclasses.dataclass
 class GridResult:
     done: int = 0
     skipped: int = 0

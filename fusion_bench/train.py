@@ -174,13 +174,18 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     return FitResult(best, best_epoch, len(history), t_train, frames / max(t_train, 1e-9), history)
 
 
-def load_dataset(registry, cfg: RunConfig):
-    """Build the dataset plugin of ``cfg`` and check its videos against its dims."""
+def open_dataset(registry, cfg: RunConfig):
+    """The dataset plugin of ``cfg``, built (its videos not yet read: ``splits()`` does that)."""
     entry = registry.get("datasets", cfg.data.name)
     try:
-        ds = entry.obj.from_config(cfg)
+        return entry.obj.from_config(cfg)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"dataset {cfg.data.name!r} ({entry.plugin}): {e}") from None
+
+
+def load_dataset(registry, cfg: RunConfig):
+    """Build the dataset plugin of ``cfg`` and check its videos against its dims."""
+    ds = open_dataset(registry, cfg)
     splits = ds.splits()
     for need in ("train", "val", "test"):
         if not splits.get(need):

@@ -262,3 +262,15 @@ def test_ray_threads_per_task_and_the_cap_is_said(cpus, node, jobs, threads, cap
     assert got == threads and (note is not None) == capped
     if capped:
         assert f"--jobs {jobs}" in note and f"at most {cpus} runs at once" in note
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--fusion", "concat", "--dataset", "nope"], "nope"),
+    (["--fusion", "concat,only:foo"], "'foo' in data.modalities"),
+    (["--fusion", "rcmaa"], "rcmaa"),
+    (["--fusion", "concat", "--set", "model.encoder=tcnn"], "tcnn"),
+])
+def test_a_wrong_name_stops_the_sweep_before_any_run(tmp_path, cli_run, args, message):
+    code, out, err = cli_run("sweep", *args, "--seeds", "2", "--out", tmp_path, *TINY[:-1])
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists()  # no failed records written
