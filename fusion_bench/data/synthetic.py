@@ -4,10 +4,11 @@ Generative process (one video of n frames at 30 fps; n uniform in [min_frames, m
 
 Latents (smooth, in [-1, 1]):
   * valence   v(t) = tanh(0.9 ṽ(t) + 0.4 ℓ_v)          ṽ: Gaussian-smoothed noise (σ = 45 frames)
-  * arousal   a(t) = tanh(0.9 (√(1−ι) b̃(t) + √ι c̃(t)) + 0.4 ℓ_a)
+  * arousal   a(t) = tanh(0.9 (√(1−ι) b̃(t) + √ι c(t)/0.75) + 0.4 ℓ_a)
     - b̃: the "base" arousal (σ = 30 frames), carried by audio (and weakly by the face);
     - c(t) = tanh(1.5 c̃(t)) ∈ (−1, 1), c̃ smoothed noise (σ = 60 frames): **audio–visual
-      synchrony**. ι = ``interaction`` is the share of the arousal drive that only synchrony carries;
+      synchrony** (std ≈ 0.75, hence /0.75: unit variance like b̃). ι = ``interaction`` is the
+      share of the arousal drive that only synchrony carries;
     - ℓ_v, ℓ_a ~ N(0, 1): per-video levels ("this speaker is calm"), carried by the same features
       as the time-varying part, so every label component is carried by some modality.
 Fast "gesture" signals (band-pass noise, ~1–8 Hz, unit variance):
@@ -17,10 +18,12 @@ Fast "gesture" signals (band-pass noise, ~1–8 Hz, unit variance):
     ≈ 1 + c², so only integrating the cross-modal product over time (≈ 1–2 s) recovers c.
     :func:`interaction_check` measures exactly this (see the test of the same name).
 Features (per modality: a fixed random mixing of its sources, per-video speaker offset, noise):
-  * visual (d_v): sources [v, 0.3 b̃, g_v] at lag 2 frames; occlusions: 0–2 segments of 1–5 s masked;
-  * audio  (d_a): sources [b̃, 0.3 v, g_a] at lag 4 frames; silences: 1–3 segments of 0.7–3 s masked;
+  the drives carry the levels: v* = 0.9 ṽ + 0.4 ℓ_v (so v = tanh v*), b* = b̃ + 0.45 ℓ_a, and
+  g_v, g_a are scaled by ``sync_strength``.
+  * visual (d_v): sources [v*, 0.3 b*, g_v] at lag 2 frames; occlusions: 0–2 segments of 1–5 s masked;
+  * audio  (d_a): sources [b*, 0.3 v*, g_a] at lag 4 frames; silences: 1–3 segments of 0.7–3 s masked;
   * text   (d_t): sparse word events (~1.5 words/s while not silent, 6–12 frames each; mask False
-    and zeros between words), each word a vector carrying v at its onset minus a 12-frame delay, plus
+    and zeros between words), each word a vector carrying v* 12 frames before its onset, plus
     a per-word noise vector.
   Every feature channel gets N(0, ``noise``²) frame noise, and each video a constant speaker
   offset of std ``offset`` per channel, all but an ``offset_leak`` share of it outside the span of
