@@ -42,9 +42,9 @@ def train_and_predict(cfg, registry, videos=None) -> tuple[dict[str, np.ndarray]
     from .data.windows import make_windows
     from .evaluate import predict_into
     from .model import build_model
-    from .train import fit, load_dataset, resolve_device, seed_everything
+    from .train import compute_device, fit, load_dataset, seed_everything, target_groups
 
-    device = resolve_device(cfg.device)
+    device = compute_device(cfg.device)  # as a run: the same numerics
     ds, splits = load_dataset(registry, cfg)
     if videos is None:
         names = ds.submission_videos() if hasattr(ds, "submission_videos") else []
@@ -57,10 +57,9 @@ def train_and_predict(cfg, registry, videos=None) -> tuple[dict[str, np.ndarray]
     wtrain = make_windows(splits["train"], mods, L, cfg.data.hop_for("train"))
     wval = make_windows(splits["val"], mods, L, cfg.data.hop_for("val"))
     wtest = make_windows(videos, mods, L, cfg.data.hop_for("test"))
-    groups = [(i,) for i in range(len(TARGETS))] if cfg.model.per_target else [tuple(range(len(TARGETS)))]
     preds = [np.zeros((v.n_frames, len(TARGETS))) for v in videos]
     scores = {}
-    for cols in groups:
+    for cols in target_groups(cfg):
         seed_everything(cfg.seed)
         model, _ = build_model(registry, cfg, ds.dims, n_targets=len(cols))
         res = fit(model, wtrain, wval, splits["val"], cols, cfg.train, device, cfg.seed,

@@ -571,16 +571,14 @@ def search_max_batch(fits: Callable[[int], None], start: int, limit: int) -> dic
 def run_bench(cfg: RunConfig, registry, settings: BenchSettings,
               log: Callable[[str], None] | None = None) -> dict:
     """Benchmark ``cfg``'s model; return the result (see :func:`make_bench_record`)."""
-    from .train import make_optimizer, resolve_device, seed_everything
+    from .train import compute_device, make_optimizer, seed_everything
 
     log = log or (lambda _msg: None)
-    device = resolve_device(settings.device or cfg.device)
+    device = compute_device(settings.device or cfg.device)  # as the trainer's
     if settings.amp is not None and settings.amp not in AMP_DTYPES:
         raise ConfigError(f"unknown --amp {settings.amp!r}; use bf16 or fp16")
-    if device.type == "cpu":
-        torch.set_flush_denormal(True)  # as the trainer does
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
+    if device.type == "cpu" and settings.threads:
+        torch.set_num_threads(settings.threads)
     for name in ("batch_size", "seq_len", "max_batch", "threads"):
         value = getattr(settings, name)
         if value is not None and value < 1:
