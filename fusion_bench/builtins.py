@@ -28,7 +28,7 @@ DATASETS = {
 BACKBONES = {
     "timm": "fusion_bench.backbones.visual_timm:TimmVisual",
     "vggish": "fusion_bench.backbones.audio_vggish:VGGishAudio",
-    "egemaps": "fusion_bench.backbones.audio_vggish:EGeMAPSAudio",
+    "egemaps": "fusion_bench.backbones.audio_egemaps:EGeMAPSAudio",
     "sbert": "fusion_bench.backbones.text_sbert:SBertText",
 }
 

@@ -130,3 +130,19 @@ def pick_device(device: str):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Mono float waveform at ``rate`` → at ``target`` (polyphase if scipy is present)."""
+    if rate == target or wave.size == 0:
+        return wave.astype(np.float32)
+    try:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(int(rate), int(target))
+        return resample_poly(wave, target // g, int(rate) // g).astype(np.float32)
+    except ImportError:
+        n = int(round(wave.size * target / rate))
+        return np.interp(np.arange(n) * rate / target, np.arange(wave.size), wave).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Audio backbones: VGGish (128-d per frame) and, optionally, eGeMAPS low-level descriptors.
+"""Audio backbone: VGGish (128-d per frame).
 
 VGGish (torchvggish's VGG, no PCA post-processing): the waveform is resampled to 16 kHz and turned
 into VGGish's log-mel spectrogram (25 ms window, 10 ms hop, 64 mel bands 125–7500 Hz, log offset
@@ -7,36 +7,17 @@ that time, so the hop between patches is 1 / fps; frames whose patch would run p
 the last full patch. Mask: True while the frame's time lies inside the audio.
 Weights: a state dict of torchvggish's VGG (e.g. vggish-10086976.pth) at ``weights=PATH`` or
 ``<weights_dir>/audio/vggish.pth``; ``torchvggish.vggish()`` is never called (it downloads).
-
-eGeMAPS (``egemaps``, needs the ``opensmile`` package): the 25 eGeMAPSv02 low-level descriptors
-(10 ms hop) sampled at each frame's time. No weights.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import Media, file_sha256, load_into, load_state_dict, pick_device, resolve_weights
+from . import Media, file_sha256, load_into, load_state_dict, pick_device, resample, resolve_weights
 
 SAMPLE_RATE = 16000
 PATCH = 96  # mel frames per patch (0.96 s)
 MEL_HOP_S = 0.010
-
-
-def resample(wave: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    """Mono float waveform at ``rate`` → at ``target`` (polyphase if scipy is present)."""
-    if rate == target or wave.size == 0:
-        return wave.astype(np.float32)
-    try:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(int(rate), int(target))
-        return resample_poly(wave, target // g, int(rate) // g).astype(np.float32)
-    except ImportError:
-        n = int(round(wave.size * target / rate))
-        return np.interp(np.arange(n) * rate / target, np.arange(wave.size), wave).astype(np.float32)
 
 
 def frame_starts(n_frames: int, fps: float, n_mel: int, hop_s: float = MEL_HOP_S,
@@ -85,7 +66,7 @@ class VGGishAudio:
         from torchvggish import mel_features
         from torchvggish import vggish_params as p
 
-        x = resample(wave, rate)
+        x = resample(wave, rate, SAMPLE_RATE)
         if x.size < int(0.025 * SAMPLE_RATE):
             return np.zeros((0, p.NUM_MEL_BINS), np.float32)
         return mel_features.log_mel_spectrogram(
@@ -115,32 +96,3 @@ class VGGishAudio:
         duration = media.audio.size / media.sample_rate
         mask = np.arange(n) / media.fps < duration
         return emb[inverse] * mask[:, None], mask
-
-
-class EGeMAPSAudio:
-    modality = "audio"
-    description = "eGeMAPSv02 low-level descriptors (25) at each frame's time (opensmile)"
-    reference = "Eyben et al., IEEE TAC 2016"
-
-    def __init__(self, model: str | None = None, weights: str | None = None, random_init: bool = False,
-                 device: str = "cpu"):
-        import opensmile
-
-        self.smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
-                                     feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
-        self.dim = len(self.smile.feature_names)
-
-    def describe(self) -> dict:
-        return {"backbone": "egemaps", "model": "eGeMAPSv02 LLD", "dim": self.dim, "weights": None,
-                "weights_sha256": None, "random_init": False,
-                "preprocessing": {"sample_rate": SAMPLE_RATE, "hop_s": MEL_HOP_S}}
-
-    def extract(self, media: Media) -> tuple[np.ndarray, np.ndarray]:
-        n = media.n_frames
-        if media.audio is None or media.audio.size == 0:
-            return np.zeros((n, self.dim), np.float32), np.zeros(n, bool)
-        x = resample(media.audio, media.sample_rate)
-        lld = self.smile.process_signal(x, SAMPLE_RATE).to_numpy(np.float32)
-        idx = np.clip(np.round(np.arange(n) / media.fps / MEL_HOP_S).astype(int), 0, len(lld) - 1)
-        mask = np.arange(n) / media.fps < x.size / SAMPLE_RATE
-        return np.nan_to_num(lld[idx]) * mask[:, None], mask

@@ -174,7 +174,7 @@ def decode_audio(path: Path, rate: int = 16000) -> np.ndarray | None:
     if path.suffix.lower() == ".wav":
         import soundfile as sf
 
-        from ..backbones.audio_vggish import resample
+        from ..backbones import resample
 
         try:
             x, sr = sf.read(str(path), dtype="float32", always_2d=True)

@@ -97,3 +97,16 @@ def test_timm_random_init_is_the_same_network_every_time():
     b = TimmVisual("resnet18", random_init=True)
     for (name, x), y in zip(a.net.state_dict().items(), b.net.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
+
+
+def test_resample_keeps_duration_and_pitch():
+    from fusion_bench.backbones import resample
+
+    rate, target = 44100, 16000
+    t = np.arange(rate) / rate  # one second of 440 Hz
+    y = resample(np.sin(2 * np.pi * 440 * t), rate, target)
+    assert y.dtype == np.float32 and abs(y.size - target) <= 1
+    spectrum = np.abs(np.fft.rfft(y))
+    assert abs(np.argmax(spectrum) * target / y.size - 440) < 2
+    same = np.ones(5, np.float64)
+    assert resample(same, target, target).dtype == np.float32
