@@ -6,7 +6,7 @@ import importlib
 
 from . import hookimpl
 
-# name -> "module:Class"; a fusion the fusion issue has not landed yet is simply not listed.
+# name -> "module:Class" of each built-in component, by kind
 FUSIONS = {
     "concat": "fusion_bench.fusions.concat:Concat",
     "rcma": "fusion_bench.fusions.rcma:RCMA",

@@ -181,7 +181,8 @@ def _fields(obj) -> dict[str, dataclasses.Field]:
 
 
 def _unknown(key: str, known: typing.Iterable[str]) -> ConfigError:
-    near = difflib.get_close_matches(key, list(known), n=3)
+    known = list(dict.fromkeys(known))  # callers may pass a section's keys and all keys
+    near = difflib.get_close_matches(key, known, n=3)
     hint = f"; did you mean {', '.join(near)}?" if near else f"; known keys: {', '.join(sorted(known))}"
     return ConfigError(f"unknown config key {key!r}{hint}")
 
