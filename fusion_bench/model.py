@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import Tensor, nn
 
@@ -42,6 +44,12 @@ class FusionModel(nn.Module):
         return self.head(fused)
 
 
+def _takes(cls, option: str) -> bool:
+    """Whether ``cls(...)`` accepts the keyword ``option``."""
+    params = inspect.signature(cls).parameters.values()
+    return any(p.name == option or p.kind == p.VAR_KEYWORD for p in params)
+
+
 def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) -> tuple[FusionModel, dict]:
     """Build the model of ``cfg`` for feature ``dims``; return it and the resolved plugin options."""
     enc_entry = registry.get("encoders", cfg.model.encoder)
@@ -55,6 +63,13 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
     for m, d in dims.items():
         opts = enc_opts
         if m in cfg.model.channels:  # per-modality width, checked like any encoder option
+            if not _takes(enc_entry.obj, "channels"):
+                widths = ",".join(f"{k}:{v}" for k, v in cfg.model.channels.items())
+                raise ConfigError(
+                    f"model.channels={widths} gives each modality's encoder a width (the paper "
+                    f"preset sets it), but encoder {cfg.model.encoder!r} has no option 'channels'; "
+                    f"clear it with --set model.channels= or use an encoder with a width (tcn, lstm)"
+                )
             opts = plugin_options("encoder", cfg.model.encoder, enc_entry.obj,
                                   {**cfg.encoder, "channels": cfg.model.channels[m]}, skip=("in_dim",))
         try:

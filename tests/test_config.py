@@ -121,3 +121,17 @@ def test_out_of_range_numbers_name_their_key(key, value, message):
 def test_out_of_range_is_one_line_from_the_cli(cli_run):
     code, _, err = cli_run("run", "--set", "train.plateau_factor=5")
     assert code == 2 and "train.plateau_factor" in err and "Traceback" not in err
+
+
+def test_paper_widths_on_an_encoder_without_width_say_where_they_come_from():
+    from fusion_bench.model import build_model
+    from fusion_bench.plugins import load_registry
+
+    reg, dims = load_registry(entry_points=False), {"visual": 4, "audio": 3, "text": 2}
+    cfg = build_config("paper", None, [("model.encoder", "identity")])
+    with pytest.raises(ConfigError, match=r"model.channels=visual:512.*paper preset.*"
+                                          r"--set model.channels="):
+        build_model(reg, cfg, dims, 2)
+    cleared = build_config("paper", None, [("model.encoder", "identity"), ("model.channels", "")])
+    model, _ = build_model(reg, cleared, dims, 2)  # the hint works
+    assert all(type(e).__name__ == "Identity" for e in model.encoders.values())
