@@ -142,7 +142,14 @@ class Registry:
         """Load ``spec``, a ``.py`` file or an importable module name."""
         path = Path(spec)
         name = path.stem if spec.endswith(".py") else spec
-        if name in deny or (allow is not None and name not in allow):
+        # asked for by name, yet filtered out: said (a failure), not silently dropped
+        if name in deny:
+            self._fail(name, f"--plugin {spec} not loaded: FUSION_BENCH_DISABLE_PLUGINS lists "
+                             f"{name!r}; remove it from that list to load the plugin")
+            return
+        if allow is not None and name not in allow:
+            self._fail(name, f"--plugin {spec} not loaded: FUSION_BENCH_PLUGINS (the allow-list) "
+                             f"does not list {name!r}; add it to load the plugin")
             return
         try:
             if spec.endswith(".py") or os.sep in spec:

@@ -104,12 +104,19 @@ def test_unknown_name_suggests(tmp_path):
 def test_allow_and_deny_lists(tmp_path, monkeypatch):
     path = write_plugin(tmp_path, "gated.py", GATED.replace("{name}", "gated"))
     monkeypatch.setenv("FUSION_BENCH_PLUGINS", "something_else")
-    assert "gated" not in load_registry([path], entry_points=False).names("fusions")
+    reg = load_registry([path], entry_points=False)
+    assert "gated" not in reg.names("fusions")
+    # an explicit --plugin that a list filters out is said, not silently dropped
+    assert [f.plugin for f in reg.failures] == ["gated"]
+    assert "FUSION_BENCH_PLUGINS (the allow-list) does not list 'gated'" in reg.failures[0].error
     monkeypatch.setenv("FUSION_BENCH_PLUGINS", "gated")
-    assert "gated" in load_registry([path], entry_points=False).names("fusions")
+    reg = load_registry([path], entry_points=False)
+    assert "gated" in reg.names("fusions") and not reg.failures
     monkeypatch.delenv("FUSION_BENCH_PLUGINS")
     monkeypatch.setenv("FUSION_BENCH_DISABLE_PLUGINS", "gated")
-    assert "gated" not in load_registry([path], entry_points=False).names("fusions")
+    reg = load_registry([path], entry_points=False)
+    assert "gated" not in reg.names("fusions")
+    assert "FUSION_BENCH_DISABLE_PLUGINS lists 'gated'" in reg.failures[0].error
 
 
 def test_module_name_plugin(tmp_path, monkeypatch):
