@@ -141,3 +141,21 @@ def test_the_readme_plugin_passes_the_contract_kit_and_runs(tmp_path, cli_run):
     code, out, err = cli_run("--plugin", path, "run", "--fusion", "gated_sum", "--set",
                              "fusion.width=8", "--out", tmp_path / "res", *TINY)
     assert code == 0 and "test" in out, err
+
+
+def test_installed_package_entry_point_is_loaded(tmp_path, monkeypatch):
+    """The installable-package path of the README: an entry point in the fusion_bench group."""
+    import importlib.metadata
+
+    from fusion_bench import plugins
+
+    write_plugin(tmp_path, "my_ep_plugin.py", GATED.replace("{name}", "epgated"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = importlib.metadata.EntryPoint("my_ep_plugin", "my_ep_plugin", plugins.GROUP)
+    monkeypatch.setattr(plugins.importlib.metadata, "entry_points",
+                        lambda group: [ep] if group == plugins.GROUP else [])
+    reg = load_registry()
+    assert reg.get("fusions", "epgated").plugin == "my_ep_plugin"
+    assert reg.plugins["my_ep_plugin"].source.startswith("entry point")
+    monkeypatch.setenv("FUSION_BENCH_DISABLE_PLUGINS", "my_ep_plugin")
+    assert "epgated" not in load_registry().names("fusions")
