@@ -113,16 +113,37 @@ class RunConfig:
         settings. A stored run with robustness also stands for the same run without it."""
         return self._digest(with_robustness=False)
 
-    def _digest(self, with_robustness: bool) -> str:
-        d = self.to_dict()
-        d.pop("device")
-        d["train"].pop("progress")  # a progress bar changes no result
-        if not with_robustness:
-            d.pop("robustness")
+    def data_version(self) -> str | None:
+        """The version of the data a run reads, where fusion-bench makes the data (synthetic)."""
         if self.data.name == "synthetic":
             from .data.synthetic import VERSION
 
-            d["data_version"] = VERSION
+            return VERSION
+        return None
+
+    def legacy_hashes(self) -> list[str]:
+        """:meth:`hash` and :meth:`model_hash` as records made before 2026-11-30 have them: with
+        ``train.progress`` (either value) and without the data version. A store holding such a
+        record of this configuration still has the run, if the record's data version is this
+        one (:meth:`fusion_bench.results.ResultsStore.has` checks)."""
+        out = []
+        for with_robustness in dict.fromkeys((self.robustness.enabled, False)):
+            for progress in (True, False):
+                out.append(self._digest(with_robustness, progress=progress))
+        return out
+
+    def _digest(self, with_robustness: bool, progress: bool | None = None) -> str:
+        """``progress``: None for the current scheme; a value for the legacy one (above)."""
+        d = self.to_dict()
+        d.pop("device")
+        if progress is None:
+            d["train"].pop("progress")  # a progress bar changes no result
+            if self.data_version() is not None:
+                d["data_version"] = self.data_version()
+        else:
+            d["train"]["progress"] = progress
+        if not with_robustness:
+            d.pop("robustness")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -7,7 +7,7 @@ import inspect
 import torch
 from torch import Tensor, nn
 
-from .config import RunConfig, plugin_options
+from .config import PRESETS, RunConfig, plugin_options
 from .errors import ConfigError
 from .heads import RegressionHead
 
@@ -65,10 +65,13 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
         if m in cfg.model.channels:  # per-modality width, checked like any encoder option
             if not _takes(enc_entry.obj, "channels"):
                 widths = ",".join(f"{k}:{v}" for k, v in cfg.model.channels.items())
+                preset = [name for name, p in PRESETS.items()
+                          if p.get("model.channels") == cfg.model.channels]
+                origin = f" (--preset {preset[0]} sets it)" if preset else ""
                 raise ConfigError(
-                    f"model.channels={widths} gives each modality's encoder a width (the paper "
-                    f"preset sets it), but encoder {cfg.model.encoder!r} has no option 'channels'; "
-                    f"clear it with --set model.channels= or use an encoder with a width (tcn, lstm)"
+                    f"model.channels={widths} gives each modality's encoder a width{origin}, but "
+                    f"encoder {cfg.model.encoder!r} has no option 'channels'; clear it with "
+                    f"--set model.channels= or use an encoder with a width (tcn, lstm)"
                 )
             opts = plugin_options("encoder", cfg.model.encoder, enc_entry.obj,
                                   {**cfg.encoder, "channels": cfg.model.channels[m]}, skip=("in_dim",))

@@ -22,6 +22,7 @@ import platform
 import sqlite3
 import subprocess
 import tempfile
+import typing
 from pathlib import Path
 
 import torch
@@ -121,17 +122,23 @@ class ResultsStore:
     def __init__(self, root: str | Path = "results"):
         self.root = Path(root)
         self.db_path = self.root / "fusion_bench.sqlite"
+        self._synced_at: int | None = None  # mtime of runs/ when this object last synced
 
     def _connect(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.db_path, timeout=30)
+        con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)  # autocommit
         con.execute(f"CREATE TABLE IF NOT EXISTS runs ({_COLUMNS})")
         if "model_hash" not in {row[1] for row in con.execute("PRAGMA table_info(runs)")}:
             con.execute("ALTER TABLE runs ADD COLUMN model_hash TEXT")  # a store made before it
         con.execute("CREATE INDEX IF NOT EXISTS runs_hash ON runs(config_hash)")
-        with con:
-            self._sync(con)
+        self._sync(con)
         return con
+
+    def _runs_mtime(self) -> int | None:
+        try:
+            return (self.root / "runs").stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
 
     def _files(self) -> set[str]:
         runs = self.root / "runs"
@@ -139,49 +146,86 @@ class ResultsStore:
 
     def _sync(self, con: sqlite3.Connection) -> None:
         """Make the index agree with the files: index the records it lacks, forget rows whose
-        file is gone."""
-        on_disk = self._files()
-        indexed = {p for (p,) in con.execute("SELECT path FROM runs")}
-        con.executemany("DELETE FROM runs WHERE path=?", [(p,) for p in sorted(indexed - on_disk)])
-        for rel in sorted(on_disk - indexed):
-            self._index(con, _read_record(self.root / rel), rel)
+        file is gone. Skipped while ``runs/`` is unchanged since this object's last sync (a file
+        added, removed or replaced changes the folder's mtime), so a sweep's many ``has`` calls
+        cost one scan."""
+        mtime = self._runs_mtime()  # read before the scan: a change during it re-syncs next time
+        if mtime is not None and mtime == self._synced_at:
+            return
+        con.execute("BEGIN IMMEDIATE")  # one syncing writer at a time: none deletes another's rows
+        try:
+            on_disk = self._files()
+            indexed = {p for (p,) in con.execute("SELECT path FROM runs")}
+            con.executemany("DELETE FROM runs WHERE path=?",
+                            [(p,) for p in sorted(indexed - on_disk)])
+            for rel in sorted(on_disk - indexed):
+                self._index(con, _read_record(self.root / rel), rel)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self._synced_at = mtime
 
     @staticmethod
     def _index(con: sqlite3.Connection, record: dict, rel: str) -> None:
-        m = record.get("metrics", {})
-        test, val = m.get("test", {}), m.get("val", {})
-        cfg = record["config"]
+        def get(*path):
+            obj = record
+            for k in path:
+                obj = obj.get(k) if isinstance(obj, dict) else None
+            return obj
+
         con.execute(
             "INSERT OR REPLACE INTO runs (run_id, config_hash, created, dataset, fusion, seed, "
             "status, val_mean, test_valence, test_arousal, test_mean, path, model_hash) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (record["run_id"], record["config_hash"], record["created"], cfg["data"]["name"],
-             cfg["model"]["fusion"], cfg["seed"], record.get("status", "ok"), val.get("mean"),
-             test.get("valence"), test.get("arousal"), test.get("mean"), rel,
-             record.get("model_hash")),
+            (record["run_id"], record["config_hash"], record["created"],
+             get("config", "data", "name"), get("config", "model", "fusion"),
+             get("config", "seed"), record.get("status", "ok"), get("metrics", "val", "mean"),
+             get("metrics", "test", "valence"), get("metrics", "test", "arousal"),
+             get("metrics", "test", "mean"), rel, record.get("model_hash")),
         )
 
     def write(self, record: dict) -> Path:
-        """Store ``record`` (which must have run_id, config_hash, config, metrics); return its path."""
+        """Store ``record`` (which must have run_id, config_hash, config, metrics); return its path.
+        A record of the same run_id is replaced, file and index row."""
         path = self.root / "runs" / f"{record['run_id']}.json"
         atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-        con = self._connect()  # indexes the new file with the others
-        con.close()
+        con = self._connect()
+        try:
+            self._index(con, record, str(path.relative_to(self.root)))
+        finally:
+            con.close()
         return path
 
-    def has(self, config_hash: str, model_hash: str | None = None) -> bool:
+    def has(self, config_hash: str, model_hash: str | None = None,
+            legacy: typing.Iterable[str] = (), data_version: str | None = None) -> bool:
         """Whether a successful run of ``config_hash`` is stored; with ``model_hash``, a run of
-        the same trained model with more test-time evaluation (robustness) also counts."""
+        the same trained model with more test-time evaluation (robustness) also counts.
+        ``legacy``: the configuration's hashes in an older scheme
+        (:meth:`fusion_bench.config.RunConfig.legacy_hashes`); a record stored under one counts
+        if its dataset version is ``data_version`` (None: any)."""
         if not self.db_path.exists() and not self._files():
             return False
+        legacy = list(legacy)
         con = self._connect()
         try:
             row = con.execute("SELECT 1 FROM runs WHERE status='ok' AND (config_hash=? OR "
                               "(? IS NOT NULL AND model_hash=?)) LIMIT 1",
                               (config_hash, model_hash, model_hash)).fetchone()
+            if row is not None or not legacy:
+                return row is not None
+            marks = ",".join("?" * len(legacy))
+            paths = [p for (p,) in con.execute(
+                f"SELECT path FROM runs WHERE status='ok' AND (config_hash IN ({marks}) OR "
+                f"model_hash IN ({marks}))", legacy + legacy)]
         finally:
             con.close()
-        return row is not None
+        for p in paths:
+            dataset = _read_record(self.root / p).get("dataset")
+            version = dataset.get("version") if isinstance(dataset, dict) else None
+            if data_version is None or version == data_version:
+                return True
+        return False
 
     def records(self) -> list[dict]:
         """Every stored record, oldest first. Without the SQLite index (e.g. records committed

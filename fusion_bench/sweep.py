@@ -39,9 +39,18 @@ def plugins_used(reg, cfg: RunConfig) -> dict:
             for k, e in used.items()}
 
 
+def is_stored(store: ResultsStore, cfg: RunConfig) -> bool:
+    """Whether ``store`` holds a successful run of ``cfg``: under its hash, or a run of the same
+    trained model with robustness for a plain run, or a record of the older hash scheme on the
+    same data version."""
+    return store.has(cfg.hash(), None if cfg.robustness.enabled else cfg.model_hash(),
+                     legacy=cfg.legacy_hashes(), data_version=cfg.data_version())
+
+
 def preflight(configs: list[RunConfig], reg) -> None:
     """Raise the mistakes every run would record as a failure, before any runs: an unknown
-    dataset, encoder or fusion, a modality the dataset lacks, a dataset that cannot be opened."""
+    dataset, encoder or fusion, a modality the dataset lacks, a dataset that cannot be opened.
+    Pass only the configurations still to run (a stored one needs neither)."""
     from .train import open_dataset
 
     opened = set()
@@ -167,8 +176,7 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
 
     def missing() -> Iterator[RunConfig]:
         for cfg in configs:
-            # a plain run is also satisfied by a stored run of the same model with robustness
-            if store.has(cfg.hash(), None if cfg.robustness.enabled else cfg.model_hash()):
+            if is_stored(store, cfg):
                 res.skipped += 1
                 echo(f"{tag(cfg)}: already stored, skipped")
             else:

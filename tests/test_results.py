@@ -61,9 +61,67 @@ def test_records_copied_into_an_indexed_store_are_seen_and_deleted_ones_forgotte
     ids = {r["run_id"] for r in store.records()}
     assert ids == {rec["run_id"]} | {json.loads(p.read_text())["run_id"] for p in committed}
     first = json.loads(committed[0].read_text())
-    assert store.has(first["config_hash"])  # a sweep skips it rather than re-running it
+    assert store.has(first["config_hash"])  # indexed from the copied file
     (tmp_path / "runs" / committed[0].name).unlink()
     assert len(store.records()) == 3 and not store.has(first["config_hash"])
+
+
+def _config_of(rec):
+    from fusion_bench.config import (
+        DataConfig,
+        ModelConfig,
+        RobustnessConfig,
+        RunConfig,
+        TrainConfig,
+    )
+    from fusion_bench.data.synthetic import SyntheticConfig
+
+    c = rec["config"]
+    return RunConfig(seed=c["seed"], device=c["device"], data=DataConfig(**c["data"]),
+                     synthetic=SyntheticConfig(**c["synthetic"]), model=ModelConfig(**c["model"]),
+                     train=TrainConfig(**c["train"]), robustness=RobustnessConfig(**c["robustness"]),
+                     fusion=c["fusion"], encoder=c["encoder"])
+
+
+def test_a_sweep_skips_runs_stored_under_the_older_hash_on_the_same_data(tmp_path, monkeypatch):
+    from fusion_bench.data import synthetic
+    from fusion_bench.results import ResultsStore
+    from fusion_bench.sweep import is_stored
+
+    path = sorted(LONG.glob("*.json"))[0]  # made before the data version entered the hash
+    rec = json.loads(path.read_text())
+    cfg = _config_of(rec)
+    assert rec["config_hash"] in cfg.legacy_hashes() and rec["config_hash"] != cfg.hash()
+    (tmp_path / "runs").mkdir()
+    shutil.copy(path, tmp_path / "runs" / path.name)
+    store = ResultsStore(tmp_path)
+    assert is_stored(store, cfg)  # same configuration, same data version: not run again
+    monkeypatch.setattr(synthetic, "VERSION", "999")
+    assert not is_stored(ResultsStore(tmp_path), cfg)  # new data: run again
+
+
+def test_rewriting_a_record_updates_the_index_and_new_files_are_seen(tmp_path):
+    from fusion_bench.results import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    rec = make_record(build_config("quick"), {"device": "cpu", "metrics": {}}, {})
+    store.write({**rec, "status": "failed"})
+    assert not store.has(rec["config_hash"])
+    store.write(rec)  # the same run_id, now a success
+    assert store.has(rec["config_hash"])
+    other = json.loads(sorted(LONG.glob("*.json"))[1].read_text())
+    (tmp_path / "runs" / "copied.json").write_text(json.dumps(other))  # after the last sync
+    assert store.has(other["config_hash"])
+
+
+def test_a_record_without_optional_fields_is_indexed(tmp_path):
+    from fusion_bench.results import ResultsStore
+
+    (tmp_path / "runs").mkdir()
+    bare = {"run_id": "bare", "config_hash": "hb", "created": "t", "config": {}, "metrics": None}
+    (tmp_path / "runs" / "bare.json").write_text(json.dumps(bare))
+    store = ResultsStore(tmp_path)
+    assert store.has("hb") and [r["run_id"] for r in store.records()] == ["bare"]
 
 
 def test_a_store_of_files_alone_answers_has(tmp_path):

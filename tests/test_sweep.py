@@ -274,3 +274,16 @@ def test_a_wrong_name_stops_the_sweep_before_any_run(tmp_path, cli_run, args, me
     code, out, err = cli_run("sweep", *args, "--seeds", "2", "--out", tmp_path, *TINY[:-1])
     assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "runs").exists()  # no failed records written
+
+
+def test_a_finished_sweep_reruns_nothing_and_opens_no_dataset(tmp_path, cli_run, monkeypatch):
+    args = ("sweep", "--fusion", "concat", "--seeds", "1", "--out", tmp_path, *TINY[:-1])
+    code, out, err = cli_run(*args)
+    assert code == 0, err
+
+    def unreachable(reg, cfg):
+        raise AssertionError("a stored configuration's dataset was opened")
+
+    monkeypatch.setattr("fusion_bench.train.open_dataset", unreachable)
+    code, out, err = cli_run(*args)  # e.g. on a machine without the feature cache
+    assert code == 0 and "0 run, 1 already stored" in out, err

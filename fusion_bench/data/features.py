@@ -28,6 +28,7 @@ line.
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import json
@@ -95,7 +96,7 @@ def read_splits(root: Path) -> dict[str, list[str]]:
     out = _read_split_file(root, csv_path, json_path)
     path = csv_path if csv_path.is_file() else json_path
     for split, names in out.items():
-        twice = sorted({v for v in names if names.count(v) > 1})
+        twice = sorted(v for v, n in collections.Counter(names).items() if n > 1)
         if twice:
             raise DataError(f"{path}: video {twice[0]!r} is listed twice in {split}; list it once")
     for split in ("val", "test"):
