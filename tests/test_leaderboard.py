@@ -274,3 +274,31 @@ def test_two_versions_of_a_dataset_never_share_a_row():
     rows = build_rows(old + new)["synthetic"]
     assert sorted(len(r.records) for r in rows) == [2, 2]  # not one row of the newest per seed
     assert {round(r.summary("test_mean"), 6) for r in rows} == {0.7, 0.8}
+
+
+def _pair(best_means, other_means):
+    from fusion_bench.leaderboard import Row
+
+    def row(means):
+        return Row("x", "synthetic", [{"config": {"seed": s}, "metrics": {"test": {"mean": m}}}
+                                      for s, m in enumerate(means)])
+
+    return row(best_means), row(other_means)
+
+
+def test_paired_test_holds_its_level_with_few_seeds():
+    from fusion_bench.leaderboard import paired_indistinguishable, t975
+
+    assert (t975(2), t975(4), t975(30)) == (4.303, 2.776, 2.042)
+    assert abs(t975(60) - 2.000) < 1e-3 and abs(t975(10**6) - 1.960) < 1e-4
+    rng = np.random.default_rng(0)
+    for n in (3, 5, 8):  # no true difference: "different" at about the nominal 5 %
+        separated = np.mean([not paired_indistinguishable(*_pair(rng.normal(0, 1, n),
+                                                                 rng.normal(0, 1, n)))
+                             for _ in range(2000)])
+        assert 0.03 < separated < 0.07, (n, separated)
+    # the committed rcma − lstm differences (t = 2.57 < 2.776 with 4 df): not separated
+    d = [0.009, 0.0318, 0.0102, -0.0002, 0.0299]
+    assert paired_indistinguishable(*_pair(d, [0.0] * 5))
+    assert not paired_indistinguishable(*_pair([x + 0.02 for x in d], [0.0] * 5))
+    assert paired_indistinguishable(*_pair([0.5, 0.6], [0.4, 0.5])) is None  # 2 seeds: '?'
