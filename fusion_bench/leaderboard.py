@@ -211,13 +211,26 @@ def _speed_cell(row: Row, column: str) -> str:
     return _partial(f"{row.summary(column):,.0f} ({devices})", len(recs), len(row.records))
 
 
+def _level_sets(records: list[dict]) -> set[tuple[float, ...]]:
+    return {tuple(lv) for r in records if (lv := lookup(r, "robustness", "noise_levels"))}
+
+
+def _noise_cell(row: Row) -> str:
+    """The noise area, unless the row's seeds were scored at different noise levels: an area
+    over other levels is another number, and their mean would be neither."""
+    if len(_level_sets(row.records)) > 1:
+        return "mixed levels"
+    return _stat_cell(row, "noise_area")
+
+
 def _levels(rows: list[Row]) -> str | None:
-    """Noise levels of the newest record that has them (for the caption)."""
-    recs = [r for row in rows for r in row.records if lookup(r, "robustness", "noise_levels")]
-    if not recs:
+    """The noise levels of the records (for the caption); None if none or several sets."""
+    sets = _level_sets([r for row in rows for r in row.records])
+    if not sets:
         return None
-    newest = max(recs, key=lambda r: (r["created"], r["run_id"]))
-    return ", ".join(f"{x:g}" for x in newest["robustness"]["noise_levels"])
+    if len(sets) > 1:
+        return None  # the caption then gives the unit only; the cells say "mixed levels"
+    return ", ".join(f"{x:g}" for x in sets.pop())
 
 
 def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[list], str]:
@@ -240,7 +253,7 @@ def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[lis
         same = paired_indistinguishable(best, r)
         cells.append("best" if r is best else {True: "yes", False: "no", None: "?"}[same])
         cells += [_stat_cell(r, f"drop_{m}") for m in mods]
-        cells.append(_stat_cell(r, "noise_area"))
+        cells.append(_noise_cell(r))
         params, flops = r.values("params"), r.summary("flops")
         cells.append(f"{int(params[0]):,}" if params else MISSING)
         cells.append(human(flops) if flops is not None else MISSING)

@@ -74,6 +74,12 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def _learnable(valid: torch.Tensor, per_window: bool) -> bool:
+    """Whether a batch's CCC loss has anything to fit (:func:`fusion_bench.metrics.ccc_loss`
+    needs 2 valid frames in a window, or in the batch when pooled); ``valid`` is (b, L)."""
+    return bool((valid.sum(1) >= 2).any()) if per_window else int(valid.sum()) >= 2
+
+
 def _batch_trains(size: int, n: int) -> bool:
     """Whether a batch of ``size`` of the ``n`` training windows is trained on: BatchNorm cannot
     train on a single window, so a last batch of one is skipped unless it is all there is."""
@@ -146,6 +152,10 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 elif cfg.schedule == "cosine":
                     set_lr(opt, cosine_lr(cfg, step - warmup_steps, total_steps - warmup_steps))
                 f, k, y, ok = train.batch(idx, device)
+                if not _learnable(ok, cfg.loss == "window"):
+                    # no window with 2 valid frames: the loss is a constant, and an optimiser
+                    # step would still move the weights by Adam's momentum
+                    continue
                 out = model(f, k)  # (b, L, len(columns))
                 y = y[..., cols.to(device)]
                 loss = sum(
@@ -164,13 +174,14 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 torch.cuda.synchronize(device)
             t_train += time.perf_counter() - t0
             if not losses:
-                raise DataError("the train split has no window to train on; check the dataset")
+                raise DataError("the train split has no window with 2 valid labelled frames to train "
+                                "on; check the dataset's labels (-5 marks a frame invalid)")
+            if not np.isfinite(np.mean(losses)):  # before validation, which NaN weights would fail
+                raise DataError(f"{label}: the training loss became NaN/inf at epoch {epoch}; lower train.lr")
             val_scores = score(predict(model, val, val_videos, device), val_videos, targets)
             v = val_scores["mean"]
             lr = opt.param_groups[0]["lr"]
             history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val": val_scores, "lr": lr})
-            if not np.isfinite(np.mean(losses)):
-                raise DataError(f"{label}: the training loss became NaN/inf at epoch {epoch}; lower train.lr")
             if v > best:
                 best, best_epoch, stale = v, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())

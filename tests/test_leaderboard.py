@@ -302,3 +302,15 @@ def test_paired_test_holds_its_level_with_few_seeds():
     assert paired_indistinguishable(*_pair(d, [0.0] * 5))
     assert not paired_indistinguishable(*_pair([x + 0.02 for x in d], [0.0] * 5))
     assert paired_indistinguishable(*_pair([0.5, 0.6], [0.4, 0.5])) is None  # 2 seeds: '?'
+
+
+def test_a_row_scored_at_different_noise_levels_shows_no_mixed_area():
+    recs = [record("concat", s, 0.7) for s in range(2)]
+    recs[1]["robustness"]["noise_levels"] = [0.0, 1.0, 3.0]
+    rows = build_rows(recs)["synthetic"]
+    headers, body, caption = table(rows)
+    assert body[0][headers.index("noise area")] == "mixed levels"
+    assert "levels 0, 0.25" not in caption  # no single set of levels claimed
+    same = build_rows([record("concat", s, 0.7) for s in range(2)])["synthetic"]
+    headers, body, caption = table(same)
+    assert body[0][headers.index("noise area")] != "mixed levels" and "levels 0, 0.25" in caption

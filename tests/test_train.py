@@ -87,3 +87,43 @@ def test_eval_hop_sets_the_hop_of_validation_and_test_windows():
 def test_early_stop_patience_zero_never_stops_early():
     _, r = _run(("train.epochs", "3"), ("train.early_stop_patience", "0"))
     assert r["fits"][0]["epochs"] == 3  # 0 turns early stopping off, as 0 does for clipping
+
+
+def test_batches_without_valid_labels_do_not_train(monkeypatch):
+    import pytest
+
+    from fusion_bench import train as train_mod
+    from fusion_bench.data import INVALID_LABEL
+    from fusion_bench.errors import DataError
+
+    real = train_mod.load_dataset
+
+    def unlabelled_train(registry, cfg):
+        ds, splits = real(registry, cfg)
+        for v in splits["train"]:
+            v.labels[:] = INVALID_LABEL
+        return ds, splits
+
+    monkeypatch.setattr(train_mod, "load_dataset", unlabelled_train)
+    with pytest.raises(DataError, match="no window with 2 valid labelled frames"):
+        _run()  # before: "trained" on a constant loss, Adam's momentum moving the weights
+
+
+def test_a_nan_loss_is_named_as_such(monkeypatch):
+    import pytest
+
+    from fusion_bench import train as train_mod
+    from fusion_bench.errors import DataError
+
+    monkeypatch.setattr(train_mod, "ccc_loss", lambda pred, *a, **k: pred.sum() * float("nan"))
+    with pytest.raises(DataError, match="training loss became NaN/inf at epoch 1; lower train.lr"):
+        _run()
+
+
+def test_learnable_needs_two_valid_frames_in_a_window_or_the_batch():
+    from fusion_bench.train import _learnable
+
+    one_each = torch.tensor([[True, False, False], [False, True, False]])
+    assert not _learnable(one_each, per_window=True) and _learnable(one_each, per_window=False)
+    assert _learnable(torch.tensor([[True, True, False]]), per_window=True)
+    assert not _learnable(torch.zeros(2, 3, dtype=torch.bool), per_window=False)
