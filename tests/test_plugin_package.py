@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,9 +64,11 @@ def test_mult_rejects_a_width_its_heads_cannot_split(as_installed):
 @pytest.mark.slow
 def test_pip_installs_the_package_and_fusion_bench_finds_it(tmp_path):
     """A real install (into a folder, no network: the build backend is the venv's setuptools)."""
-    target = tmp_path / "site"
+    source, target = tmp_path / "source", tmp_path / "site"
+    # a copy: pip builds a local folder in place (build/, *.egg-info), not in our tree
+    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--target", str(target), str(PACKAGE)], check=True)
+                    "--no-build-isolation", "--target", str(target), str(source)], check=True)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); "
             "from fusion_bench.plugins import load_registry; "
             "print(load_registry().get('fusions', 'mult').plugin)")
