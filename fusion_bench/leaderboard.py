@@ -161,6 +161,8 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
 def t975(df: int) -> float:
     """t_{0.975, df}: the table up to 30 degrees of freedom, then the Cornish-Fisher expansion
     around the normal quantile (within 1e-3 there)."""
+    if df < 1:
+        raise ValueError(f"t975 needs at least 1 degree of freedom, got {df}")
     if df <= len(_T975):
         return _T975[df - 1]
     z = 1.959964
@@ -172,8 +174,11 @@ def paired_indistinguishable(best: Row, other: Row, column: str = "test_mean") -
     difference (best − other), mean ± t_{0.975, n−1} · sd / √n, contains 0. None when fewer
     than 3 seeds are shared. (A percentile bootstrap of 3–8 seeds gives intervals far too
     narrow: with no true difference it separated rows 14–27 % of the time, not 5 %.)"""
-    a = {r["config"]["seed"]: v for r in best.records if (v := value(r, column)) is not None}
-    b = {r["config"]["seed"]: v for r in other.records if (v := value(r, column)) is not None}
+    def finite(row):
+        return {r["config"]["seed"]: v for r in row.records
+                if (v := value(r, column)) is not None and np.isfinite(v)}
+
+    a, b = finite(best), finite(other)
     shared = sorted(set(a) & set(b))
     if len(shared) < 3:
         return None
@@ -215,12 +220,17 @@ def _level_sets(records: list[dict]) -> set[tuple[float, ...]]:
     return {tuple(lv) for r in records if (lv := lookup(r, "robustness", "noise_levels"))}
 
 
-def _noise_cell(row: Row) -> str:
+def _noise_cell(row: Row, with_levels: bool) -> str:
     """The noise area, unless the row's seeds were scored at different noise levels: an area
-    over other levels is another number, and their mean would be neither."""
-    if len(_level_sets(row.records)) > 1:
+    over other levels is another number, and their mean would be neither. ``with_levels``: the
+    table's rows differ in levels, so each cell names its own."""
+    sets = _level_sets(row.records)
+    if len(sets) > 1:
         return "mixed levels"
-    return _stat_cell(row, "noise_area")
+    cell = _stat_cell(row, "noise_area")
+    if with_levels and sets and cell != MISSING:
+        cell += f" (levels {', '.join(f'{x:g}' for x in next(iter(sets)))})"
+    return cell
 
 
 def _levels(rows: list[Row]) -> str | None:
@@ -229,7 +239,7 @@ def _levels(rows: list[Row]) -> str | None:
     if not sets:
         return None
     if len(sets) > 1:
-        return None  # the caption then gives the unit only; the cells say "mixed levels"
+        return None  # the caption then gives the unit only; each cell names its levels
     return ", ".join(f"{x:g}" for x in sets.pop())
 
 
@@ -242,6 +252,7 @@ def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[lis
     # Rows without the sort value go last; ties keep build_rows' (deterministic) order.
     rows = sorted(rows, key=lambda r: (r.summary(sort) is None, sign * (r.summary(sort) or 0.0)))
     best = max(rows, key=lambda r: mean_std(r.values("test_mean"))[0])
+    several_levels = len(_level_sets([rec for r in rows for rec in r.records])) > 1
     mods = modality_order(rows)
     headers = ["model", "n", "test valence", "test arousal", "test mean", "val mean", "≈ best",
                *(f"drop {m}" for m in mods), "noise area", "params", "FLOPs/window",
@@ -253,7 +264,7 @@ def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[lis
         same = paired_indistinguishable(best, r)
         cells.append("best" if r is best else {True: "yes", False: "no", None: "?"}[same])
         cells += [_stat_cell(r, f"drop_{m}") for m in mods]
-        cells.append(_noise_cell(r))
+        cells.append(_noise_cell(r, with_levels=several_levels))
         params, flops = r.values("params"), r.summary("flops")
         cells.append(f"{int(params[0]):,}" if params else MISSING)
         cells.append(human(flops) if flops is not None else MISSING)

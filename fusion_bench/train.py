@@ -154,7 +154,9 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 f, k, y, ok = train.batch(idx, device)
                 if not _learnable(ok, cfg.loss == "window"):
                     # no window with 2 valid frames: the loss is a constant, and an optimiser
-                    # step would still move the weights by Adam's momentum
+                    # step would still move the weights by Adam's momentum. The schedule still
+                    # counts the batch, so warm-up and cosine end where they were planned.
+                    step += 1
                     continue
                 out = model(f, k)  # (b, L, len(columns))
                 y = y[..., cols.to(device)]
@@ -176,8 +178,12 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
             if not losses:
                 raise DataError("the train split has no window with 2 valid labelled frames to train "
                                 "on; check the dataset's labels (-5 marks a frame invalid)")
-            if not np.isfinite(np.mean(losses)):  # before validation, which NaN weights would fail
-                raise DataError(f"{label}: the training loss became NaN/inf at epoch {epoch}; lower train.lr")
+            # before validation, which NaN weights would fail with a less useful message; the
+            # weights too, as the epoch's last step can break them after a finite loss
+            if not np.isfinite(np.mean(losses)) or not all(
+                    bool(torch.isfinite(p).all()) for p in model.parameters()):
+                raise DataError(f"{label}: the training loss or weights became NaN/inf at epoch "
+                                f"{epoch}; lower train.lr")
             val_scores = score(predict(model, val, val_videos, device), val_videos, targets)
             v = val_scores["mean"]
             lr = opt.param_groups[0]["lr"]

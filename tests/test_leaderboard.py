@@ -314,3 +314,21 @@ def test_a_row_scored_at_different_noise_levels_shows_no_mixed_area():
     same = build_rows([record("concat", s, 0.7) for s in range(2)])["synthetic"]
     headers, body, caption = table(same)
     assert body[0][headers.index("noise area")] != "mixed levels" and "levels 0, 0.25" in caption
+
+
+def test_rows_at_different_noise_levels_name_their_levels_and_nan_is_not_a_verdict():
+    from fusion_bench.leaderboard import paired_indistinguishable, t975
+
+    a = [record("concat", s, 0.7) for s in range(2)]
+    b = [record("rcma", s, 0.8) for s in range(2)]
+    for r in b:
+        r["robustness"]["noise_levels"] = [0.0, 1.0, 3.0]
+    headers, body, caption = table(build_rows(a + b)["synthetic"])
+    cells = [row[headers.index("noise area")] for row in body]
+    assert sorted(c.split("(levels ")[1] for c in cells) == ["0, 0.25, 0.5, 1, 2)", "0, 1, 3)"]
+    best, other = _pair([0.5, 0.6, 0.7, float("nan")], [0.4, 0.5, 0.6, 0.5])
+    assert paired_indistinguishable(best, other) is False  # 3 finite pairs, all +0.1
+    best, other = _pair([0.5, float("nan"), 0.7], [0.4, 0.5, 0.6])
+    assert paired_indistinguishable(best, other) is None  # 2 finite pairs: '?'
+    with pytest.raises(ValueError):
+        t975(0)
