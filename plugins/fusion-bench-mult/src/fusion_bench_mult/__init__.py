@@ -2,15 +2,17 @@
 
 B batch, L frames, M modalities (two or more), d = ``width``, h = ``heads``:
 
-1. Each modality is projected to d and given sinusoidal positions:
-   Z_m = X_m W_m + b_m + PE                                        (B, L, d)
-2. For every target m and source n ≠ m, a crossmodal transformer of ``layers`` pre-norm blocks
-   reads the source's low-level Z_n at every layer (MulT's design), starting from Ẑ = Z_m:
-   Ẑ ← Ẑ + MHA(LN(Ẑ), LN(Z_n), LN(Z_n))   softmax(Q Kᵀ/√(d/h)) V, keys of missing n frames masked
+1. Each modality is projected to d (a temporal 1×1 convolution in the paper):
+   Z_m = X_m W_m + b_m                                             (B, L, d)
+2. Each transformer stack, as the authors' encoder, first scales its inputs by √d and adds
+   sinusoidal positions (E = √d·Z + PE), runs pre-norm blocks, and ends with a LayerNorm.
+   For every target m and source n ≠ m, a crossmodal stack of ``layers`` blocks reads the
+   source's low-level E_n at every layer, starting from Ẑ = E_m:
+   Ẑ ← Ẑ + MHA(LN(Ẑ), LN(E_n), LN(E_n))   softmax(Q Kᵀ/√(d/h)) V, keys of missing n frames masked
    Ẑ ← Ẑ + FFN(LN(Ẑ))                      FFN: d → 4d → d, ReLU
-   giving Z_{n→m}                                                  (B, L, d)
-3. H_m = [Z_{n→m}]_{n≠m} (concatenated), then ``self_layers`` self-attention blocks of the same
-   form over H_m, keys of missing m frames masked                  (B, L, (M−1)d)
+   giving Z_{n→m} = LN(Ẑ)                                          (B, L, d)
+3. H_m = [Z_{n→m}]_{n≠m} (concatenated), then a self-attention stack of ``self_layers`` blocks
+   of the same form over H_m, keys of missing m frames masked     (B, L, (M−1)d)
 4. Output: [H_m]_m per frame                                       (B, L, M(M−1)d)
 
 MulT classifies from the last time step; here every frame is kept, as fusion-bench's heads
@@ -68,6 +70,25 @@ class _Block(nn.Module):
         return z + self.drop(self.ff(self.norm_ff(z)))
 
 
+class _Stack(nn.Module):
+    """√d scaling and positions on the inputs, ``depth`` blocks, a final LayerNorm."""
+
+    def __init__(self, width: int, heads: int, depth: int, dropout: float):
+        super().__init__()
+        self.scale = math.sqrt(width)
+        self.blocks = nn.ModuleList(_Block(width, heads, dropout) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, z: Tensor, source: Tensor | None, pad: Tensor | None) -> Tensor:
+        """``source`` None: self-attention (keys from the stream itself at every block)."""
+        pe = _positions(z.shape[1], z.shape[2], z.device, z.dtype)
+        h = self.scale * z + pe
+        kv = None if source is None else self.scale * source + pe
+        for block in self.blocks:
+            h = block(h, h if kv is None else kv, pad)
+        return self.norm(h)
+
+
 class MulT(nn.Module):
     """Crossmodal transformers for every ordered pair of modalities, then self-attention per
     target; ``forward(feats, mask)`` maps {m: (B, L, d_m)} to (B, L, M(M−1)·width)."""
@@ -84,45 +105,30 @@ class MulT(nn.Module):
         if width % (2 * heads):
             raise ValueError(f"MulT width ({width}) must be a multiple of 2 × heads ({2 * heads})")
         self.dims = dict(dims)
-        self.width = width
         names = list(dims)
         self.project = nn.ModuleDict({m: nn.Linear(d, width) for m, d in dims.items()})
         self.cross = nn.ModuleDict({
-            f"{n}_to_{m}": nn.ModuleList(_Block(width, heads, dropout) for _ in range(layers))
+            f"{n}_to_{m}": _Stack(width, heads, layers, dropout)
             for m in names for n in names if n != m
         })
         joint = (len(names) - 1) * width
-        self.self_attn = nn.ModuleDict({
-            m: nn.ModuleList(_Block(joint, heads, dropout) for _ in range(self_layers))
-            for m in names
-        })
+        self.self_attn = nn.ModuleDict({m: _Stack(joint, heads, self_layers, dropout)
+                                        for m in names})
         self.out_dim = len(names) * joint
 
     def forward(self, feats: dict[str, Tensor], mask: dict[str, Tensor] | None = None) -> Tensor:
         mask = mask or {}
-        first = feats[next(iter(self.dims))]
-        pe = _positions(first.shape[1], self.width, first.device, first.dtype)
         z, pads = {}, {}
         for m in self.dims:
             x = feats[m]
             if m in mask:  # a missing frame's values must not reach the output
                 x = x.masked_fill(~mask[m].unsqueeze(-1), 0.0)
-            z[m] = self.project[m](x) + pe
+            z[m] = self.project[m](x)
             pads[m] = _key_padding(mask.get(m))
         out = []
         for m in self.dims:
-            streams = []
-            for n in self.dims:
-                if n == m:
-                    continue
-                h = z[m]
-                for block in self.cross[f"{n}_to_{m}"]:
-                    h = block(h, z[n], pads[n])
-                streams.append(h)
-            h = torch.cat(streams, dim=-1)
-            for block in self.self_attn[m]:
-                h = block(h, h, pads[m])
-            out.append(h)
+            streams = [self.cross[f"{n}_to_{m}"](z[m], z[n], pads[n]) for n in self.dims if n != m]
+            out.append(self.self_attn[m](torch.cat(streams, dim=-1), None, pads[m]))
         return torch.cat(out, dim=-1)
 
 
