@@ -124,14 +124,15 @@ class ResultsStore:
         self.db_path = self.root / "fusion_bench.sqlite"
         self._synced_at: int | None = None  # mtime of runs/ when this object last synced
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, sync: bool = True) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)  # autocommit
         con.execute(f"CREATE TABLE IF NOT EXISTS runs ({_COLUMNS})")
         if "model_hash" not in {row[1] for row in con.execute("PRAGMA table_info(runs)")}:
             con.execute("ALTER TABLE runs ADD COLUMN model_hash TEXT")  # a store made before it
         con.execute("CREATE INDEX IF NOT EXISTS runs_hash ON runs(config_hash)")
-        self._sync(con)
+        if sync:
+            self._sync(con)
         return con
 
     def _runs_mtime(self) -> int | None:
@@ -190,9 +191,12 @@ class ResultsStore:
         A record of the same run_id is replaced, file and index row."""
         path = self.root / "runs" / f"{record['run_id']}.json"
         atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-        con = self._connect()
+        con = self._connect(sync=False)
         try:
+            # indexed from memory first, so that the sync finds its row and does not read the
+            # file back
             self._index(con, record, str(path.relative_to(self.root)))
+            self._sync(con)
         finally:
             con.close()
         return path
@@ -204,7 +208,7 @@ class ResultsStore:
         ``legacy``: the configuration's hashes in an older scheme
         (:meth:`fusion_bench.config.RunConfig.legacy_hashes`); a record stored under one counts
         if its dataset version is ``data_version`` (None: any)."""
-        if not self.db_path.exists() and not self._files():
+        if not self.db_path.exists() and self._runs_mtime() is None:  # no store here yet
             return False
         legacy = list(legacy)
         con = self._connect()
