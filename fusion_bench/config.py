@@ -432,13 +432,18 @@ def _check_ranges(cfg: RunConfig) -> None:
         cfg.synthetic.check()
 
 
-def plugin_options(kind: str, name: str, cls, options: dict, skip: typing.Iterable[str] = ()) -> dict:
-    """Check ``options`` against ``cls.__init__``'s keyword parameters; coerce them to the type of
-    each default. Unknown options get a "did you mean" listing the plugin's options."""
+def keyword_options(cls, skip: typing.Iterable[str] = ()) -> tuple[dict[str, inspect.Parameter], bool]:
+    """``cls(...)``'s keyword parameters by name (less ``skip``), and whether it takes **kwargs."""
     sig = inspect.signature(cls)
     params = {p.name: p for p in sig.parameters.values()
               if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    return params, any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def plugin_options(kind: str, name: str, cls, options: dict, skip: typing.Iterable[str] = ()) -> dict:
+    """Check ``options`` against ``cls.__init__``'s keyword parameters; coerce them to the type of
+    each default. Unknown options get a "did you mean" listing the plugin's options."""
+    params, takes_kwargs = keyword_options(cls, skip)
     out = {}
     for k, v in options.items():
         if k not in params:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 from torch import Tensor, nn
 
-from .config import PRESETS, RunConfig, plugin_options
+from .config import PRESETS, RunConfig, keyword_options, plugin_options
 from .errors import ConfigError
 from .heads import RegressionHead
 
@@ -44,12 +42,6 @@ class FusionModel(nn.Module):
         return self.head(fused)
 
 
-def _takes(cls, option: str) -> bool:
-    """Whether ``cls(...)`` accepts the keyword ``option``."""
-    params = inspect.signature(cls).parameters.values()
-    return any(p.name == option or p.kind == p.VAR_KEYWORD for p in params)
-
-
 def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) -> tuple[FusionModel, dict]:
     """Build the model of ``cfg`` for feature ``dims``; return it and the resolved plugin options."""
     enc_entry = registry.get("encoders", cfg.model.encoder)
@@ -63,7 +55,8 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
     for m, d in dims.items():
         opts = enc_opts
         if m in cfg.model.channels:  # per-modality width, checked like any encoder option
-            if not _takes(enc_entry.obj, "channels"):
+            params, takes_kwargs = keyword_options(enc_entry.obj)
+            if "channels" not in params and not takes_kwargs:
                 widths = ",".join(f"{k}:{v}" for k, v in cfg.model.channels.items())
                 preset = [name for name, p in PRESETS.items()
                           if p.get("model.channels") == cfg.model.channels]
