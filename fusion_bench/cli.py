@@ -431,7 +431,7 @@ def sweep(state: State, fusions, seeds, dataset, preset, config_file, sets, out,
     """Run fusions × seeds, skipping runs already stored; resumable after an interruption."""
     from .config import parse_set
     from .results import ResultsStore
-    from .sweep import RegistrySpec, grid, is_stored, preflight
+    from .sweep import RegistrySpec, grid
     from .sweep import sweep as run_sweep
 
     base = parse_set(sets) + ([("data.name", dataset)] if dataset else [])
@@ -439,11 +439,8 @@ def sweep(state: State, fusions, seeds, dataset, preset, config_file, sets, out,
         base.append(("robustness.enabled", "true"))
     names = [f.strip() for f in fusions.split(",") if f.strip()]
     configs = grid(names, list(range(seeds)), base, preset, config_file)
-    reg, store = state.registry, ResultsStore(out)
-    # a wrong name is one error now, not a failed record per run
-    preflight([c for c in configs if not is_stored(store, c)], reg)
-    res = run_sweep(configs, reg, store, echo=click.echo, executor=executor, jobs=jobs,
-                    spec=RegistrySpec.of(state.plugin_specs, state.strict))
+    res = run_sweep(configs, state.registry, ResultsStore(out), echo=click.echo, executor=executor,
+                    jobs=jobs, spec=RegistrySpec.of(state.plugin_specs, state.strict))
     click.echo(f"{res.done} run, {res.skipped} already stored, {res.failed} failed")
     return 1 if res.failed else 0
 

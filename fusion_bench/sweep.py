@@ -50,7 +50,7 @@ def is_stored(store: ResultsStore, cfg: RunConfig) -> bool:
 def preflight(configs: list[RunConfig], reg) -> None:
     """Raise the mistakes every run would record as a failure, before any runs: an unknown
     dataset, encoder or fusion, a modality the dataset lacks, a dataset that cannot be opened.
-    Pass only the configurations still to run (a stored one needs neither)."""
+    :func:`sweep` passes the configurations still to run (a stored one needs neither)."""
     from .train import open_dataset
 
     opened = set()
@@ -156,7 +156,9 @@ def grid(fusions: list[str], seeds: list[int], base: list[tuple[str, str]], pres
 
 def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, executor: str = "local",
           jobs: int | None = None, spec: RegistrySpec | None = None) -> GridResult:
-    """Run every configuration not yet stored; record failures and continue.
+    """Run every configuration not yet stored; record failures and continue. What every run
+    would fail on (an unknown plugin name, a modality the dataset lacks) is raised before any
+    run (:func:`preflight`).
 
     ``jobs`` is how many runs go at once: default 1 locally, and one per cluster CPU with Ray.
     ``spec`` rebuilds ``reg`` in workers; it is needed by every executor but sequential local.
@@ -182,12 +184,14 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
             else:
                 yield cfg
 
-    if sequential:  # lazily: each configuration is checked right before it runs, as ever
-        outcomes: Iterator[tuple[RunConfig, Outcome]] = ((c, attempt(c, reg)) for c in missing())
+    todo = list(missing())
+    preflight(todo, reg)  # a wrong name is one error before any run, not a failed record per run
+    if sequential:
+        outcomes: Iterator[tuple[RunConfig, Outcome]] = ((c, attempt(c, reg)) for c in todo)
     elif executor == "local":
-        outcomes = _process_outcomes(list(missing()), spec, jobs)
+        outcomes = _process_outcomes(todo, spec, jobs)
     else:
-        outcomes = _ray_outcomes(list(missing()), spec, jobs, echo)
+        outcomes = _ray_outcomes(todo, spec, jobs, echo)
     # closing(): on Ctrl-C here the executor's clean-up (cancel pending work) runs at once.
     with contextlib.closing(outcomes):
         for cfg, outcome in outcomes:
