@@ -151,13 +151,15 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                     set_lr(opt, cfg.lr * (step + 1) / warmup_steps)
                 elif cfg.schedule == "cosine":
                     set_lr(opt, cosine_lr(cfg, step - warmup_steps, total_steps - warmup_steps))
-                f, k, y, ok = train.batch(idx, device)
-                if not _learnable(ok, cfg.loss == "window"):
+                # read on the windows' CPU mask: no device sync, and no transfer of a batch
+                # that does not train
+                if not _learnable(train.valid[idx], cfg.loss == "window"):
                     # no window with 2 valid frames: the loss is a constant, and an optimiser
                     # step would still move the weights by Adam's momentum. The schedule still
                     # counts the batch, so warm-up and cosine end where they were planned.
                     step += 1
                     continue
+                f, k, y, ok = train.batch(idx, device)
                 out = model(f, k)  # (b, L, len(columns))
                 y = y[..., cols.to(device)]
                 loss = sum(
