@@ -220,27 +220,21 @@ def _level_sets(records: list[dict]) -> set[tuple[float, ...]]:
     return {tuple(lv) for r in records if (lv := lookup(r, "robustness", "noise_levels"))}
 
 
+def _level_text(levels: tuple[float, ...]) -> str:
+    return ", ".join(f"{x:g}" for x in levels)
+
+
 def _noise_cell(row: Row, with_levels: bool) -> str:
     """The noise area, unless the row's seeds were scored at different noise levels: an area
     over other levels is another number, and their mean would be neither. ``with_levels``: the
-    table's rows differ in levels, so each cell names its own."""
+    table's rows differ in levels (the caption names none), so each cell names its own."""
     sets = _level_sets(row.records)
     if len(sets) > 1:
         return "mixed levels"
     cell = _stat_cell(row, "noise_area")
     if with_levels and sets and cell != MISSING:
-        cell += f" (levels {', '.join(f'{x:g}' for x in next(iter(sets)))})"
+        cell += f" (levels {_level_text(next(iter(sets)))})"
     return cell
-
-
-def _levels(rows: list[Row]) -> str | None:
-    """The noise levels of the records (for the caption); None if none or several sets."""
-    sets = _level_sets([r for row in rows for r in row.records])
-    if not sets:
-        return None
-    if len(sets) > 1:
-        return None  # the caption then gives the unit only; each cell names its levels
-    return ", ".join(f"{x:g}" for x in sets.pop())
 
 
 def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[list], str]:
@@ -252,7 +246,8 @@ def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[lis
     # Rows without the sort value go last; ties keep build_rows' (deterministic) order.
     rows = sorted(rows, key=lambda r: (r.summary(sort) is None, sign * (r.summary(sort) or 0.0)))
     best = max(rows, key=lambda r: mean_std(r.values("test_mean"))[0])
-    several_levels = len(_level_sets([rec for r in rows for rec in r.records])) > 1
+    level_sets = _level_sets([rec for r in rows for rec in r.records])
+    several_levels = len(level_sets) > 1
     mods = modality_order(rows)
     headers = ["model", "n", "test valence", "test arousal", "test mean", "val mean", "≈ best",
                *(f"drop {m}" for m in mods), "noise area", "params", "FLOPs/window",
@@ -274,7 +269,7 @@ def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[lis
     info = rec["dataset"]
     ceiling = info.get("ceiling", {}).get("test", {}).get("mean")
     seeds = sorted({s for r in rows for s in r.seeds()})
-    levels = _levels(rows)
+    levels = _level_text(next(iter(level_sets))) if len(level_sets) == 1 else None
     caption = (
         f"Dataset {info.get('name')} v{info.get('version')} (data seed {rec['config']['data']['seed']}). "
         f"CCC as mean ± sample standard deviation over n model seeds ({', '.join(map(str, seeds))}) "
