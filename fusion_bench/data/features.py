@@ -92,9 +92,7 @@ def read_splits(root: Path) -> dict[str, list[str]]:
     """split → video names, from ``splits.csv`` or ``splits.json``. A video may be in val and
     test both (scoring the validation fold as test, as Aff-Wild2 does), never in train and in
     either of them, nor twice in one split."""
-    csv_path, json_path = root / "splits.csv", root / "splits.json"
-    out = _read_split_file(root, csv_path, json_path)
-    path = csv_path if csv_path.is_file() else json_path
+    path, out = _read_split_file(root)
     for split, names in out.items():
         twice = sorted(v for v, n in collections.Counter(names).items() if n > 1)
         if twice:
@@ -110,7 +108,9 @@ def read_splits(root: Path) -> dict[str, list[str]]:
     return out
 
 
-def _read_split_file(root: Path, csv_path: Path, json_path: Path) -> dict[str, list[str]]:
+def _read_split_file(root: Path) -> tuple[Path, dict[str, list[str]]]:
+    """(the file read, split → video names) from ``splits.csv``, else ``splits.json``."""
+    csv_path, json_path = root / "splits.csv", root / "splits.json"
     out: dict[str, list[str]] = {s: [] for s in SPLITS}
     if csv_path.is_file():
         with csv_path.open(encoding="utf-8-sig", newline="") as f:
@@ -126,7 +126,7 @@ def _read_split_file(root: Path, csv_path: Path, json_path: Path) -> dict[str, l
             if split not in SPLITS:
                 raise DataError(f"{csv_path}, line {i}: split {row[1]!r} must be train, val or test")
             out[split].append(video)
-        return out
+        return csv_path, out
     if json_path.is_file():
         try:
             data = json.loads(json_path.read_text())
@@ -140,7 +140,7 @@ def _read_split_file(root: Path, csv_path: Path, json_path: Path) -> dict[str, l
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                 raise DataError(f"{json_path}: field {k!r} must be a list of video names")
             out[k] = list(v)
-        return out
+        return json_path, out
     raise DataError(f"{root}: no splits.csv (header video,split) or splits.json; add one")
 
 
