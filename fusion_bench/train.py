@@ -182,8 +182,8 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                                 "on; check the dataset's labels (-5 marks a frame invalid)")
             # before validation, which NaN weights would fail with a less useful message; the
             # weights too, as the epoch's last step can break them after a finite loss
-            if not np.isfinite(np.mean(losses)) or not all(
-                    bool(torch.isfinite(p).all()) for p in model.parameters()):
+            if not np.isfinite(np.mean(losses)) or not bool(torch.stack(
+                    [torch.isfinite(p).all() for p in model.parameters()]).all()):  # one sync
                 raise DataError(f"{label}: the training loss or weights became NaN/inf at epoch "
                                 f"{epoch}; lower train.lr")
             val_scores = score(predict(model, val, val_videos, device), val_videos, targets)
