@@ -37,3 +37,22 @@ def register_datasets(register):
 @hookspec
 def register_commands(cli):
     """Add CLI verbs to the ``fusion-bench`` click group ``cli``."""
+
+
+# -- run events (fusion_bench.events): progress displays and experiment trackers --------------
+
+@hookspec
+def run_start(run):
+    """A run begins: ``run`` is a :class:`fusion_bench.events.RunInfo` (name, resolved config,
+    config hash, labels of the models it will train)."""
+
+
+@hookspec
+def epoch_end(run, epoch):
+    """A model of ``run`` finished a training epoch: ``epoch`` is a
+    :class:`fusion_bench.events.EpochEnd` (model label, epoch, loss, validation CCC, lr, best)."""
+
+
+@hookspec
+def run_end(run, record):
+    """``run`` finished: ``record`` is its result record (a dict, as stored; not yet written)."""

@@ -14,8 +14,6 @@ import torch
 
 from .errors import DataError
 
-INVALID_LABEL = -5.0
-
 
 def ccc(pred, target, mask=None) -> float:
     """CCC of two 1-d sequences over the frames where ``mask`` is True, in float64.

@@ -87,16 +87,3 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
         out_dim = next(iter(enc_dims.values()))
     head = RegressionHead(out_dim, n_targets, cfg.model.head_hidden, cfg.model.head_dropout)
     return FusionModel(encoders, fusion, head), {"encoder": enc_opts, "fusion": fus_opts}
-
-
-def count_parameters(model: FusionModel, trainable_only: bool = True) -> dict[str, int]:
-    """Parameters (trainable ones by default): total and split into encoders (with their norms)
-    / fusion / head."""
-    def n(mod):
-        if mod is None:
-            return 0
-        return sum(p.numel() for p in mod.parameters() if p.requires_grad or not trainable_only)
-
-    enc = n(model.encoders) + n(model.norms)
-    fus, head = n(model.fusion), n(model.head)
-    return {"total": enc + fus + head, "encoders": enc, "fusion": fus, "head": head}

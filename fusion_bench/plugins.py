@@ -10,6 +10,7 @@ registering one name is always an error naming both.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import importlib.metadata
@@ -29,16 +30,54 @@ KINDS = ("fusions", "encoders", "backbones", "datasets")
 BUILTIN = "fusion_bench.builtins"
 
 
-@dataclass
 class Entry:
-    """One registered component."""
+    """One registered component. Registered as an object, or as a ``"module:Class"`` string
+    that is imported the first time :attr:`obj` is read (built-ins: listing them imports no
+    torch). A lazy entry's description and reference, when not given, are read from the class's
+    source (its ``description = "..."`` line) without importing the module."""
 
-    kind: str
-    name: str
-    obj: object
-    plugin: str
-    description: str = ""
-    reference: str = ""
+    def __init__(self, kind: str, name: str, obj: object, plugin: str,
+                 description: str | None = None, reference: str | None = None):
+        self.kind, self.name, self.plugin = kind, name, plugin
+        self._obj = obj
+        lazy = isinstance(obj, str)
+        meta = _source_attributes(obj) if lazy and (description is None or reference is None) else {}
+        self.description = description if description is not None else (
+            meta.get("description", "") if lazy else getattr(obj, "description", ""))
+        self.reference = reference if reference is not None else (
+            meta.get("reference", "") if lazy else getattr(obj, "reference", ""))
+
+    @property
+    def obj(self):
+        if isinstance(self._obj, str):
+            module, _, attr = self._obj.partition(":")
+            try:
+                self._obj = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as e:
+                raise PluginError(f"{self.kind[:-1]} {self.name!r} ({self.plugin}): cannot load "
+                                  f"{self._obj}: {type(e).__name__}: {e}") from None
+        return self._obj
+
+    def __repr__(self) -> str:
+        return f"Entry({self.kind}:{self.name} from {self.plugin})"
+
+
+def _source_attributes(path: str) -> dict[str, str]:
+    """String class attributes of ``"module:Class"`` read from the module's source (no import
+    of the module itself; its parent packages are imported to find it)."""
+    module, _, cls = path.partition(":")
+    try:
+        spec = importlib.util.find_spec(module)
+        source = Path(spec.origin).read_text(encoding="utf-8")
+        tree = ast.parse(source)
+    except (ImportError, AttributeError, OSError, TypeError, ValueError, SyntaxError):
+        return {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            return {t.id: stmt.value.value for stmt in node.body if isinstance(stmt, ast.Assign)
+                    for t in stmt.targets if isinstance(t, ast.Name)
+                    and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)}
+    return {}
 
 
 @dataclass
@@ -102,11 +141,7 @@ class Registry:
                     continue
 
                 def register(reg_name, obj, description=None, reference=None, _kind=kind):
-                    staged.append(Entry(
-                        _kind, str(reg_name), obj, name,
-                        description if description is not None else getattr(obj, "description", ""),
-                        reference if reference is not None else getattr(obj, "reference", ""),
-                    ))
+                    staged.append(Entry(_kind, str(reg_name), obj, name, description, reference))
 
                 try:
                     impl.function(register=register)

@@ -14,99 +14,16 @@ and drops rows whose file is gone.
 
 from __future__ import annotations
 
-import datetime as _dt
-import functools
 import json
-import os
-import platform
 import sqlite3
-import subprocess
-import tempfile
 import typing
 from pathlib import Path
 
-import torch
-
-from . import __version__
 from .errors import DataError
+from .files import atomic_write_text
+from .provenance import git_commit, now_utc
 
 SCHEMA_VERSION = 1
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never a torn one
-    (a temporary file in the same folder, fsync'd, then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> dict:
-    """The commit of the fusion-bench checkout, if it is one (``None`` for an installed wheel).
-
-    Read once per process, when this module is imported (see the end of the module): the code a
-    process runs is the code it imported, so a commit made while a long sweep runs must not be
-    written into that sweep's records."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / ".git").exists():
-        return {"commit": None, "dirty": None}
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                    cwd=root, capture_output=True, text=True, timeout=5).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
-
-
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux; ``platform.processor()`` there says
-    only "x86_64"), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment(device: str) -> dict:
-    """Versions and hardware that a result depends on."""
-    dev = torch.device(device)
-    name = cpu_name()
-    if dev.type == "cuda":
-        name = torch.cuda.get_device_name(dev)
-    return {
-        "fusion_bench": __version__,
-        **git_commit(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "device": str(dev),
-        "device_name": name,
-        "cpu_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-    }
-
-
-def now_utc() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _COLUMNS = """
@@ -285,6 +202,8 @@ def new_record(config: dict, config_hash: str, plugins: dict, env: dict, name: s
 
 def make_record(cfg, result: dict, plugins: dict) -> dict:
     """The full record of a finished run: config, result, plugins and environment."""
+    from .runtime import environment  # torch: only a run, never a report, makes a record
+
     h = cfg.hash()
     return {
         **new_record(cfg.to_dict(), h, plugins, environment(result["device"]),

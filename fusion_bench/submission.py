@@ -5,7 +5,7 @@ per frame of every test video, in the test list's order, ``<video>/<00001>.jpg``
 numbers as in ``cropped_aligned``), predictions clipped to [-1, 1].
 
 :func:`train_and_predict` trains the configured model with the one training loop
-(:func:`fusion_bench.train.fit`, on the dataset's train split, validated on its val split) and
+(:func:`fusion_bench.runs.fit_targets`, on the dataset's train split, validated on its val split) and
 predicts videos that have no labels (the official test list from the cache).
 """
 
@@ -21,7 +21,7 @@ from .errors import DataError
 
 def write_submission(path: Path, predictions: dict[str, np.ndarray]) -> int:
     """Write ``predictions`` (video → (frames, 2) valence, arousal) to ``path``; return rows."""
-    from .results import atomic_write_text
+    from .files import atomic_write_text
 
     lines = ["image_location,valence,arousal"]
     for video, p in predictions.items():
@@ -33,17 +33,19 @@ def write_submission(path: Path, predictions: dict[str, np.ndarray]) -> int:
     return len(lines) - 1
 
 
-def train_and_predict(cfg, registry, videos=None) -> tuple[dict[str, np.ndarray], dict]:
-    """Train ``cfg``'s model; predict ``videos`` (default: the dataset's submission videos).
+def train_and_predict(cfg, registry, videos=None, events=None) -> tuple[dict[str, np.ndarray], dict]:
+    """Train ``cfg``'s model(s) on the run path (:func:`fusion_bench.runs.fit_targets`); predict
+    ``videos`` (default: the dataset's submission videos).
 
     Returns (video → (frames, 2) predictions, val scores of each fitted model).
     """
     from .data.features import load_video
     from .data.windows import make_windows
     from .evaluate import predict_into
-    from .model import build_model
-    from .train import compute_device, fit, load_dataset, seed_everything, target_groups
+    from .runs import fit_targets, load_dataset, preflight, run_info
+    from .runtime import compute_device
 
+    preflight([cfg], registry)
     device = compute_device(cfg.device)  # as a run: the same numerics
     ds, splits = load_dataset(registry, cfg)
     if videos is None:
@@ -59,11 +61,8 @@ def train_and_predict(cfg, registry, videos=None) -> tuple[dict[str, np.ndarray]
     wtest = make_windows(videos, mods, L, cfg.data.hop_for("test"))
     preds = [np.zeros((v.n_frames, len(TARGETS))) for v in videos]
     scores = {}
-    for cols in target_groups(cfg):
-        seed_everything(cfg.seed)
-        model, _ = build_model(registry, cfg, ds.dims, n_targets=len(cols))
-        res = fit(model, wtrain, wval, splits["val"], cols, cfg.train, device, cfg.seed,
-                  label="submission " + "+".join(TARGETS[c] for c in cols))
-        scores["+".join(TARGETS[c] for c in cols)] = res.best_val
-        predict_into(preds, cols, model, wtest, videos, device)
+    for fitted in fit_targets(cfg, registry, ds.dims, wtrain, wval, splits["val"], device,
+                              events, run_info(cfg)):
+        scores["+".join(TARGETS[c] for c in fitted.columns)] = fitted.fit.best_val
+        predict_into(preds, fitted.columns, fitted.model, wtest, videos, device)
     return {v.name: p for v, p in zip(videos, preds, strict=True)}, scores

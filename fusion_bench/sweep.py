@@ -18,25 +18,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import os
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 
 from .config import RunConfig, build_config
 from .errors import ConfigError, FusionBenchError
+from .events import Events
 from .results import ResultsStore, make_record, model_name
+from .runs import preflight, run_record
 
 EXECUTORS = ("local", "ray")
-
-
-def plugins_used(reg, cfg: RunConfig) -> dict:
-    """Name, providing plugin and version of the dataset, encoder and fusion of ``cfg``."""
-    used = {"dataset": reg.get("datasets", cfg.data.name), "encoder": reg.get("encoders", cfg.model.encoder)}
-    if len(cfg.data.modalities) > 1:
-        used["fusion"] = reg.get("fusions", cfg.model.fusion)
-    return {k: {"name": e.name, "plugin": e.plugin, "version": reg.plugins[e.plugin].version}
-            for k, e in used.items()}
 
 
 def is_stored(store: ResultsStore, cfg: RunConfig) -> bool:
@@ -45,37 +37,6 @@ def is_stored(store: ResultsStore, cfg: RunConfig) -> bool:
     same data version."""
     return store.has(cfg.hash(), None if cfg.robustness.enabled else cfg.model_hash(),
                      legacy=cfg.legacy_hashes(), data_version=cfg.data_version())
-
-
-def preflight(configs: list[RunConfig], reg) -> None:
-    """Raise the mistakes every run would record as a failure, before any runs: an unknown
-    dataset, encoder or fusion, a modality the dataset lacks, a dataset that cannot be opened.
-    :func:`sweep` passes the configurations still to run (a stored one needs neither)."""
-    from .train import open_dataset
-
-    opened = set()
-    for cfg in configs:
-        plugins_used(reg, cfg)
-        key = json.dumps([dataclasses.asdict(cfg.data), dataclasses.asdict(cfg.synthetic)],
-                         sort_keys=True)
-        if key not in opened:  # synthetic data is generated lazily: opening it is cheap
-            opened.add(key)
-            open_dataset(reg, cfg)
-
-
-def run_record(cfg: RunConfig, reg) -> dict:
-    """Train/evaluate ``cfg`` and return its record (not written anywhere)."""
-    from .train import run
-
-    plugins = plugins_used(reg, cfg)  # fail fast on unknown names, before generating data
-    return make_record(cfg, run(cfg, reg), plugins)
-
-
-def run_and_store(cfg: RunConfig, reg, store: ResultsStore) -> tuple[dict, str]:
-    """Train/evaluate ``cfg`` and write its record; return (record, path). Nothing is written
-    if the run raises."""
-    record = run_record(cfg, reg)
-    return record, str(store.write(record))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +72,7 @@ class Outcome:
 def attempt(cfg: RunConfig, reg) -> Outcome:
     """Run ``cfg``; an exception becomes a failed outcome (Ctrl-C still propagates)."""
     try:
-        return Outcome(record=run_record(cfg, reg))
+        return Outcome(record=run_record(cfg, reg, Events(getattr(reg, "pm", None))))
     except Exception as e:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
         return Outcome.failure(e)
 

@@ -17,11 +17,11 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from fusion_bench.bench.workload import build_workload, infer_step, make_inputs, train_step
 from fusion_bench.config import build_config
 from fusion_bench.plugins import load_registry
-from fusion_bench.throughput import build_workload, infer_step, make_inputs, train_step
-from fusion_bench.train import make_optimizer, resolve_device, seed_everything
-
+from fusion_bench.runtime import resolve_device, seed_everything
+from fusion_bench.train import make_optimizer
 
 _MATMULS = {"aten::mm": 0, "aten::addmm": 1, "aten::addmm_": 1, "aten::bmm": 0,
              "aten::baddbmm": 1, "aten::baddbmm_": 1}  # name -> index of the first factor

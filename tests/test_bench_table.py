@@ -1,4 +1,4 @@
-"""Throughput tables (fusion_bench.bench_table, `fusion-bench leaderboard --bench`) from real
+"""Throughput tables (fusion_bench.report.bench_table, `fusion-bench leaderboard --bench`) from real
 bench records made at tiny shapes."""
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ import json
 
 import pytest
 
-from fusion_bench import bench_table
-from fusion_bench.leaderboard import MISSING
+from fusion_bench.bench.record import make_bench_record
+from fusion_bench.bench.runner import run_bench
 from fusion_bench.plugins import load_registry
+from fusion_bench.report import bench_table
+from fusion_bench.report.render import MISSING
 from fusion_bench.results import ResultsStore
-from fusion_bench.throughput import make_bench_record, run_bench
 
 from .test_throughput import tiny_config, tiny_settings
 

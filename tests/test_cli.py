@@ -157,12 +157,12 @@ def test_plugin_adds_a_cli_verb_for_that_invocation_only(cli_run, tmp_path):
 
 
 def test_ctrl_c_exits_130_and_says_what_was_kept(cli_run, tiny_args, tmp_path, monkeypatch):
-    from fusion_bench import sweep
+    from fusion_bench import runs
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep, "run_and_store", interrupted)
+    monkeypatch.setattr(runs, "run_and_store", interrupted)
     code, _, err = cli_run("run", "--out", tmp_path, *tiny_args)
     assert code == 130
     assert "Interrupted" in err and "run the same command again" in err

@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from fusion_bench import plots
 from fusion_bench.errors import FusionBenchError
-from fusion_bench.leaderboard import MISSING, build_rows, human, modality_order, render, table
+from fusion_bench.report import plots
+from fusion_bench.report.leaderboard import build_rows, modality_order, table
+from fusion_bench.report.render import MISSING, human, render
 from fusion_bench.results import ResultsStore
 
 MODS = ["visual", "audio", "text"]
@@ -277,7 +278,7 @@ def test_two_versions_of_a_dataset_never_share_a_row():
 
 
 def _pair(best_means, other_means):
-    from fusion_bench.leaderboard import Row
+    from fusion_bench.report.leaderboard import Row
 
     def row(means):
         return Row("x", "synthetic", [{"config": {"seed": s}, "metrics": {"test": {"mean": m}}}
@@ -287,7 +288,8 @@ def _pair(best_means, other_means):
 
 
 def test_paired_test_holds_its_level_with_few_seeds():
-    from fusion_bench.leaderboard import paired_indistinguishable, t975
+    from fusion_bench.report.leaderboard import paired_indistinguishable
+    from fusion_bench.report.statistics import t975
 
     assert (t975(2), t975(4), t975(30)) == (4.303, 2.776, 2.042)
     assert abs(t975(60) - 2.000) < 1e-3 and abs(t975(10**6) - 1.960) < 1e-4
@@ -317,7 +319,8 @@ def test_a_row_scored_at_different_noise_levels_shows_no_mixed_area():
 
 
 def test_rows_at_different_noise_levels_name_their_levels_and_nan_is_not_a_verdict():
-    from fusion_bench.leaderboard import paired_indistinguishable, t975
+    from fusion_bench.report.leaderboard import paired_indistinguishable
+    from fusion_bench.report.statistics import t975
 
     a = [record("concat", s, 0.7) for s in range(2)]
     b = [record("rcma", s, 0.8) for s in range(2)]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from fusion_bench.leaderboard import build_rows, render, table
+from fusion_bench.report.leaderboard import build_rows, table
+from fusion_bench.report.render import render
 from fusion_bench.results import ResultsStore
 
 ROOT = Path(__file__).resolve().parent.parent / "leaderboards"
@@ -25,7 +26,7 @@ def test_committed_leaderboard_regenerates(folder, fmt):
 @pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
 @pytest.mark.parametrize("fmt", list(EXT))
 def test_committed_throughput_table_regenerates(folder, fmt):
-    from fusion_bench import bench_table
+    from fusion_bench.report import bench_table
 
     for name, rows in bench_table.build_tables(ResultsStore(folder).records()).items():
         committed = folder / f"throughput_{name}.{EXT[fmt]}"
@@ -34,7 +35,7 @@ def test_committed_throughput_table_regenerates(folder, fmt):
 
 
 def test_every_committed_folder_has_a_table():
-    from fusion_bench import bench_table
+    from fusion_bench.report import bench_table
 
     for folder in FOLDERS:
         records = ResultsStore(folder).records()

@@ -11,7 +11,7 @@ from fusion_bench.data.windows import make_windows
 from fusion_bench.errors import ConfigError
 from fusion_bench.evaluate import feature_scale, noise_area, perturbations
 from fusion_bench.plugins import load_registry
-from fusion_bench.train import run
+from fusion_bench.runs import run
 
 from .conftest import tiny_overrides
 

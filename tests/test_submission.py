@@ -4,8 +4,8 @@ import numpy as np
 
 from fusion_bench.config import build_config
 from fusion_bench.plugins import load_registry
+from fusion_bench.runs import load_dataset
 from fusion_bench.submission import train_and_predict, write_submission
-from fusion_bench.train import load_dataset
 
 from .conftest import tiny_overrides
 

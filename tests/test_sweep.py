@@ -7,8 +7,9 @@ import sys
 import pytest
 
 from fusion_bench import sweep as sweep_mod
-from fusion_bench.leaderboard import build_rows, render, table
 from fusion_bench.plugins import load_registry
+from fusion_bench.report.leaderboard import build_rows, table
+from fusion_bench.report.render import render
 from fusion_bench.results import ResultsStore
 
 from .conftest import TINY, tiny_overrides
@@ -24,11 +25,11 @@ def test_interrupted_sweep_resumes_with_only_the_missing_runs(tmp_path, monkeypa
     real = sweep_mod.run_record
     calls = []
 
-    def dies_on_third(cfg, reg):
+    def dies_on_third(cfg, reg, *args):
         calls.append(cfg.hash())
         if len(calls) == 3:
             raise KeyboardInterrupt  # Ctrl-C / kill in the middle of run 3
-        return real(cfg, reg)
+        return real(cfg, reg, *args)
 
     monkeypatch.setattr(sweep_mod, "run_record", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
@@ -176,7 +177,7 @@ def test_tables_parse_back_to_the_stored_numbers(filled_store):
     # cost, speed and robustness columns, from the same records ("–" where not measured)
     import numpy as np
 
-    from fusion_bench.leaderboard import MISSING, human
+    from fusion_bench.report.render import MISSING, human
 
     by_label = {r.label: r for r in rows}
     for line in parsed[1:]:
@@ -284,6 +285,6 @@ def test_a_finished_sweep_reruns_nothing_and_opens_no_dataset(tmp_path, cli_run,
     def unreachable(reg, cfg):
         raise AssertionError("a stored configuration's dataset was opened")
 
-    monkeypatch.setattr("fusion_bench.train.open_dataset", unreachable)
+    monkeypatch.setattr("fusion_bench.runs.open_dataset", unreachable)
     code, out, err = cli_run(*args)  # e.g. on a machine without the feature cache
     assert code == 0 and "0 run, 1 already stored" in out, err

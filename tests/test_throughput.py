@@ -1,4 +1,4 @@
-"""The throughput runner (fusion_bench.throughput) and `fusion-bench bench`, at tiny shapes.
+"""The throughput runner (fusion_bench.bench) and `fusion-bench bench`, at tiny shapes.
 
 No assertion here depends on how fast anything runs: only on what is measured and recorded.
 """
@@ -11,20 +11,18 @@ import pytest
 import torch
 from torch import nn
 
-from fusion_bench import throughput
+from fusion_bench.bench import device as bench_device
+from fusion_bench.bench import runner as bench_runner
+from fusion_bench.bench.memory import search_max_batch
+from fusion_bench.bench.record import make_bench_record
+from fusion_bench.bench.runner import run_bench
+from fusion_bench.bench.settings import BenchSettings
+from fusion_bench.bench.timing import percentile, summarize
 from fusion_bench.config import build_config
-from fusion_bench.model import build_model, count_parameters
+from fusion_bench.costs import count_flops, count_parameters, parameter_counts
+from fusion_bench.model import build_model
 from fusion_bench.plugins import load_registry
-from fusion_bench.throughput import (
-    BenchSettings,
-    count_flops,
-    make_bench_record,
-    parameter_counts,
-    percentile,
-    run_bench,
-    search_max_batch,
-    summarize,
-)
+from fusion_bench.report.bench_report import format_report
 
 from .conftest import tiny_overrides
 
@@ -173,7 +171,7 @@ def test_max_batch_search_does_not_swallow_other_errors():
 def test_oom_batch_is_reported_and_the_search_continues(registry, monkeypatch):
     """A training step that runs out of memory above batch 5 (simulated): the run batch (8) is
     reported as OOM, the other phases still run, and the search finds 5."""
-    real = throughput.train_step
+    real = bench_runner.train_step
 
     def train_step(work, inputs, *args, **kwargs):
         step = real(work, inputs, *args, **kwargs)
@@ -186,7 +184,7 @@ def test_oom_batch_is_reported_and_the_search_continues(registry, monkeypatch):
 
         return guarded
 
-    monkeypatch.setattr(throughput, "train_step", train_step)
+    monkeypatch.setattr(bench_runner, "train_step", train_step)
     settings = tiny_settings(batch_size=8, find_max_batch=True, max_batch=64)
     res = run_bench(tiny_config(), registry, settings)
     phases = res["bench"]["phases"]
@@ -197,7 +195,7 @@ def test_oom_batch_is_reported_and_the_search_continues(registry, monkeypatch):
     assert search["max_batch"] == 5 and search["first_oom"] == 6
     assert [t["batch_size"] for t in search["tried"]] == [8, 4, 6, 5]
     record = make_bench_record(tiny_config(), settings, res, {})
-    assert "OUT OF MEMORY" in throughput.format_report(record)
+    assert "OUT OF MEMORY" in format_report(record)
 
 
 # ---------------------------------------------------------------------------- the record
@@ -323,13 +321,13 @@ def test_tf32_switches_read_either_api():
     from fusion_bench.testing import _strict_fp32
 
     b = torch.backends
-    assert throughput.tf32_switches()["tf32_cudnn"] in (True, False)
+    assert bench_device.tf32_switches()["tf32_cudnn"] in (True, False)
     if not hasattr(b.cuda.matmul, "fp32_precision"):
         pytest.skip("torch < 2.9 has only the legacy flags")
     saved = [(o, o.fp32_precision) for o in (b.cuda.matmul, b.cudnn.conv, b.cudnn.rnn)]
     try:
         b.cuda.matmul.fp32_precision = "tf32"
-        assert throughput.tf32_switches()["tf32_matmul"] is True
+        assert bench_device.tf32_switches()["tf32_matmul"] is True
         with _strict_fp32():
             assert b.cuda.matmul.fp32_precision == "ieee" and b.cudnn.conv.fp32_precision == "ieee"
         assert b.cuda.matmul.fp32_precision == "tf32"

@@ -3,7 +3,7 @@ import torch
 
 from fusion_bench.config import build_config
 from fusion_bench.plugins import load_registry
-from fusion_bench.train import run
+from fusion_bench.runs import run
 
 from .conftest import tiny_overrides
 
@@ -92,11 +92,11 @@ def test_early_stop_patience_zero_never_stops_early():
 def test_batches_without_valid_labels_do_not_train(monkeypatch):
     import pytest
 
-    from fusion_bench import train as train_mod
+    from fusion_bench import runs as runs_mod
     from fusion_bench.data import INVALID_LABEL
     from fusion_bench.errors import DataError
 
-    real = train_mod.load_dataset
+    real = runs_mod.load_dataset
 
     def unlabelled_train(registry, cfg):
         ds, splits = real(registry, cfg)
@@ -104,7 +104,7 @@ def test_batches_without_valid_labels_do_not_train(monkeypatch):
             v.labels[:] = INVALID_LABEL
         return ds, splits
 
-    monkeypatch.setattr(train_mod, "load_dataset", unlabelled_train)
+    monkeypatch.setattr(runs_mod, "load_dataset", unlabelled_train)
     with pytest.raises(DataError, match="no window with 2 valid labelled frames"):
         _run()  # before: "trained" on a constant loss, Adam's momentum moving the weights
 

@@ -146,3 +146,24 @@ def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
     except ImportError:
         n = int(round(wave.size * target / rate))
         return np.interp(np.arange(n) * rate / target, np.arange(wave.size), wave).astype(np.float32)
+
+
+def build_backbones(registry, specs: dict[str, str], weights: dict[str, str], random_init: bool,
+                    device: str) -> dict:
+    """modality → built backbone, from ``NAME[:MODEL]`` specs (e.g. ``timm:resnet50``) and local
+    ``weights`` paths per modality."""
+    from ..errors import ConfigError
+
+    unknown = set(weights) - set(specs)
+    if unknown:
+        raise ConfigError(f"--weights given for {', '.join(sorted(unknown))} but no --backbone for it")
+    out = {}
+    for modality, spec in specs.items():
+        name, _, model = spec.partition(":")
+        cls = registry.get("backbones", name).obj
+        if getattr(cls, "modality", modality) != modality:
+            raise ConfigError(f"backbone {name!r} extracts {cls.modality}, not {modality}; "
+                              f"use --backbone {cls.modality}={spec}")
+        out[modality] = cls(model=model or None, weights=weights.get(modality),
+                            random_init=random_init, device=device)
+    return out

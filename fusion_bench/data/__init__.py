@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError
-from ..metrics import INVALID_LABEL
 
 TARGETS = ("valence", "arousal")
+#: the label of a frame that has none (Aff-Wild2's convention): excluded from losses and scores
+INVALID_LABEL = -5.0
 
 
 @dataclass

@@ -38,8 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..metrics import INVALID_LABEL
-from . import TARGETS
+from . import INVALID_LABEL, TARGETS
 from .features import FeaturesDataset, parse_label_line, read_splits
 
 VERSION = "1"
@@ -276,6 +275,33 @@ def load_media(root: Path, entry: Entry, modalities, audio_rate: int = 16000):
     if "text" in modalities and paths["transcript"]:
         media.words = read_transcript(paths["transcript"])
     return media
+
+
+# -- extraction ---------------------------------------------------------------------------------
+def extract_features(root: Path, backbones: dict, cache: Path | None = None, workers: int = 2,
+                     skip_bad: bool = False, on_video=None, echo=None) -> tuple[Path, dict]:
+    """Run ``backbones`` (modality → built backbone) over every video of an Aff-Wild2 folder
+    into its feature cache (default ``root/fusion_bench_cache``); return (cache folder,
+    manifest). The cache's splits are the official ones (fold 0); the test list is kept as
+    ``test_set.txt`` for ``fusion-bench submit``. ``on_video``/``echo``: see
+    :func:`fusion_bench.data.cache.extract`; ``echo`` also receives each malformed label line
+    skipped with ``skip_bad``."""
+    from .cache import extract
+
+    root = Path(root)
+    entries = scan(root, skip_bad=skip_bad)
+    notes = {} if echo is None else {"echo": echo}
+    for e in entries:
+        for line in e.bad_lines:
+            if echo is not None:
+                echo(f"warning: {line}; frame marked invalid")
+    cache_root = Path(cache) if cache else root / CACHE
+    extra = {"test_set.txt": "".join(f"{e.name}\n" for e in entries if e.split == "test")}
+    official = {s: [e.name for e in entries if e.split == s] for s in ("train", "val")}
+    manifest = extract(entries, lambda e, mods: load_media(root, e, mods), backbones, cache_root,
+                       root, "affwild2", fold_splits(official, {}, 0), workers=workers,
+                       on_video=on_video, extra_files=extra, **notes)
+    return cache_root, manifest
 
 
 # -- dataset ----------------------------------------------------------------------------------

@@ -22,15 +22,18 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import click
-
-from ..results import atomic_write_text
+from ..files import atomic_write_text
 from .features import write_labels, write_modality, write_splits
 
 FORMAT = "fusion-bench features 1"
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def manifest_key(desc: dict) -> str:
@@ -49,15 +52,15 @@ class FeatureCache:
     def save(self) -> None:
         atomic_write_text(self.path, json.dumps(self.manifest, indent=1, sort_keys=True))
 
-    def prepare(self, modality: str, desc: dict) -> bool:
+    def prepare(self, modality: str, desc: dict, echo: Callable[[str], object] = _stderr) -> bool:
         """Record ``modality``'s backbone; return True if earlier arrays of it are reusable."""
         key = manifest_key(desc)
         old = self.manifest["modalities"].get(modality)
         if old is not None and old.get("key") == key:
             return True
         if old is not None:
-            click.echo(f"cache: {modality} backbone changed ({old.get('backbone')}:{old.get('model')} "
-                       f"→ {desc.get('backbone')}:{desc.get('model')}); re-extracting it", err=True)
+            echo(f"cache: {modality} backbone changed ({old.get('backbone')}:{old.get('model')} "
+                 f"→ {desc.get('backbone')}:{desc.get('model')}); re-extracting it")
             for sub in ("features", "masks"):
                 shutil.rmtree(self.root / sub / modality, ignore_errors=True)
         self.manifest["modalities"][modality] = {"key": key, **desc}
@@ -68,19 +71,22 @@ class FeatureCache:
 
 
 def extract(entries, load_media, backbones: dict, cache_root: Path, source: str, dataset: str,
-            splits: dict[str, list[str]], workers: int = 2, progress: bool = True,
-            extra_files: dict | None = None) -> dict:
+            splits: dict[str, list[str]], workers: int = 2,
+            on_video: Callable[[int, int, str], object] | None = None,
+            extra_files: dict | None = None, echo: Callable[[str], object] = _stderr) -> dict:
     """Run ``backbones`` (modality → backbone) over ``entries``; write the cache; return the manifest.
 
     ``load_media(entry, modalities)`` returns a :class:`fusion_bench.backbones.Media`; entries have
     ``name``, ``split``, ``labels`` (or None) and ``bad_lines``. ``splits`` (train/val/test → video
     names) is written as the cache's ``splits.csv``: the dataset's rule, not the cache's (Aff-Wild2
     scores its validation fold as test, :func:`fusion_bench.data.affwild2.fold_splits`).
+    ``on_video(done, total, status)`` is called after each extracted video (a progress display);
+    ``echo`` takes the one-line notes (resuming, a changed backbone).
     """
     cache = FeatureCache(cache_root)
     cache.manifest.update({"format": FORMAT, "dataset": dataset, "source": str(source)})
     for m, b in backbones.items():
-        cache.prepare(m, b.describe())
+        cache.prepare(m, b.describe(), echo)
     cache.save()
     todo = []
     for e in entries:
@@ -89,46 +95,36 @@ def extract(entries, load_media, backbones: dict, cache_root: Path, source: str,
             todo.append((e, mods))
     done = len(entries) - len(todo)
     if done:
-        click.echo(f"cache: {done} of {len(entries)} videos already extracted; resuming", err=True)
+        echo(f"cache: {done} of {len(entries)} videos already extracted; resuming")
     spent = {m: [0, 0.0] for m in backbones}  # frames, seconds
     t0 = time.perf_counter()
     frames = 0
-    status = {"text": ""}
-    bar = click.progressbar(length=len(todo), label="extract", file=sys.stderr, show_eta=True,
-                            item_show_func=lambda _: status["text"]) if progress else None
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(load_media, e, tuple(mods)) for e, mods in todo[: workers + 1]]
-        if bar is not None:
-            bar.__enter__()
-        try:
-            for i, (e, mods) in enumerate(todo):
-                media = futures[i].result()
-                if i + workers + 1 < len(todo):
-                    e2, m2 = todo[i + workers + 1]
-                    futures.append(pool.submit(load_media, e2, tuple(m2)))
-                futures[i] = None  # free the media once used
-                labels = e.labels
-                if labels is None:  # test video: frames from the media, no labels
-                    import numpy as np
+        for i, (e, mods) in enumerate(todo):
+            media = futures[i].result()
+            if i + workers + 1 < len(todo):
+                e2, m2 = todo[i + workers + 1]
+                futures.append(pool.submit(load_media, e2, tuple(m2)))
+            futures[i] = None  # free the media once used
+            labels = e.labels
+            if labels is None:  # test video: frames from the media, no labels
+                import numpy as np
 
-                    labels = np.full((media.n_frames, 2), -5.0, np.float32)
-                write_labels(cache.root / "labels" / f"{e.name}.csv", labels)
-                for m in mods:
-                    t = time.perf_counter()
-                    x, k = backbones[m].extract(media)
-                    spent[m][0] += media.n_frames
-                    spent[m][1] += time.perf_counter() - t
-                    write_modality(cache.root, m, e.name, x, k)
-                cache.manifest["videos"][e.name] = {"split": e.split, "frames": media.n_frames,
-                                                    "fps": media.fps, "bad_lines": e.bad_lines}
-                cache.save()  # after every video: an interrupted extract resumes here
-                frames += media.n_frames
-                status["text"] = f"{frames / (time.perf_counter() - t0):.0f} frames/s"
-                if bar is not None:
-                    bar.update(1)
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
+                labels = np.full((media.n_frames, 2), -5.0, np.float32)
+            write_labels(cache.root / "labels" / f"{e.name}.csv", labels)
+            for m in mods:
+                t = time.perf_counter()
+                x, k = backbones[m].extract(media)
+                spent[m][0] += media.n_frames
+                spent[m][1] += time.perf_counter() - t
+                write_modality(cache.root, m, e.name, x, k)
+            cache.manifest["videos"][e.name] = {"split": e.split, "frames": media.n_frames,
+                                                "fps": media.fps, "bad_lines": e.bad_lines}
+            cache.save()  # after every video: an interrupted extract resumes here
+            frames += media.n_frames
+            if on_video is not None:
+                on_video(i + 1, len(todo), f"{frames / (time.perf_counter() - t0):.0f} frames/s")
     for m, (n, s) in spent.items():
         if n:
             cache.manifest["throughput"][m] = {"frames": n, "seconds": s, "frames_per_s": n / max(s, 1e-9)}

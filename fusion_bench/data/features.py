@@ -37,9 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..metrics import INVALID_LABEL
-from ..results import atomic_write_bytes, atomic_write_text
-from . import TARGETS, Video
+from ..files import atomic_write_bytes, atomic_write_text
+from . import INVALID_LABEL, TARGETS, Video
 
 VERSION = "1"
 SPLITS = ("train", "val", "test")

@@ -42,8 +42,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from ..metrics import INVALID_LABEL, ccc
-from . import TARGETS, Video
+from ..metrics import ccc
+from . import INVALID_LABEL, TARGETS, Video
 
 VERSION = "2"  # 2: one seed sequence per split
 _LAGS = {"visual": 2, "audio": 4}  # frames between a latent and the feature that shows it

@@ -21,15 +21,10 @@ import time
 
 import torch
 
+from fusion_bench.bench.timing import percentile
+from fusion_bench.bench.workload import Workload, build_workload, make_inputs, train_step
 from fusion_bench.config import build_config
 from fusion_bench.plugins import load_registry
-from fusion_bench.throughput import (
-    Workload,
-    build_workload,
-    make_inputs,
-    percentile,
-    train_step,
-)
 from fusion_bench.train import make_optimizer
 
 from .reference_rcma import ReferenceRCMA

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fusion_bench.config import PRESET_FUSION_OPTIONS
-from fusion_bench.throughput import count_flops
+from fusion_bench.costs import count_flops
 
 from .conftest import PAPER_DIMS, SEQ_LEN
 from .reference_rcma import ReferenceRCMA

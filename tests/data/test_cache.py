@@ -31,12 +31,14 @@ def test_extract_writes_the_splits_it_is_given_and_resumes(tmp_path):
 
     splits = {"train": ["a"], "val": ["b"], "test": ["c"]}  # not Aff-Wild2's test = val rule
     man = extract(entries, load, {"visual": _Backbone()}, tmp_path, "src", "toy", splits,
-                  workers=1, progress=False)
+                  workers=1)
     lines = (tmp_path / "splits.csv").read_text().splitlines()
     assert lines == ["video,split", "a,train", "b,val", "c,test"]
     assert set(man["videos"]) == {"a", "b", "c"} and sorted(loaded) == ["a", "b", "c"]
     assert np.load(tmp_path / "features" / "visual" / "c.npy").shape == (4, 3)
     assert json.loads((tmp_path / "manifest.json").read_text())["dataset"] == "toy"
+    notes = []
     extract(entries, load, {"visual": _Backbone()}, tmp_path, "src", "toy", splits, workers=1,
-            progress=False)
+            echo=notes.append)
+    assert notes == ["cache: 3 of 3 videos already extracted; resuming"]
     assert len(loaded) == 3  # every video already cached: no media loaded again

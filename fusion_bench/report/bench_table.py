@@ -17,7 +17,8 @@ import json
 import re
 from collections import Counter
 
-from .leaderboard import MISSING, human, lookup, render
+from .leaderboard import lookup
+from .render import MISSING, human, render
 
 BASELINE = "concat"
 HEADERS = ["fusion", "mode", "train ms/step", "train windows/s", "× concat", "infer ms (batch B)",

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FusionBenchError
-from .leaderboard import Row, device, lookup, mean_std, modality_order, value
-from .results import atomic_write_bytes
+from ..errors import FusionBenchError
+from ..files import atomic_write_bytes
+from .leaderboard import Row, device, lookup, modality_order, value
+from .statistics import mean_std
 
 DPI = 120
 INSTALL_HINT = 'plots need matplotlib: pip install "fusion-bench[plots]"'

@@ -10,17 +10,16 @@ lack one shows ``MISSING`` in that column, so old stores keep working.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-import statistics
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .render import MISSING, human
+from .statistics import mean_std, paired_contains_zero
+
 METRIC_COLUMNS = ("test_valence", "test_arousal", "test_mean", "val_mean")
-MISSING = "–"  # en dash: a value the records do not have (e.g. runs made before it was measured)
 
 # Sort key → path into a record. drop_<modality> is resolved in value().
 _PATHS: dict[str, tuple[str, ...]] = {
@@ -148,27 +147,6 @@ def sort_columns(rows: list[Row]) -> tuple[str, ...]:
     return (*METRIC_COLUMNS, *drops, *_PATHS)
 
 
-def mean_std(xs: list[float]) -> tuple[float, float]:
-    return float(np.mean(xs)), (statistics.stdev(xs) if len(xs) > 1 else float("nan"))
-
-
-# two-sided 95 % quantiles of Student's t, t_{0.975, df}, df = 1..30 (standard tables)
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
-def t975(df: int) -> float:
-    """t_{0.975, df}: the table up to 30 degrees of freedom, then the Cornish-Fisher expansion
-    around the normal quantile (within 1e-3 there)."""
-    if df < 1:
-        raise ValueError(f"t975 needs at least 1 degree of freedom, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
 def paired_indistinguishable(best: Row, other: Row, column: str = "test_mean") -> bool | None:
     """Paired t-test over the seeds both rows share: True when the 95 % interval of the mean
     difference (best − other), mean ± t_{0.975, n−1} · sd / √n, contains 0. None when fewer
@@ -182,17 +160,7 @@ def paired_indistinguishable(best: Row, other: Row, column: str = "test_mean") -
     shared = sorted(set(a) & set(b))
     if len(shared) < 3:
         return None
-    d = np.array([a[s] - b[s] for s in shared])
-    half = t975(len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    return bool(abs(d.mean()) <= half)
-
-
-def human(n: float, digits: int = 1) -> str:
-    """12_345_678 → '12.3 M' (k, M, G, T with ``digits`` decimals)."""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.{digits}f} {unit}"
-    return f"{n:.0f}"
+    return paired_contains_zero([a[s] - b[s] for s in shared])
 
 
 def _partial(cell: str, have: int, n: int) -> str:
@@ -291,33 +259,3 @@ def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[lis
         f"{(rec['environment'].get('commit') or 'unknown')[:10]}, newest run {rec['created']}."
     )
     return headers, body, caption
-
-
-def render(headers, body, caption, fmt: str, numparse: bool = True) -> str:
-    """A table as md, csv, latex or html. ``numparse=False`` keeps every cell as written
-    (tabulate would otherwise reformat "1.60" as 1.6 and right-align it)."""
-    from functools import partial
-
-    from tabulate import tabulate
-
-    tabulate = partial(tabulate, disable_numparse=not numparse)
-
-    if fmt == "md":
-        return tabulate(body, headers, tablefmt="github") + f"\n\n{caption}\n"
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(headers)
-        w.writerows(body)
-        return buf.getvalue()
-    if fmt == "latex":
-        def tex(s: str) -> str:
-            return (s.replace("±", r"$\pm$").replace("≈", r"$\approx$").replace("×", r"$\times$")
-                    .replace(MISSING, "--"))
-
-        table_tex = tex(tabulate(body, headers, tablefmt="latex_booktabs"))
-        return ("\\begin{table}\n\\centering\n" + table_tex + "\n\\caption{"
-                + tex(caption.replace("%", r"\%").replace("_", r"\_")) + "}\n\\end{table}\n")
-    if fmt == "html":
-        return tabulate(body, headers, tablefmt="html") + f"\n<p>{caption}</p>\n"
-    raise ValueError(f"unknown format {fmt!r}; use md, csv, latex or html")

@@ -1,0 +1,7 @@
+"""``python -m fusion_bench.cli``: the command line (``bench --all`` runs its children so)."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,77 @@
+"""``fusion-bench leaderboard``: tables (and plots) from the results store; no torch."""
+
+from __future__ import annotations
+
+import click
+
+from .app import cli
+
+
+@cli.command()
+@click.option("--results", "results_dir", default="results", show_default=True, help="Results store.")
+@click.option("--dataset", default=None, help="Only this dataset.")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md")
+@click.option("--out", default=None, help="Folder to write leaderboard_<dataset>.<ext> into.")
+@click.option("--sort", default="test_mean", show_default=True,
+              help="Column to rank by: test_mean, test_valence, test_arousal, val_mean, "
+                   "drop_<modality>, noise_area, params, flops, train_fps, infer_fps "
+                   "(params and flops: lowest first; others: highest first).")
+@click.option("--plots", "plots_dir", default=None, metavar="DIR",
+              help="Also write pareto_<dataset>.png and noise_<dataset>.png into DIR "
+                   '(needs pip install "fusion-bench[plots]").')
+@click.option("--bench", "bench_tables", is_flag=True,
+              help="Throughput tables of `fusion-bench bench` records instead, one per device "
+                   "(throughput_<device>.<ext>).")
+def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir, bench_tables):
+    """Tables of test CCC (mean ± sample std over seeds) per dataset from the results store."""
+    from ..errors import FusionBenchError
+    from ..report.leaderboard import build_rows, table
+    from ..report.render import render
+    from ..results import ResultsStore
+
+    ext = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}[fmt]
+    if bench_tables:
+        from ..report import bench_table
+
+        if plots_dir or dataset or sort != "test_mean":
+            raise click.UsageError("--bench takes none of --plots, --dataset, --sort")
+        tables = bench_table.build_tables(ResultsStore(results_dir).records())
+        if not tables:
+            raise FusionBenchError(f"no benchmark records in {results_dir!r}; run "
+                                   "`fusion-bench bench` first")
+        for name, rows in tables.items():
+            emit(bench_table.render_table(rows, fmt), f"throughput_{name}.{ext}", name, out)
+        return
+    if plots_dir:  # fail before writing any table, not after
+        from ..report.plots import require_matplotlib, write_plots
+
+        require_matplotlib()
+    per_ds = build_rows(ResultsStore(results_dir).records(), dataset)
+    if not per_ds:
+        raise FusionBenchError(f"no successful runs in {results_dir!r}"
+                               + (f" for dataset {dataset!r}" if dataset else "")
+                               + "; run `fusion-bench run` or `fusion-bench sweep` first")
+    tables = {}
+    for ds, rows in per_ds.items():  # every table first: a bad --sort writes nothing at all
+        try:  # the valid --sort keys depend on the dataset's modalities
+            tables[ds] = table(rows, sort)
+        except ValueError as e:
+            raise click.BadParameter(f"dataset {ds!r}: {e}", param_hint="'--sort'") from e
+    for ds, rows in per_ds.items():
+        emit(render(*tables[ds], fmt), f"leaderboard_{ds}.{ext}", ds, out)
+        if plots_dir:
+            write_plots(rows, plots_dir, echo=click.echo)
+
+
+def emit(text: str, filename: str, title: str, out: str | None) -> None:
+    """Write a table to OUT/filename (atomically), or print it under a title."""
+    from pathlib import Path
+
+    from ..files import atomic_write_text
+
+    if out:
+        path = Path(out) / filename
+        atomic_write_text(path, text)
+        click.echo(f"wrote {path}")
+    else:
+        click.echo(f"## {title}\n\n{text}")

@@ -1,0 +1,40 @@
+"""``fusion-bench list KIND`` and ``fusion-bench plugins``: what is registered, and by whom.
+Neither imports torch (built-ins are registered lazily)."""
+
+from __future__ import annotations
+
+import click
+
+from .app import State, cli
+
+
+@cli.command("list")
+@click.argument("kind", type=click.Choice(("fusions", "encoders", "backbones", "datasets")))
+@click.pass_obj
+def list_(state: State, kind):
+    """List registered fusions, encoders, backbones or datasets."""
+    from tabulate import tabulate
+
+    reg = state.registry
+    rows = [[e.name, e.description, e.reference, e.plugin] for e in
+            (reg.entries[kind][n] for n in reg.names(kind))]
+    if not rows:
+        click.echo(f"no {kind} registered")
+        return
+    click.echo(tabulate(rows, headers=["name", "description", "reference", "plugin"]))
+
+
+@cli.command()
+@click.pass_obj
+def plugins(state: State):
+    """List loaded plugins, their versions, what each registers (verbs too), and any that failed."""
+    from tabulate import tabulate
+
+    reg = state.registry
+    rows = []
+    for p in reg.plugins.values():
+        what = "; ".join(f"{k}: {', '.join(v)}" for k, v in p.registers.items()) or "-"
+        rows.append([p.name, p.version, p.source, what])
+    click.echo(tabulate(rows, headers=["plugin", "version", "source", "registers"]))
+    for f in reg.failures:
+        click.echo(f"FAILED {f.plugin}: {f.error}")

@@ -1,0 +1,66 @@
+"""The options every configuration-building verb shares (``run``, ``submit``, ``bench``,
+``sweep``), as one decorator, and the configuration they make.
+
+Precedence: defaults < ``--preset`` < ``--config`` file < ``--set`` < the dedicated flags
+(``--fusion``, ``--seed``...) < on/off switches (``--quiet``, ``--robustness``).
+"""
+
+from __future__ import annotations
+
+import click
+
+#: dedicated flags: option name → (config key, click option arguments)
+FLAGS: dict[str, tuple[str, dict]] = {
+    "fusion": ("model.fusion", {"help": "Fusion plugin (default: concat). See `list fusions`."}),
+    "dataset": ("data.name", {"help": "Dataset plugin (default: synthetic)."}),
+    "encoder": ("model.encoder", {"help": "Temporal encoder plugin (default: tcn)."}),
+    "modalities": ("data.modalities", {"help": "Comma-separated subset, e.g. visual,audio."}),
+    "root": ("data.root", {"help": "Dataset folder (datasets read from disk)."}),
+    "seed": ("seed", {"type": int, "help": "Model seed (init, batch order)."}),
+    "device": ("device", {"help": "cpu | cuda | cuda:N | auto (default)."}),
+}
+SHARED = ("preset", "config_file", "sets")
+
+
+def config_options(*flags: str, preset: str = "quick", defaults: dict | None = None,
+                   required: tuple[str, ...] = ()):
+    """Add ``--preset``, ``--config``, ``--set`` and the named dedicated ``flags`` to a verb.
+    ``defaults``/``required`` adjust a flag for one verb (``submit``: ``--dataset affwild2``)."""
+    defaults = defaults or {}
+
+    def decorate(fn):
+        for name in reversed(flags):
+            key, kwargs = FLAGS[name]
+            kw = dict(kwargs)
+            if name in defaults:
+                kw.update(default=defaults[name], show_default=True)
+            fn = click.option(f"--{name}", name, required=name in required, **kw)(fn)
+        fn = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                          help="Override a config key, e.g. --set train.lr=1e-3 "
+                               "--set fusion.rcma.iterations=3.")(fn)
+        fn = click.option("--config", "config_file", default=None, metavar="FILE.toml",
+                          help="TOML config file.")(fn)
+        fn = click.option("--preset", default=preset, show_default=True, help="quick | paper.")(fn)
+        return fn
+
+    return decorate
+
+
+def pop_config_args(opts: dict) -> tuple[str, str | None, list[tuple[str, str]]]:
+    """Take the shared options and the dedicated flags out of a verb's ``opts``; return
+    (preset, config file, (key, value) overrides of the flags that were given)."""
+    from ..config import parse_set
+
+    preset, config_file, sets = (opts.pop(k) for k in SHARED)
+    flags = [(FLAGS[name][0], opts.pop(name)) for name in list(opts) if name in FLAGS]
+    return preset, config_file, parse_set(sets) + [(k, v) for k, v in flags if v is not None]
+
+
+def build_run_config(opts: dict, switches: dict | None = None):
+    """The run configuration of a verb's options (see the module docstring); ``switches`` maps
+    a config key to a value, or None where the switch is off."""
+    from ..config import build_config
+
+    preset, config_file, overrides = pop_config_args(opts)
+    overrides += [(k, v) for k, v in (switches or {}).items() if v is not None]
+    return build_config(preset, config_file, overrides)

@@ -1,0 +1,47 @@
+"""``fusion-bench run``: train and evaluate one configuration."""
+
+from __future__ import annotations
+
+import click
+
+from .app import State, cli
+from .options import build_run_config, config_options
+
+
+@cli.command()
+@config_options("fusion", "dataset", "encoder", "modalities", "root", "seed", "device")
+@click.option("--out", default="results", show_default=True, help="Results store folder.")
+@click.option("--robustness", is_flag=True,
+              help="Also score the test split with each modality dropped and with Gaussian noise "
+                   "(levels: robustness.levels).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def run(state: State, out, robustness, quiet, **opts):
+    """Train and evaluate one configuration; print validation/test CCC and store the record."""
+    from tabulate import tabulate
+
+    from ..report.robustness import robustness_table
+    from ..results import ResultsStore
+    from ..runs import run_and_store
+    from .progress import run_events
+
+    cfg = build_run_config(opts, {"train.progress": "false" if quiet else None,
+                                  "robustness.enabled": "true" if robustness else None})
+    reg = state.registry
+    with run_events(reg, show=cfg.train.progress) as events:
+        record, path = run_and_store(cfg, reg, ResultsStore(out), events)
+    m, ceiling = record["metrics"], record["dataset"].get("ceiling", {})
+    rows = [[s, m[s]["valence"], m[s]["arousal"], m[s]["mean"]] for s in ("val", "test")]
+    if "test" in ceiling:
+        c = ceiling["test"]
+        rows.append(["test ceiling", c["valence"], c["arousal"], c["mean"]])
+    fusion_name = cfg.model.fusion if len(cfg.data.modalities) > 1 else "(single modality)"
+    click.echo(f"\n{fusion_name} on {cfg.data.name} ({','.join(cfg.data.modalities)}), seed {cfg.seed}, "
+               f"{record['wall']['total_s']:.1f} s on {record['environment']['device_name']}")
+    click.echo(tabulate(rows, headers=["CCC", "valence", "arousal", "mean"], floatfmt=".3f"))
+    if "test" in ceiling:
+        click.echo(f"ceiling = CCC of the noiseless latent vs the noisy label; test mean is "
+                   f"{m['test']['mean'] / ceiling['test']['mean']:.0%} of it")
+    if "robustness" in record:
+        click.echo("\n" + robustness_table(record["robustness"]))
+    click.echo(f"record: {path}")

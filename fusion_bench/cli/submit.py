@@ -1,0 +1,28 @@
+"""``fusion-bench submit``: train on the train split and write an ABAW submission CSV."""
+
+from __future__ import annotations
+
+import click
+
+from .app import State, cli
+from .options import build_run_config, config_options
+
+
+@cli.command()
+@config_options("dataset", "root", "fusion", "encoder", "modalities", "seed", "device",
+                defaults={"dataset": "affwild2"}, required=("root",))
+@click.option("--out", "out_file", default="submission.csv", show_default=True, help="CSV to write.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def submit(state: State, out_file, quiet, **opts):
+    """Train on the train split and write an ABAW submission CSV for the test list."""
+    from ..submission import train_and_predict, write_submission
+    from .progress import run_events
+
+    cfg = build_run_config(opts, {"train.progress": "false" if quiet else None})
+    reg = state.registry
+    with run_events(reg, show=cfg.train.progress) as events:
+        preds, scores = train_and_predict(cfg, reg, events=events)
+    rows = write_submission(out_file, preds)
+    click.echo("val CCC: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    click.echo(f"submission: {out_file} ({rows} frames of {len(preds)} videos)")

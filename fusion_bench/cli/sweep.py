@@ -1,0 +1,39 @@
+"""``fusion-bench sweep``: fusions × seeds, resumable, on this machine or a Ray cluster."""
+
+from __future__ import annotations
+
+import click
+
+from .app import State, cli
+from .options import config_options, pop_config_args
+
+
+@cli.command()
+@click.option("--fusion", "fusions", required=True,
+              help="Comma-separated fusions; only:MODALITY adds a single-modality row.")
+@click.option("--seeds", type=int, default=5, show_default=True, help="Model seeds 0..N-1.")
+@config_options("dataset", "encoder", "modalities", "root", "device")
+@click.option("--out", default="results", show_default=True, help="Results store folder.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine's processes; ray: one Ray task per run "
+                   "(RAY_ADDRESS for a cluster; pip install \"fusion-bench[ray]\").")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Runs at once [default: 1 for local, one per cluster CPU for ray].")
+@click.option("--robustness", is_flag=True,
+              help="Score every run with modalities dropped and noised, as `run --robustness`.")
+@click.pass_obj
+def sweep(state: State, fusions, seeds, out, executor, jobs, robustness, **opts):
+    """Run fusions × seeds, skipping runs already stored; resumable after an interruption."""
+    from ..results import ResultsStore
+    from ..sweep import RegistrySpec, grid
+    from ..sweep import sweep as run_sweep
+
+    preset, config_file, base = pop_config_args(opts)
+    if robustness:
+        base.append(("robustness.enabled", "true"))
+    names = [f.strip() for f in fusions.split(",") if f.strip()]
+    configs = grid(names, list(range(seeds)), base, preset, config_file)
+    res = run_sweep(configs, state.registry, ResultsStore(out), echo=click.echo, executor=executor,
+                    jobs=jobs, spec=RegistrySpec.of(state.plugin_specs, state.strict))
+    click.echo(f"{res.done} run, {res.skipped} already stored, {res.failed} failed")
+    return 1 if res.failed else 0

@@ -1,0 +1,74 @@
+"""Run events: what a run tells progress displays and experiment trackers as it goes.
+
+A plugin implements any of the hooks ``run_start(run)``, ``epoch_end(run, epoch)`` and
+``run_end(run, record)`` (:mod:`fusion_bench.hookspecs`); the run path calls them through
+:class:`Events`. A hook that raises is reported once and then left out: a tracker's fault must not
+cost a result. No torch here: events carry plain numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+
+HOOKS = ("run_start", "epoch_end", "run_end")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The run the events are about."""
+
+    name: str  # "<fusion>-s<seed>", as in the run id
+    config: dict  # the resolved configuration (RunConfig.to_dict())
+    config_hash: str
+    models: tuple[str, ...]  # the labels of the models the run trains, in order
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """One finished training epoch of one model of a run."""
+
+    model: str  # its label, one of RunInfo.models (e.g. "rcma valence+arousal")
+    epoch: int  # 1-based
+    epochs: int  # planned (train.epochs); early stopping may end the fit before
+    loss: float  # mean training loss (1 − CCC) over the epoch's batches
+    val: dict[str, float] = field(default_factory=dict)  # validation CCC per target and "mean"
+    lr: float = 0.0  # learning rate at the epoch's end
+    best: float = float("-inf")  # best validation mean so far
+    best_epoch: int = 0
+    seconds: float = 0.0  # training time of the epoch (validation excluded)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class Events:
+    """Calls the run-event hooks of a plugin manager's plugins (or none: ``Events(None)``)."""
+
+    def __init__(self, pm=None):
+        self.pm = pm
+        self._broken: set[str] = set()
+
+    def _call(self, hook: str, **kwargs) -> None:
+        if self.pm is None:
+            return
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            if impl.plugin_name in self._broken:
+                continue
+            try:
+                impl.function(**{k: kwargs[k] for k in impl.argnames})
+            except Exception as e:  # noqa: BLE001 - a display or tracker must not fail the run
+                self._broken.add(impl.plugin_name)
+                warnings.warn(f"plugin {impl.plugin_name!r}: {hook} raised {type(e).__name__}: "
+                              f"{e}; its run-event hooks are off for the rest of this run",
+                              stacklevel=3)
+
+    def run_start(self, run: RunInfo) -> None:
+        self._call("run_start", run=run)
+
+    def epoch_end(self, run: RunInfo, epoch: EpochEnd) -> None:
+        self._call("epoch_end", run=run, epoch=epoch)
+
+    def run_end(self, run: RunInfo, record: dict) -> None:
+        self._call("run_end", run=run, record=record)

@@ -1,0 +1,221 @@
+"""The one run path: check a configuration, train its model(s) per target group, score them,
+and make the record. ``run``, ``sweep`` (every executor) and ``submit`` go through here; ``bench``
+shares the checks and the model builder (:func:`fusion_bench.bench.runner.run_bench`).
+
+Order of a run: :func:`preflight` (plugin names and options, no data read), the dataset
+(:func:`load_dataset`), then per target group (:func:`target_groups`) one model trained by
+:func:`fusion_bench.train.fit` and used to predict (:func:`fit_targets`); scores and the record
+last. Run events (:mod:`fusion_bench.events`) go out at the start, after each epoch and at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .costs import count_flops, count_parameters
+from .data import TARGETS, Video
+from .data.windows import Windows, make_windows
+from .errors import ConfigError, DataError
+from .evaluate import feature_scale, perturbations, predict_into, robustness_summary, score
+from .events import Events, RunInfo
+from .model import build_model
+from .results import ResultsStore, make_record, model_name
+from .runtime import compute_device, seed_everything
+from .train import FitResult, fit
+
+
+def plugins_used(reg, cfg: RunConfig) -> dict:
+    """Name, providing plugin and version of the dataset, encoder and fusion of ``cfg``; an
+    unknown name raises with a "did you mean"."""
+    used = {"dataset": reg.get("datasets", cfg.data.name), "encoder": reg.get("encoders", cfg.model.encoder)}
+    if len(cfg.data.modalities) > 1:
+        used["fusion"] = reg.get("fusions", cfg.model.fusion)
+    return {k: {"name": e.name, "plugin": e.plugin, "version": reg.plugins[e.plugin].version}
+            for k, e in used.items()}
+
+
+def open_dataset(reg, cfg: RunConfig):
+    """The dataset plugin of ``cfg``, built (its videos not yet read: ``splits()`` does that)."""
+    entry = reg.get("datasets", cfg.data.name)
+    try:
+        return entry.obj.from_config(cfg)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"dataset {cfg.data.name!r} ({entry.plugin}): {e}") from None
+
+
+def preflight(configs: Iterable[RunConfig], reg) -> None:
+    """Raise what every run of ``configs`` would fail on, before any run and before any video is
+    read: an unknown dataset, encoder or fusion, a modality the dataset lacks, a dataset that
+    cannot be opened. :func:`fusion_bench.sweep.sweep` passes the configurations still to run."""
+    opened = set()
+    for cfg in configs:
+        plugins_used(reg, cfg)
+        key = json.dumps([dataclasses.asdict(cfg.data), dataclasses.asdict(cfg.synthetic)],
+                         sort_keys=True)
+        if key not in opened:  # opening reads no videos: cheap
+            opened.add(key)
+            open_dataset(reg, cfg)
+
+
+def load_dataset(reg, cfg: RunConfig):
+    """Build the dataset plugin of ``cfg``, read its splits and check its videos against its dims."""
+    ds = open_dataset(reg, cfg)
+    splits = ds.splits()
+    for need in ("train", "val", "test"):
+        if not splits.get(need):
+            raise DataError(f"dataset {cfg.data.name!r} has no {need!r} videos")
+    for videos in splits.values():
+        for v in videos:
+            v.validate(ds.dims)
+    return ds, splits
+
+
+def target_groups(cfg: RunConfig) -> list[tuple[int, ...]]:
+    """The target columns of each model a run trains: one model for all targets, or one per
+    target (``model.per_target``, the paper's protocol)."""
+    n = len(TARGETS)
+    return [(i,) for i in range(n)] if cfg.model.per_target else [tuple(range(n))]
+
+
+def model_label(cfg: RunConfig, cols: tuple[int, ...]) -> str:
+    """How events and progress name the model of target columns ``cols``."""
+    return f"{cfg.model.fusion} " + "+".join(TARGETS[c] for c in cols)
+
+
+def window_flops(model: torch.nn.Module, windows: Windows) -> dict[str, int] | None:
+    """FLOPs of one window through the whole model, inference and training (forward+backward),
+    counted on a meta-device copy (nothing is computed; :func:`fusion_bench.costs.count_flops`).
+    None, with a warning, for a model that cannot run on the meta device (e.g. a plugin calling
+    ``.item()``)."""
+    f, k, _, _ = windows.batch(torch.arange(1), "cpu")
+    try:
+        c = count_flops(model, f, k)
+    except Exception as e:  # noqa: BLE001 - a count we cannot make must not cost the run
+        warnings.warn(f"FLOPs not counted ({type(e).__name__}: {e}); the record says None",
+                      stacklevel=2)
+        return None
+    return {"inference": c["inference"], "train": c["train"]}
+
+
+@dataclasses.dataclass
+class Fitted:
+    """One trained model of a run."""
+
+    columns: tuple[int, ...]  # the label columns it predicts (its output j is columns[j])
+    model: torch.nn.Module
+    fit: FitResult
+    options: dict  # the resolved plugin options it was built with
+
+
+def fit_targets(cfg: RunConfig, reg, dims: dict[str, int], train: Windows, val: Windows,
+                val_videos: list[Video], device: torch.device, events: Events | None = None,
+                run: RunInfo | None = None) -> Iterator[Fitted]:
+    """Train one model per target group of ``cfg``, each from the run's seed; yield each as it
+    is trained (holding its best validation weights)."""
+    for cols in target_groups(cfg):
+        seed_everything(cfg.seed)
+        model, options = build_model(reg, cfg, dims, n_targets=len(cols))
+        on_epoch = None
+        if events is not None and run is not None:
+            def on_epoch(epoch, _run=run):
+                events.epoch_end(_run, epoch)
+        res = fit(model, train, val, val_videos, cols, cfg.train, device, cfg.seed,
+                  label=model_label(cfg, cols), on_epoch=on_epoch)
+        yield Fitted(cols, model, res, options)
+
+
+def run_info(cfg: RunConfig) -> RunInfo:
+    return RunInfo(f"{model_name(cfg)}-s{cfg.seed}", cfg.to_dict(), cfg.hash(),
+                   tuple(model_label(cfg, c) for c in target_groups(cfg)))
+
+
+def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None = None) -> dict:
+    """Train and evaluate ``cfg``; return the result part of its record (not yet stored)."""
+    t_start = time.perf_counter()
+    device = compute_device(cfg.device)
+    ds, splits = load_dataset(reg, cfg)
+    t_data = time.perf_counter() - t_start
+    mods = tuple(ds.dims)
+    wins = {s: make_windows(v, mods, cfg.data.window, cfg.data.hop_for(s)) for s, v in splits.items()}
+    groups = target_groups(cfg)
+    preds = {s: [np.zeros((v.n_frames, len(TARGETS))) for v in splits[s]] for s in ("val", "test")}
+    fits: list[dict] = []
+    params: dict = {}
+    flops: dict[str, int] | None = None
+    t_eval = t_rob = 0.0
+    rob = cfg.robustness
+    scale = feature_scale(splits["train"], mods) if rob.enabled else {}
+    rob_preds: dict[tuple, list[np.ndarray]] = {}
+    options: dict = {}
+    for fitted in fit_targets(cfg, reg, ds.dims, wins["train"], wins["val"], splits["val"],
+                              device, events, info):
+        cols, model, res, options = fitted.columns, fitted.model, fitted.fit, fitted.options
+        if not fits:  # per-target models share one architecture: count one, times their number
+            params = count_parameters(model)
+            one = window_flops(model, wins["test"])
+            flops = None if one is None else {k: v * len(groups) for k, v in one.items()}
+        fits.append({"targets": [TARGETS[c] for c in cols], **res.__dict__})
+        t0 = time.perf_counter()
+        for s in ("val", "test"):
+            predict_into(preds[s], cols, model, wins[s], splits[s], device)
+        t_eval += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if rob.enabled:
+            for key, w in perturbations(wins["test"], splits["test"], scale, rob.levels, cfg.seed):
+                dest = rob_preds.setdefault(key, [np.zeros_like(x) for x in preds["test"]])
+                predict_into(dest, cols, model, w, splits["test"], device)
+        t_rob += time.perf_counter() - t0
+    metrics = {s: score(preds[s], splits[s]) for s in ("val", "test")}
+    extra = {}
+    if rob.enabled:
+        extra["robustness"] = robustness_summary(
+            rob.levels, metrics["test"], {k: score(p, splits["test"]) for k, p in rob_preds.items()})
+    # video frames predicted (all targets, by every model of the run) per second of prediction;
+    # a frame is computed in every window covering it (window / eval hop of them)
+    eval_frames = sum(v.n_frames for s in ("val", "test") for v in splits[s])
+    return {
+        "metrics": metrics,
+        "params": {**params, "models": len(groups)},
+        "options": options,
+        "dataset": ds.info(),
+        "fits": fits,
+        "device": str(device),
+        "throughput": {
+            "train_frames_per_s": float(np.mean([f["train_frames_per_s"] for f in fits])),
+            "eval_frames_per_s": eval_frames / max(t_eval, 1e-9),
+            "device": str(device),
+        },
+        "flops_per_window": flops,
+        **extra,
+        "wall": {"data_s": t_data, "train_s": sum(f["seconds"] for f in fits),
+                 "robustness_s": t_rob, "total_s": time.perf_counter() - t_start},
+    }
+
+
+def run_record(cfg: RunConfig, reg, events: Events | None = None) -> dict:
+    """Check, train and evaluate ``cfg``; return its record (not written anywhere)."""
+    preflight([cfg], reg)  # names and options before any data is read
+    plugins = plugins_used(reg, cfg)
+    info = run_info(cfg)
+    if events is not None:
+        events.run_start(info)
+    record = make_record(cfg, run(cfg, reg, events, info), plugins)
+    if events is not None:
+        events.run_end(info, record)
+    return record
+
+
+def run_and_store(cfg: RunConfig, reg, store: ResultsStore, events: Events | None = None
+                  ) -> tuple[dict, str]:
+    """:func:`run_record`, written to ``store``; return (record, path). Nothing is written if
+    the run raises."""
+    record = run_record(cfg, reg, events)
+    return record, str(store.write(record))
