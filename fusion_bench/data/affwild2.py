@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import INVALID_LABEL, TARGETS
 from .features import FeaturesDataset, parse_label_line, read_splits
 
@@ -314,9 +314,12 @@ class AffWild2Dataset(FeaturesDataset):
     targets = TARGETS
 
     def __init__(self, root, modalities=("visual", "audio", "text"), fold: int = 0, seed: int = 0):
-        root = Path(root) if str(root) else Path("")
+        if not str(root):  # not Path(""): that is the current folder, which nobody asked for
+            raise ConfigError(f"dataset {self.name!r} reads the feature cache of an Aff-Wild2 "
+                              "folder: give --root DIR")
+        root = Path(root)
         cache = root / CACHE if (root / CACHE).is_dir() else root
-        if str(root) and root.is_dir() and not (cache / "manifest.json").is_file():
+        if root.is_dir() and not (cache / "manifest.json").is_file():
             raise DataError(f"{root}: no feature cache; run `fusion-bench extract --dataset affwild2 "
                             f"--root {root} --backbone visual=timm ...` first")
         super().__init__(cache, modalities)
