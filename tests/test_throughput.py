@@ -103,7 +103,7 @@ def test_flops_are_per_window_and_split_by_part(registry):
 # ---------------------------------------------------------------------------- parameters
 
 
-@pytest.mark.parametrize("fusion", ["rcma", "concat", "lstm", "cross_attention"])
+@pytest.mark.parametrize("fusion", load_registry().names("fusions"))
 def test_parameter_splits_add_up(registry, fusion):
     model, _ = build_model(registry, tiny_config(fusion), {"visual": 8, "audio": 6, "text": 5}, 2)
     model.head.net.bias.requires_grad_(False)  # a frozen parameter: total ≠ trainable

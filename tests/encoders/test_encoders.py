@@ -1,9 +1,8 @@
-"""Temporal encoders: shapes, causality and the TCN's receptive field."""
+"""Temporal encoders: causality and the TCN's receptive field (shapes of every encoder: tests/test_contracts.py)."""
 
 import pytest
 import torch
 
-from fusion_bench.encoders.identity import Identity
 from fusion_bench.encoders.lstm import LSTMEncoder
 from fusion_bench.encoders.tcn import TCN
 
@@ -38,12 +37,6 @@ def test_unidirectional_lstm_is_causal_and_bidirectional_is_not():
     assert max(reach(LSTMEncoder(3, channels=5), t=30)) == 30
     bi = LSTMEncoder(3, channels=5, bidirectional=True)
     assert bi.out_dim == 10 and max(reach(bi, t=30)) == 79
-
-
-@pytest.mark.parametrize("enc", [TCN(7, channels=6, levels=2), LSTMEncoder(7, channels=6), Identity(7)])
-def test_shapes_and_out_dim(enc):
-    out = enc.eval()(torch.randn(2, 33, 7))
-    assert out.shape == (2, 33, enc.out_dim)
 
 
 @pytest.mark.parametrize("causal,weight_norm,kernel", [(True, False, 3), (False, True, 2),
