@@ -1,0 +1,7 @@
+"""``python -m fusion_bench ...``: the ``fusion-bench`` command."""
+
+import sys
+
+from fusion_bench.cli import main
+
+sys.exit(main())
