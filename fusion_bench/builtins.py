@@ -34,6 +34,12 @@ BACKBONES = {
     "egemaps": "fusion_bench.backbones.audio_egemaps:EGeMAPSAudio",
     "sbert": "fusion_bench.backbones.text_sbert:SBertText",
 }
+# metrics: functions (pred (n,), target (n,)) -> float with higher_is_better and description
+METRICS = {
+    "ccc": "fusion_bench.metrics:ccc",
+    "rmse": "fusion_bench.metrics:rmse",
+    "pearson": "fusion_bench.metrics:pearson",
+}
 
 
 @hookimpl
@@ -57,4 +63,10 @@ def register_datasets(register):
 @hookimpl
 def register_backbones(register):
     for name, path in BACKBONES.items():
+        register(name, path)
+
+
+@hookimpl
+def register_metrics(register):
+    for name, path in METRICS.items():
         register(name, path)

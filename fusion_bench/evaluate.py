@@ -1,9 +1,10 @@
-"""Evaluation: overlap-averaged per-frame predictions, CCC over all valid frames of a split, and
-test-time robustness (a modality dropped, Gaussian noise on one or all modalities)."""
+"""Evaluation: overlap-averaged per-frame predictions, CCC (and every registered metric) over all
+valid frames of a split, and test-time robustness (a modality dropped, Gaussian noise on one or
+all modalities)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -51,18 +52,34 @@ def predict_into(dest: list[np.ndarray], cols: tuple[int, ...], model: torch.nn.
 
 
 def score(preds: list[np.ndarray], videos: list[Video], targets=TARGETS,
-          columns: tuple[int, ...] | None = None) -> dict[str, float]:
-    """CCC per target over the concatenated valid frames of all ``videos``, and their mean.
+          columns: tuple[int, ...] | None = None, metric: Callable = ccc) -> dict[str, float]:
+    """``metric`` (default CCC) per target over the concatenated valid frames of all ``videos``
+    (frames labelled -5 left out), and their mean.
 
-    ``preds[i][:, columns[j]]`` is the prediction of ``targets[j]`` (default: column j).
+    ``preds[i][:, columns[j]]`` is the prediction of ``targets[j]`` (default: column j);
+    ``metric(pred (n,), target (n,)) -> float`` gets float64 arrays of the valid frames.
     """
     columns = columns or tuple(range(len(targets)))
-    lab = np.concatenate([v.labels for v in videos])
+    lab = np.concatenate([v.labels for v in videos]).astype(np.float64)
     pred = np.concatenate(preds)
     ok = np.concatenate([v.valid for v in videos])
-    out = {t: ccc(pred[:, c], lab[:, TARGETS.index(t)], ok) for t, c in zip(targets, columns, strict=True)}
+    out = {t: float(metric(pred[ok, c], lab[ok, TARGETS.index(t)]))
+           for t, c in zip(targets, columns, strict=True)}
     out["mean"] = float(np.mean([out[t] for t in targets]))
     return out
+
+
+def metric_functions(registry) -> dict[str, Callable]:
+    """Every registered metric, name → function (see the ``register_metrics`` hook)."""
+    return {n: registry.get("metrics", n).obj for n in registry.names("metrics")}
+
+
+def score_all(preds: dict[str, list[np.ndarray]], splits: dict[str, list[Video]],
+              metrics: dict[str, Callable]) -> dict[str, dict[str, dict[str, float]]]:
+    """The record's ``scores``: metric name → split → {target: value, ..., "mean": value}, for
+    each split of ``preds`` (split → per-video predictions of ``splits[split]``), by :func:`score`."""
+    return {name: {s: score(p, splits[s], metric=fn) for s, p in preds.items()}
+            for name, fn in metrics.items()}
 
 
 # ------------------------------------------------------------------------------- robustness

@@ -35,6 +35,13 @@ def register_datasets(register):
 
 
 @hookspec
+def register_metrics(register):
+    """Register evaluation metrics: ``register(name, fn)`` with ``fn(pred, target) -> float`` over
+    the valid frames of one target of a split (float64 ``(n,)`` arrays), ``fn.higher_is_better``
+    (default True) and ``fn.description``; every run records every registered metric."""
+
+
+@hookspec
 def register_commands(cli):
     """Add CLI verbs to the ``fusion-bench`` click group ``cli``."""
 

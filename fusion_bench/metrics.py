@@ -1,10 +1,17 @@
-"""Lin's concordance correlation coefficient (CCC), the ABAW valence/arousal score.
+"""The evaluation metrics, and the CCC training loss.
+
+Lin's concordance correlation coefficient (CCC), the ABAW valence/arousal score:
 
     CCC(x, y) = 2 s_xy / (s_x² + s_y² + (μ_x − μ_y)²)
 
 with *population* moments (divide by n), as Lin (1989) and the ABAW evaluation define it.
-:func:`ccc` is the evaluation metric (float64, numpy); :func:`ccc_loss` is the differentiable
-training loss 1 − CCC in torch.
+:func:`ccc` is the default evaluation metric (float64, numpy); :func:`ccc_loss` is the
+differentiable training loss 1 − CCC in torch. :func:`rmse` and :func:`pearson` are the other
+built-in metrics.
+
+A metric is a plain function ``(pred (n,), target (n,)) -> float`` over the valid frames of one
+target of a split, with a ``higher_is_better`` attribute (default True) and a ``description``
+(:func:`metric` sets both); metrics are registered through the ``register_metrics`` hook.
 """
 
 from __future__ import annotations
@@ -15,6 +22,36 @@ import torch
 from .errors import DataError
 
 
+def metric(description: str, higher_is_better: bool = True):
+    """Decorator marking a function as a metric: sets its ``description`` and
+    ``higher_is_better`` (which way the leaderboard ranks it)."""
+    def mark(fn):
+        fn.description, fn.higher_is_better = description, higher_is_better
+        return fn
+    return mark
+
+
+def _frames(name: str, pred, target, mask=None) -> tuple[np.ndarray, np.ndarray]:
+    """``pred`` and ``target`` as float64 (n,) over the frames where ``mask`` is True; raises
+    :class:`DataError` (naming metric ``name``) on length mismatch, no frame, or a NaN/inf."""
+    x = np.asarray(pred, dtype=np.float64).reshape(-1)
+    y = np.asarray(target, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise DataError(f"{name}: prediction has {x.size} frames but target has {y.size}")
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool).reshape(-1)
+        if m.shape != x.shape:
+            raise DataError(f"{name}: mask has {m.size} frames but the sequences have {x.size}")
+        x, y = x[m], y[m]
+    if x.size == 0:
+        raise DataError(f"{name}: no valid frame to score (all frames masked or labelled -5)")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        which = "prediction" if not np.isfinite(x).all() else "target"
+        raise DataError(f"{name}: the {which} contains NaN or inf; check the model output / labels")
+    return x, y
+
+
+@metric("Lin's concordance correlation coefficient (the ABAW score)")
 def ccc(pred, target, mask=None) -> float:
     """CCC of two 1-d sequences over the frames where ``mask`` is True, in float64.
 
@@ -22,20 +59,7 @@ def ccc(pred, target, mask=None) -> float:
     Raises :class:`DataError` on length mismatch, no valid frame, or a NaN/inf value.
     Two identical constant sequences (all moments zero) are perfectly concordant: 1.0.
     """
-    x = np.asarray(pred, dtype=np.float64).reshape(-1)
-    y = np.asarray(target, dtype=np.float64).reshape(-1)
-    if x.shape != y.shape:
-        raise DataError(f"CCC: prediction has {x.size} frames but target has {y.size}")
-    if mask is not None:
-        m = np.asarray(mask, dtype=bool).reshape(-1)
-        if m.shape != x.shape:
-            raise DataError(f"CCC: mask has {m.size} frames but the sequences have {x.size}")
-        x, y = x[m], y[m]
-    if x.size == 0:
-        raise DataError("CCC: no valid frame to score (all frames masked or labelled -5)")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        which = "prediction" if not np.isfinite(x).all() else "target"
-        raise DataError(f"CCC: the {which} contains NaN or inf; check the model output / labels")
+    x, y = _frames("CCC", pred, target, mask)
     mx, my = x.mean(), y.mean()
     dx, dy = x - mx, y - my
     vx, vy, cov = (dx * dx).mean(), (dy * dy).mean(), (dx * dy).mean()
@@ -43,6 +67,37 @@ def ccc(pred, target, mask=None) -> float:
     if denom == 0.0:
         return 1.0  # identical constants
     return float(2.0 * cov / denom)
+
+
+@metric("root-mean-square error, in label units (lower is better)", higher_is_better=False)
+def rmse(pred, target, mask=None) -> float:
+    """√(mean((pred − target)²)) over the frames where ``mask`` is True, in float64.
+
+    ``pred``, ``target``: (n,); errors as :func:`ccc`. 0 for a perfect prediction.
+    """
+    x, y = _frames("RMSE", pred, target, mask)
+    return float(np.sqrt(np.mean((x - y) ** 2)))
+
+
+@metric("Pearson's correlation coefficient r (blind to scale and offset, unlike CCC)")
+def pearson(pred, target, mask=None) -> float:
+    """Pearson's r = s_xy / (s_x s_y) over the frames where ``mask`` is True, in float64.
+
+    ``pred``, ``target``: (n,); errors as :func:`ccc`. r is undefined when either sequence is
+    constant (zero variance); it is then 0.0, not NaN: a constant prediction carries no linear
+    information about the target (CCC scores it 0 against a varying target too), a model that
+    collapses to a constant is a real outcome that should rank as uninformative, and a NaN
+    would make the target mean and the leaderboard's mean over seeds NaN. Clipped to [−1, 1]
+    (rounding can overshoot by an ulp).
+    """
+    x, y = _frames("Pearson", pred, target, mask)
+    # constant tested exactly, not as a zero variance: the mean of n equal floats need not equal
+    # them to the last bit, so their variance can come out a tiny positive number (r ≈ 1e-17)
+    if x.min() == x.max() or y.min() == y.max():
+        return 0.0
+    dx, dy = x - x.mean(), y - y.mean()
+    r = (dx * dy).mean() / np.sqrt((dx * dx).mean() * (dy * dy).mean())
+    return float(np.clip(r, -1.0, 1.0))
 
 
 def ccc_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, per_window: bool = True):

@@ -26,7 +26,7 @@ from . import __version__, hookspecs
 from .errors import PluginError
 
 GROUP = "fusion_bench"
-KINDS = ("fusions", "encoders", "backbones", "datasets")
+KINDS = ("fusions", "encoders", "backbones", "datasets", "metrics")
 BUILTIN = "fusion_bench.builtins"
 
 
@@ -102,7 +102,8 @@ def _env_list(var: str) -> set[str] | None:
 
 
 class Registry:
-    """Named fusions, encoders, backbones and datasets, with the plugins that provided them."""
+    """Named fusions, encoders, backbones, datasets and metrics, with the plugins that provided
+    them."""
 
     def __init__(self, strict: bool = False):
         self.strict = strict

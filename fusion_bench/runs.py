@@ -24,7 +24,15 @@ from .costs import count_flops, count_parameters
 from .data import TARGETS, Video
 from .data.windows import Windows, make_windows
 from .errors import ConfigError, DataError
-from .evaluate import feature_scale, perturbations, predict_into, robustness_summary, score
+from .evaluate import (
+    feature_scale,
+    metric_functions,
+    perturbations,
+    predict_into,
+    robustness_summary,
+    score,
+    score_all,
+)
 from .events import Events, RunInfo
 from .model import build_model
 from .results import ResultsStore, make_record, model_name
@@ -174,6 +182,7 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
                 predict_into(dest, cols, model, w, splits["test"], device)
         t_rob += time.perf_counter() - t0
     metrics = {s: score(preds[s], splits[s]) for s in ("val", "test")}
+    scorers = metric_functions(reg)
     extra = {}
     if rob.enabled:
         extra["robustness"] = robustness_summary(
@@ -182,7 +191,12 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     # a frame is computed in every window covering it (window / eval hop of them)
     eval_frames = sum(v.n_frames for s in ("val", "test") for v in splits[s])
     return {
-        "metrics": metrics,
+        "metrics": metrics,  # CCC, as every record has it
+        "scores": score_all(preds, splits, scorers),  # every registered metric
+        # what a leaderboard needs to rank a metric, so reading records needs no registry
+        "metric_info": {n: {"higher_is_better": bool(getattr(f, "higher_is_better", True)),
+                            "description": str(getattr(f, "description", ""))}
+                        for n, f in scorers.items()},
         "params": {**params, "models": len(groups)},
         "options": options,
         "dataset": ds.info(),

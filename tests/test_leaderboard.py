@@ -335,3 +335,84 @@ def test_rows_at_different_noise_levels_name_their_levels_and_nan_is_not_a_verdi
     assert paired_indistinguishable(best, other) is None  # 2 finite pairs: '?'
     with pytest.raises(ValueError):
         t975(0)
+
+
+# ------------------------------------------------------------------------------ --metric
+
+
+def scored(fusion: str, seed: int, ccc_mean: float, rmse_mean: float) -> dict:
+    """A record with the `scores` section: CCC as in `metrics`, and RMSE."""
+    rec = record(fusion, seed, ccc_mean)
+    rec["scores"] = {"ccc": rec["metrics"],
+                     "rmse": {"test": _ccc(rmse_mean), "val": _ccc(rmse_mean + 0.02)}}
+    rec["metric_info"] = {"ccc": {"higher_is_better": True}, "rmse": {"higher_is_better": False}}
+    return rec
+
+
+RMSE = {"rcma": [0.30, 0.31, 0.32], "concat": [0.20, 0.21, 0.22], "lstm": [0.20, 0.24, 0.22]}
+CCC = {"rcma": 0.80, "concat": 0.70, "lstm": 0.75}
+
+
+@pytest.fixture
+def scored_records():
+    return [scored(f, s, CCC[f] + 0.01 * s, RMSE[f][s]) for f in RMSE for s in range(3)]
+
+
+def test_rmse_ranks_lowest_first_and_its_best_is_the_lowest(scored_records):
+    rows = build_rows(scored_records)["synthetic"]
+    headers, body, caption = table(rows, metric="rmse", higher_is_better=False)
+    got = {r[0]: dict(zip(headers, r, strict=True)) for r in body}
+    assert [r[0] for r in body] == ["concat", "lstm", "rcma"]  # test mean 0.21, 0.22, 0.31
+    assert got["concat"]["test mean"] == mean_pm(RMSE["concat"])
+    assert got["rcma"]["val mean"] == mean_pm(np.add(RMSE["rcma"], 0.02))
+    assert got["concat"]["test valence"] == mean_pm(np.add(RMSE["concat"], 0.05))
+    # ≈ best against the lowest RMSE: lstm − concat = (0, .03, 0), mean .01 within ± t·sd/√3 =
+    # ± 4.303 · .0173 / 1.73 = ± .043: indistinguishable; rcma − concat = .1 on every seed: not
+    assert [got[k]["≈ best"] for k in ("concat", "lstm", "rcma")] == ["best", "yes", "no"]
+    assert caption.startswith("Dataset synthetic v1 (data seed 0). Metric rmse (lower is better) "
+                              "as mean ± sample standard deviation")
+    # other columns keep their own direction: the noise area (CCC) highest first
+    assert [r[0] for r in table(rows, sort="noise_area", metric="rmse", higher_is_better=False)[1]
+            ] == ["rcma", "lstm", "concat"]
+    # the same records under CCC rank the other way, CCC read from `scores`
+    _, body, caption = table(rows)
+    assert [r[0] for r in body] == ["rcma", "lstm", "concat"] and caption.count("CCC as mean") == 1
+
+
+def test_old_records_without_scores_still_make_the_ccc_table(scored_records):
+    old = [record("cross_attention", s, 0.9 + 0.01 * s, new=False) for s in range(3)]
+    for r in old:
+        assert "scores" not in r
+    rows = build_rows(scored_records + old)["synthetic"]
+    got = {r[0]: r for r in table(rows)[1]}
+    assert list(got) == ["cross_attention", "rcma", "lstm", "concat"]
+    assert got["cross_attention"][4] == mean_pm([0.90, 0.91, 0.92])  # from `metrics`
+    # under RMSE the old row has no value: a dash, ranked last, never the best
+    _, body, _ = table(rows, metric="rmse", higher_is_better=False)
+    assert [r[0] for r in body][-1] == "cross_attention" and body[-1][4] == MISSING
+    assert body[0][0] == "concat" and body[0][6] == "best"
+
+
+def test_cli_metric(scored_records, tmp_path, cli_run):
+    store = ResultsStore(tmp_path / "new")
+    for r in scored_records:
+        store.write(r)
+    code, out, err = cli_run("leaderboard", "--results", tmp_path / "new", "--metric", "rmse")
+    assert code == 0, err
+    assert out.index("| concat") < out.index("| lstm") < out.index("| rcma")
+    assert "Metric rmse (lower is better)" in out
+    old = ResultsStore(tmp_path / "old")
+    old.write(record("lstm", 0, 0.7, new=False))
+    code, out, err = cli_run("leaderboard", "--results", tmp_path / "old")
+    assert code == 0 and "| lstm" in out and "CCC as mean" in out, err
+    code, _, err = cli_run("leaderboard", "--results", tmp_path / "old", "--metric", "rmse")
+    assert code != 0 and "recorded metric 'rmse'" in err
+    # the direction comes from the records: flipped there, the table ranks the other way
+    flipped = ResultsStore(tmp_path / "flipped")
+    for r in scored_records:
+        r["metric_info"]["rmse"]["higher_is_better"] = True
+        flipped.write(r)
+    code, out, err = cli_run("leaderboard", "--results", tmp_path / "flipped", "--metric", "rmse")
+    assert code == 0 and out.index("| rcma") < out.index("| concat"), err
+    code, _, err = cli_run("leaderboard", "--results", tmp_path / "new", "--metric", "rmsee")
+    assert code == 2 and "did you mean rmse" in err

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fusion_bench.errors import DataError
-from fusion_bench.metrics import ccc, ccc_loss
+from fusion_bench.metrics import ccc, ccc_loss, pearson, rmse
 
 
 def reference_ccc(x, y):
@@ -114,3 +114,51 @@ def test_loss_is_one_minus_ccc_and_differentiable():
     pooled.backward()
     assert p.grad is not None and torch.isfinite(p.grad).all()
     assert (p.grad[0, :10] == 0).all()  # masked frames get no gradient
+
+
+# ------------------------------------------------------------------- the other built-in metrics
+
+
+def test_rmse_hand_values():
+    assert rmse([0, 1, 2], [0, 0, 0]) == pytest.approx(math.sqrt(5 / 3), abs=1e-15)
+    assert rmse([1, 2, 3, 4], [2, 2, 2, 2]) == pytest.approx(math.sqrt(1.5), abs=1e-15)  # 1,0,1,4
+    assert rmse([0.3, -0.2], [0.3, -0.2]) == 0.0
+    # the mask drops the frame that is far off
+    assert rmse([0, 100, 2], [0, 0, 0], mask=[True, False, True]) == pytest.approx(math.sqrt(2))
+
+
+def test_pearson_hand_values():
+    # dx = (-1, 0, 1), dy = (-1, 1, 0): Σdxdy = 1, Σdx² = Σdy² = 2, r = 1/2
+    assert pearson([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5, abs=1e-15)
+    # dx = (-1.5, -.5, .5, 1.5), dy = (1, -1, -1, 1): Σdxdy = 0 (a symmetric, uncorrelated pair)
+    assert pearson([1, 2, 3, 4], [1, -1, -1, 1]) == pytest.approx(0.0, abs=1e-15)
+    y = np.linspace(-1, 1, 50)
+    assert pearson(-y, y) == -1.0 and pearson(y, y) == 1.0
+    # blind to scale and offset, unlike CCC
+    assert pearson(0.5 * y + 0.2, y) == pytest.approx(1.0, abs=1e-12) and ccc(0.5 * y + 0.2, y) < 0.9
+    assert pearson([1, 2, 3, 50], [1, 3, 2, -7], mask=[True, True, True, False]) == pytest.approx(0.5)
+
+
+def test_pearson_of_a_constant_is_zero_not_nan():
+    y = [1.0, 2.0, 3.0]
+    assert pearson([0.3, 0.3, 0.3], y) == 0.0
+    assert pearson(y, [0.3, 0.3, 0.3]) == 0.0
+    assert pearson([0.3, 0.3, 0.3], [0.3, 0.3, 0.3]) == 0.0
+    # the mean of three 0.1s is not 0.1 to the last bit, so their variance is not 0 either
+    assert np.full(3, 0.1).mean() != 0.1
+    assert pearson(np.full(3, 0.1), [0.1, 0.2, 0.7]) == 0.0  # by the moments: -7e-17
+
+
+def test_metrics_carry_their_direction_and_description():
+    assert ccc.higher_is_better and pearson.higher_is_better and not rmse.higher_is_better
+    assert all(f.description for f in (ccc, rmse, pearson))
+
+
+@pytest.mark.parametrize("fn, name", [(rmse, "RMSE"), (pearson, "Pearson")])
+def test_other_metrics_refuse_bad_input_by_name(fn, name):
+    with pytest.raises(DataError, match=f"{name}: no valid frame"):
+        fn([1.0, 2.0], [1.0, 2.0], mask=[False, False])
+    with pytest.raises(DataError, match=f"{name}: the prediction contains NaN"):
+        fn([1.0, float("nan")], [1.0, 2.0])
+    with pytest.raises(DataError, match=f"{name}: prediction has 2 frames but target has 3"):
+        fn([1.0, 2.0], [1.0, 2.0, 3.0])

@@ -1,6 +1,9 @@
+import csv
 import inspect
+import io
 import textwrap
 
+import numpy as np
 import pytest
 
 from fusion_bench import hookspecs
@@ -159,3 +162,73 @@ def test_installed_package_entry_point_is_loaded(tmp_path, monkeypatch):
     assert reg.plugins["my_ep_plugin"].source.startswith("entry point")
     monkeypatch.setenv("FUSION_BENCH_DISABLE_PLUGINS", "my_ep_plugin")
     assert "epgated" not in load_registry().names("fusions")
+
+
+FRAMES_METRIC = '''
+import fusion_bench
+
+def frames(pred, target):
+    """A test-only metric that is easy to check by hand: the number of frames it is given."""
+    return float(len(pred))
+
+frames.higher_is_better = False
+frames.description = "test-only: frames scored"
+
+@fusion_bench.hookimpl
+def register_metrics(register):
+    register("frames", frames)
+'''
+
+
+def test_a_plugin_metric_is_recorded_and_ranks_a_leaderboard(tmp_path, cli_run):
+    """A metric from a plugin file lands in the record's `scores` (all splits, over the valid
+    frames only) and `leaderboard --metric` shows it, named in the caption with its direction."""
+    from fusion_bench.config import build_config
+    from fusion_bench.results import ResultsStore
+    from fusion_bench.runs import load_dataset
+
+    from .conftest import tiny_overrides
+
+    path = write_plugin(tmp_path, "frames_metric.py", FRAMES_METRIC)
+    res = tmp_path / "res"
+    code, _, err = cli_run("--plugin", path, "run", "--fusion", "concat", "--out", res, *TINY)
+    assert code == 0, err
+    (rec,) = ResultsStore(res).records()
+    _, splits = load_dataset(load_registry(entry_points=False),
+                             build_config("quick", None, tiny_overrides()))
+    for s in ("val", "test"):
+        n_valid = float(sum(v.valid.sum() for v in splits[s]))
+        assert n_valid < sum(v.n_frames for v in splits[s])  # the synthetic data has -5 runs
+        assert rec["scores"]["frames"][s] == {"valence": n_valid, "arousal": n_valid, "mean": n_valid}
+    assert set(rec["scores"]) == {"ccc", "rmse", "pearson", "frames"}
+    assert rec["scores"]["ccc"] == rec["metrics"]  # the old key keeps CCC, unchanged
+
+    code, out, err = cli_run("--plugin", path, "leaderboard", "--results", res, "--metric", "frames",
+                             "--format", "csv")
+    assert code == 0, err
+    (row,) = csv.DictReader(io.StringIO(out.split("\n\n", 1)[1]))
+    assert row["test mean"] == f"{sum(v.valid.sum() for v in splits['test']):.3f}"
+    assert row["val mean"] == f"{sum(v.valid.sum() for v in splits['val']):.3f}"
+    code, out, err = cli_run("--plugin", path, "leaderboard", "--results", res, "--metric", "frames")
+    assert code == 0 and "Metric frames (lower is better) as mean" in out, err
+    # the records say the metric's direction (metric_info): the table needs no plugin loaded
+    assert rec["metric_info"]["frames"] == {"higher_is_better": False,
+                                            "description": rec["metric_info"]["frames"]["description"]}
+    code, out, err = cli_run("leaderboard", "--results", res, "--metric", "frames")  # no plugin
+    assert code == 0 and "Metric frames (lower is better) as mean" in out, err
+    code, _, err = cli_run("leaderboard", "--results", res, "--metric", "frame")
+    assert code == 2 and "did you mean frames" in err and "ccc, frames, pearson, rmse" in err
+
+
+def test_the_readme_metric_plugin_registers_its_metric(tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (code,) = re.findall(r"```python\n(# mae_metric\.py\n.*?)```", readme, re.S)
+    reg = load_registry([write_plugin(tmp_path, "mae_metric.py", code)], entry_points=False)
+    e = reg.get("metrics", "mae")
+    assert e.plugin == "mae_metric" and e.description == "mean absolute error"
+    assert e.obj.higher_is_better is False
+    assert e.obj(np.array([0.0, 1.0, -1.0]), np.array([0.5, 1.0, 1.0])) == pytest.approx(2.5 / 3)
+    assert set(reg.names("metrics")) == {"ccc", "rmse", "pearson", "mae"}

@@ -15,17 +15,22 @@ from .app import cli
 @click.option("--sort", default="test_mean", show_default=True,
               help="Column to rank by: test_mean, test_valence, test_arousal, val_mean, "
                    "drop_<modality>, noise_area, params, flops, train_fps, infer_fps "
-                   "(params and flops: lowest first; others: highest first).")
+                   "(params and flops: lowest first; test_*/val_mean: best --metric first; "
+                   "others: highest first).")
+@click.option("--metric", default="ccc", show_default=True, metavar="NAME",
+              help="Metric the test/val columns show (`fusion-bench list metrics`), ranked in "
+                   "its direction (e.g. rmse: lowest first); --plots stay CCC.")
 @click.option("--plots", "plots_dir", default=None, metavar="DIR",
               help="Also write pareto_<dataset>.png and noise_<dataset>.png into DIR "
                    '(needs pip install "fusion-bench[plots]").')
 @click.option("--bench", "bench_tables", is_flag=True,
               help="Throughput tables of `fusion-bench bench` records instead, one per device "
                    "(throughput_<device>.<ext>).")
-def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir, bench_tables):
-    """Tables of test CCC (mean ± sample std over seeds) per dataset from the results store."""
+def leaderboard(results_dir, dataset, fmt, out, sort, metric, plots_dir, bench_tables):
+    """Tables of test CCC, or another --metric (mean ± sample std over seeds), per dataset from
+    the results store."""
     from ..errors import FusionBenchError
-    from ..report.leaderboard import build_rows, table
+    from ..report.leaderboard import build_rows, metric_direction, table
     from ..report.render import render
     from ..results import ResultsStore
 
@@ -33,8 +38,8 @@ def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir, bench_tables):
     if bench_tables:
         from ..report import bench_table
 
-        if plots_dir or dataset or sort != "test_mean":
-            raise click.UsageError("--bench takes none of --plots, --dataset, --sort")
+        if plots_dir or dataset or sort != "test_mean" or metric != "ccc":
+            raise click.UsageError("--bench takes none of --plots, --dataset, --sort, --metric")
         tables = bench_table.build_tables(ResultsStore(results_dir).records())
         if not tables:
             raise FusionBenchError(f"no benchmark records in {results_dir!r}; run "
@@ -51,10 +56,12 @@ def leaderboard(results_dir, dataset, fmt, out, sort, plots_dir, bench_tables):
         raise FusionBenchError(f"no successful runs in {results_dir!r}"
                                + (f" for dataset {dataset!r}" if dataset else "")
                                + "; run `fusion-bench run` or `fusion-bench sweep` first")
+    higher_is_better = metric_direction([rec for rows in per_ds.values() for r in rows
+                                         for rec in r.records], metric, results_dir)
     tables = {}
     for ds, rows in per_ds.items():  # every table first: a bad --sort writes nothing at all
         try:  # the valid --sort keys depend on the dataset's modalities
-            tables[ds] = table(rows, sort)
+            tables[ds] = table(rows, sort, metric, higher_is_better)
         except ValueError as e:
             raise click.BadParameter(f"dataset {ds!r}: {e}", param_hint="'--sort'") from e
     for ds, rows in per_ds.items():

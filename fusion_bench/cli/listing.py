@@ -9,10 +9,10 @@ from .app import State, cli
 
 
 @cli.command("list")
-@click.argument("kind", type=click.Choice(("fusions", "encoders", "backbones", "datasets")))
+@click.argument("kind", type=click.Choice(("fusions", "encoders", "backbones", "datasets", "metrics")))
 @click.pass_obj
 def list_(state: State, kind):
-    """List registered fusions, encoders, backbones or datasets."""
+    """List registered fusions, encoders, backbones, datasets or metrics."""
     from tabulate import tabulate
 
     reg = state.registry

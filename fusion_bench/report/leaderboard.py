@@ -6,10 +6,14 @@ state), so a committed leaderboard regenerates byte for byte from the same recor
 
 Fields added to the record format later (robustness, FLOPs) are optional: a row whose records
 lack one shows ``MISSING`` in that column, so old stores keep working.
+
+The stat columns show one metric (``table(metric=...)``, default CCC) from the record's
+``scores``; records made before ``scores`` existed hold CCC only, under ``metrics``.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -42,11 +46,14 @@ def lookup(obj, *path):
     return obj
 
 
-def value(rec: dict, column: str) -> float | None:
-    """One record's number for a sort key (see :func:`sort_columns`); None when not recorded."""
+def value(rec: dict, column: str, metric: str = "ccc") -> float | None:
+    """One record's number for a sort key (see :func:`sort_columns`; the METRIC_COLUMNS are of
+    ``metric``, the others do not depend on it); None when not recorded."""
     if column in METRIC_COLUMNS:
         split, _, target = column.partition("_")
-        v = lookup(rec, "metrics", split, target)
+        v = lookup(rec, "scores", metric, split, target)
+        if v is None and metric == "ccc":  # a record made before `scores`: CCC only
+            v = lookup(rec, "metrics", split, target)
     elif column.startswith("drop_"):
         v = lookup(rec, "robustness", "drop", column[len("drop_"):], "mean")
     else:
@@ -65,9 +72,9 @@ class Row:
     dataset: str
     records: list[dict] = field(default_factory=list)
 
-    def values(self, column: str) -> list[float]:
+    def values(self, column: str, metric: str = "ccc") -> list[float]:
         """The column's value of each record that has it (seed order)."""
-        return [v for r in self.records if (v := value(r, column)) is not None]
+        return [v for r in self.records if (v := value(r, column, metric)) is not None]
 
     def seeds(self) -> list[int]:
         return [r["config"]["seed"] for r in self.records]
@@ -75,9 +82,9 @@ class Row:
     def modalities(self) -> list[str]:
         return list(self.records[0]["config"]["data"]["modalities"])
 
-    def summary(self, column: str) -> float | None:
+    def summary(self, column: str, metric: str = "ccc") -> float | None:
         """What the table shows for the column: mean (median for costs and speeds), or None."""
-        xs = self.values(column)
+        xs = self.values(column, metric)
         if not xs:
             return None
         return float(np.median(xs)) if column in _MEDIAN else mean_std(xs)[0]
@@ -147,14 +154,36 @@ def sort_columns(rows: list[Row]) -> tuple[str, ...]:
     return (*METRIC_COLUMNS, *drops, *_PATHS)
 
 
-def paired_indistinguishable(best: Row, other: Row, column: str = "test_mean") -> bool | None:
+def metric_direction(records: list[dict], metric: str, where: str = "the store") -> bool:
+    """Whether a higher ``metric`` is better, as the records that scored it say (each run
+    records ``metric_info``); CCC is higher-is-better in records older than that. A metric no
+    record scored is an error listing the ones they did."""
+    from ..errors import FusionBenchError
+
+    for rec in records:
+        info = lookup(rec, "metric_info", metric)
+        if info is not None and lookup(rec, "scores", metric) is not None:
+            return bool(info.get("higher_is_better", True))
+    if metric == "ccc":
+        return True
+    known = sorted({m for rec in records for m in (rec.get("scores") or {})} | {"ccc"})
+    near = difflib.get_close_matches(metric, known, n=3)
+    raise FusionBenchError(
+        f"no run in {where} recorded metric {metric!r}"
+        + (f"; did you mean {', '.join(near)}?" if near else "")
+        + f" (recorded: {', '.join(known)}); runs score every metric registered when they ran, "
+        "so rerun them with the metric's plugin loaded")
+
+
+def paired_indistinguishable(best: Row, other: Row, column: str = "test_mean",
+                             metric: str = "ccc") -> bool | None:
     """Paired t-test over the seeds both rows share: True when the 95 % interval of the mean
     difference (best − other), mean ± t_{0.975, n−1} · sd / √n, contains 0. None when fewer
     than 3 seeds are shared. (A percentile bootstrap of 3–8 seeds gives intervals far too
     narrow: with no true difference it separated rows 14–27 % of the time, not 5 %.)"""
     def finite(row):
         return {r["config"]["seed"]: v for r in row.records
-                if (v := value(r, column)) is not None and np.isfinite(v)}
+                if (v := value(r, column, metric)) is not None and np.isfinite(v)}
 
     a, b = finite(best), finite(other)
     shared = sorted(set(a) & set(b))
@@ -168,8 +197,8 @@ def _partial(cell: str, have: int, n: int) -> str:
     return cell if have == n else f"{cell} (n={have})"
 
 
-def _stat_cell(row: Row, column: str) -> str:
-    xs = row.values(column)
+def _stat_cell(row: Row, column: str, metric: str = "ccc") -> str:
+    xs = row.values(column, metric)
     if not xs:
         return MISSING
     m, s = mean_std(xs)
@@ -205,15 +234,23 @@ def _noise_cell(row: Row, with_levels: bool) -> str:
     return cell
 
 
-def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[list], str]:
-    """(headers, body, caption) of one dataset's leaderboard; body cells are strings."""
+def table(rows: list[Row], sort: str = "test_mean", metric: str = "ccc",
+          higher_is_better: bool = True) -> tuple[list[str], list[list], str]:
+    """(headers, body, caption) of one dataset's leaderboard; body cells are strings. The
+    test/val columns show ``metric`` (a registered metric's name), ranked and compared with the
+    best row in its direction (``higher_is_better``)."""
     valid = sort_columns(rows)
     if sort not in valid:
         raise ValueError(f"--sort must be one of {', '.join(valid)}; got {sort!r}")
-    sign = 1 if sort in _LOWER_IS_BETTER else -1
+    lower_first = sort in _LOWER_IS_BETTER or (sort in METRIC_COLUMNS and not higher_is_better)
+    sign = 1 if lower_first else -1
     # Rows without the sort value go last; ties keep build_rows' (deterministic) order.
-    rows = sorted(rows, key=lambda r: (r.summary(sort) is None, sign * (r.summary(sort) or 0.0)))
-    best = max(rows, key=lambda r: mean_std(r.values("test_mean"))[0])
+    rows = sorted(rows, key=lambda r: (r.summary(sort, metric) is None,
+                                       sign * (r.summary(sort, metric) or 0.0)))
+    scored = [r for r in rows if r.values("test_mean", metric)]
+    direction = 1 if higher_is_better else -1
+    best = max(scored, key=lambda r: direction * mean_std(r.values("test_mean", metric))[0],
+               default=None)
     level_sets = _level_sets([rec for r in rows for rec in r.records])
     several_levels = len(level_sets) > 1
     mods = modality_order(rows)
@@ -223,8 +260,8 @@ def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[lis
     body = []
     for r in rows:
         cells = [r.label, str(len(r.records))]
-        cells += [_stat_cell(r, c) for c in METRIC_COLUMNS]
-        same = paired_indistinguishable(best, r)
+        cells += [_stat_cell(r, c, metric) for c in METRIC_COLUMNS]
+        same = None if best is None else paired_indistinguishable(best, r, metric=metric)
         cells.append("best" if r is best else {True: "yes", False: "no", None: "?"}[same])
         cells += [_stat_cell(r, f"drop_{m}") for m in mods]
         cells.append(_noise_cell(r, with_levels=several_levels))
@@ -240,7 +277,9 @@ def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[lis
     levels = _level_text(next(iter(level_sets))) if len(level_sets) == 1 else None
     caption = (
         f"Dataset {info.get('name')} v{info.get('version')} (data seed {rec['config']['data']['seed']}). "
-        f"CCC as mean ± sample standard deviation over n model seeds ({', '.join(map(str, seeds))}) "
+        + (f"Metric {metric} ({'higher' if higher_is_better else 'lower'} is better)"
+           if metric != "ccc" else "CCC")
+        + f" as mean ± sample standard deviation over n model seeds ({', '.join(map(str, seeds))}) "
         "on one fixed data draw: the spread is seed variance, not data variance. "
         "'≈ best': a paired t-test over shared seeds cannot tell the row's test mean from the "
         "best's (95 % interval of the difference contains 0); '?': fewer than 3 shared seeds. "
@@ -254,7 +293,8 @@ def table(rows: list[Row], sort: str = "test_mean") -> tuple[list[str], list[lis
         "(window/eval hop of them). "
         f"'{MISSING}': not in the records (runs made before it was measured, or nothing to drop "
         "from one modality); '(n=k)': from only k of the n seeds."
-        + (f" Ceiling (noiseless latent vs noisy label), test mean: {ceiling:.3f}." if ceiling else "")
+        + (f" Ceiling (noiseless latent vs noisy label), test mean{'' if metric == 'ccc' else ' CCC'}: "
+           f"{ceiling:.3f}." if ceiling else "")
         + f" fusion-bench {rec['environment']['fusion_bench']}, commit "
         f"{(rec['environment'].get('commit') or 'unknown')[:10]}, newest run {rec['created']}."
     )
