@@ -605,6 +605,6 @@ def plugin_options(kind: str, name: str, cls, options: dict, skip: typing.Iterab
             if ann in (int, float, bool, str):
                 if ann is float and isinstance(v, int) and not isinstance(v, bool):
                     v = float(v)
-                v = coerce(f"{kind}.{k}", v, ann)
+                v = coerce(f"{kind}.{name}.{k}", v, ann)
         out[k] = v
     return out

@@ -46,7 +46,7 @@ def test_a_sweep_carries_options_for_one_fusion_only(cli_run, tmp_path):
                                   "fusion.rcma.iterations"),
     (["fusion.iterations=1"], "fusion 'concat' has no option 'iterations'.*--set "
                               "fusion.rcma.iterations="),
-    (["fusion.rcma.iterations=two"], "'fusion.iterations' expects int"),
+    (["fusion.rcma.iterations=two"], "'fusion.rcma.iterations' expects int"),
     (["dataset.synthetic.n_trian=3"], "did you mean dataset.synthetic.n_train"),
 ])
 def test_a_bad_plugin_option_in_a_sweep_is_one_error_before_any_run(cli_run, tmp_path, sets, message):
