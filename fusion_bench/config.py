@@ -1,9 +1,15 @@
 """Typed run configuration: dataclasses, presets, TOML files and ``--set key=value`` overrides.
 
-Keys are ``section.field``: ``data.window``, ``train.lr``, ``synthetic.interaction``... Options of
-the chosen plugins are ``fusion.<option>`` and ``encoder.<option>``; they are checked against the
-plugin's constructor signature when the model is built (:func:`plugin_options`).
-Precedence: defaults < preset < ``--config`` file < ``--set`` / dedicated CLI flags.
+Keys are ``section.field``: ``data.window``, ``train.lr``... Options of plugins belong to their
+plugin: ``fusion.<name>.<option>``, ``encoder.<name>.<option>``, ``dataset.<name>.<option>`` (TOML
+tables ``[fusion.rcma]``, ``[dataset.synthetic]``), so one sweep can carry options for several
+fusions. The short form ``fusion.<option>`` (``encoder.<option>``, ``dataset.<option>``) means the
+chosen plugin (``model.fusion``, ``model.encoder``, ``data.name``) once every other key is set;
+``synthetic.<option>`` is an old spelling of ``dataset.synthetic.<option>``. This module knows no
+plugin: :func:`fusion_bench.options.check` checks the options against the plugins (before any data
+is read).
+Precedence: defaults < preset < ``--config`` file < ``--set`` / dedicated CLI flags; a preset's
+options of a plugin apply where the user did not set that option.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data.synthetic import SyntheticConfig
 from .errors import ConfigError
 
 
@@ -85,66 +90,150 @@ class RobustnessConfig:
     levels: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
+PLUGIN_KINDS = ("dataset", "encoder", "fusion")  # kinds whose options are ``<kind>.<name>.<option>``
+
+# The synthetic generator's knobs and defaults as every record made before plugin options had them
+# (a full ``synthetic`` section): frozen here, for :meth:`RunConfig.legacy_hashes` only.
+_LEGACY_SYNTHETIC = {
+    "n_train": 192, "n_val": 16, "n_test": 48, "min_frames": 300, "max_frames": 900,
+    "dim_visual": 32, "dim_audio": 16, "dim_text": 24, "interaction": 0.5, "noise": 1.0,
+    "label_noise": 0.15, "sync_strength": 1.0, "offset": 0.5, "offset_leak": 0.1,
+}
+
+
 @dataclass
 class RunConfig:
     seed: int = 0
     device: str = "auto"
     data: DataConfig = field(default_factory=DataConfig)
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
-    fusion: dict[str, typing.Any] = field(default_factory=dict)  # options of model.fusion
-    encoder: dict[str, typing.Any] = field(default_factory=dict)  # options of model.encoder
+    # plugin name -> its options, for any number of plugins; a run uses those of its own plugins
+    fusion: dict[str, dict[str, typing.Any]] = field(default_factory=dict)
+    encoder: dict[str, dict[str, typing.Any]] = field(default_factory=dict)
+    dataset: dict[str, dict[str, typing.Any]] = field(default_factory=dict)
+    # kind -> options given in the short form (``fusion.<option>``): for messages only, no identity
+    shorthand: dict[str, set[str]] = field(default_factory=dict, repr=False, compare=False)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def hash(self) -> str:
-        """Identity of a run: everything but where it runs (``device``) and whether it shows a
-        progress bar (``train.progress``), with the robustness settings only when robustness is
-        evaluated (so a plain run hashes as it did before robustness existed). On synthetic
-        data, the generator's version too: a changed generator is another dataset, and a sweep
-        must not skip to a run made on the old one."""
-        return self._digest(with_robustness=self.robustness.enabled)
-
-    def model_hash(self) -> str:
-        """Identity of the trained model: :meth:`hash` without the test-time robustness
-        settings. A stored run with robustness also stands for the same run without it."""
-        return self._digest(with_robustness=False)
-
-    def data_version(self) -> str | None:
-        """The version of the data a run reads, where fusion-bench makes the data (synthetic)."""
-        if self.data.name == "synthetic":
-            from .data.synthetic import VERSION
-
-            return VERSION
-        return None
-
-    def legacy_hashes(self) -> list[str]:
-        """:meth:`hash` and :meth:`model_hash` as records made before 2026-11-30 have them: with
-        ``train.progress`` (either value) and without the data version. A store holding such a
-        record of this configuration still has the run, if the record's data version is this
-        one (:meth:`fusion_bench.results.ResultsStore.has` checks)."""
-        out = []
-        for with_robustness in dict.fromkeys((self.robustness.enabled, False)):
-            for progress in (True, False):
-                out.append(self._digest(with_robustness, progress=progress))
+    def used(self) -> dict[str, str]:
+        """The plugin of each kind this run uses: dataset, encoder, and the fusion where there are
+        two or more modalities (a single-modality run has none)."""
+        out = {"dataset": self.data.name, "encoder": self.model.encoder}
+        if len(self.data.modalities) > 1:
+            out["fusion"] = self.model.fusion
         return out
 
-    def _digest(self, with_robustness: bool, progress: bool | None = None) -> str:
-        """``progress``: None for the current scheme; a value for the legacy one (above)."""
+    def options(self, kind: str) -> dict[str, typing.Any]:
+        """The options of the ``kind`` plugin this run uses (empty if it uses none)."""
+        name = self.used().get(kind)
+        return dict(getattr(self, kind).get(name, {})) if name is not None else {}
+
+    def to_dict(self) -> dict:
+        """The run as a record stores it: the sections, and under ``fusion``/``encoder``/``dataset``
+        the options of the plugins the run uses only (``{name: options}``)."""
+        d = {"seed": self.seed, "device": self.device}
+        for s in ("data", "model", "train", "robustness"):
+            d[s] = dataclasses.asdict(getattr(self, s))
+        used = self.used()
+        for kind in PLUGIN_KINDS:
+            opts = self.options(kind)
+            d[kind] = {used[kind]: opts} if opts else {}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        """A configuration from :meth:`to_dict`'s output, or from a record made before plugin
+        options (``fusion``/``encoder``: the chosen plugin's options; a ``synthetic`` section)."""
+        cfg = cls(seed=d["seed"], device=d["device"], data=_section(DataConfig, d["data"]),
+                  model=_section(ModelConfig, d["model"]), train=_section(TrainConfig, d["train"]),
+                  robustness=_section(RobustnessConfig, d.get("robustness", {})))
+        if "dataset" in d:
+            for kind in PLUGIN_KINDS:
+                setattr(cfg, kind, {n: dict(o) for n, o in d.get(kind, {}).items()})
+            return cfg
+        cfg.fusion = {cfg.model.fusion: dict(d["fusion"])} if d.get("fusion") else {}
+        cfg.encoder = {cfg.model.encoder: dict(d["encoder"])} if d.get("encoder") else {}
+        synthetic = {k: v for k, v in d.get("synthetic", {}).items() if _LEGACY_SYNTHETIC.get(k) != v}
+        cfg.dataset = {"synthetic": synthetic} if synthetic else {}
+        return cfg
+
+    def hash(self, data_version: str | None) -> str:
+        """Identity of a run: everything but where it runs (``device``) and whether it shows a
+        progress bar (``train.progress``); of plugin options, only those of the plugins the run
+        uses; the robustness settings only when robustness is evaluated (so a plain run hashes
+        as it did before robustness existed). ``data_version``: the dataset plugin's version of
+        data it makes from its options (:func:`fusion_bench.options.data_version`; None for
+        data read from disk): a changed generator is another dataset, and a sweep must not skip
+        to a run made on the old one."""
+        return self._digest(self._identity(), data_version, with_robustness=self.robustness.enabled)
+
+    def model_hash(self, data_version: str | None) -> str:
+        """Identity of the trained model: :meth:`hash` without the test-time robustness
+        settings. A stored run with robustness also stands for the same run without it."""
+        return self._digest(self._identity(), data_version, with_robustness=False)
+
+    def legacy_hashes(self, data_version: str | None) -> list[str]:
+        """:meth:`hash` and :meth:`model_hash` as older records have them, in the layout before
+        plugin options (the chosen fusion's and encoder's options flat, a full ``synthetic``
+        section whatever the dataset): as records made from 2026-11-30 have them (with the data
+        version), and as records made before (with ``train.progress``, either value, and without
+        the data version). A store holding such a record of this configuration still has the
+        run, if the record's data version is this one
+        (:meth:`fusion_bench.results.ResultsStore.has` checks)."""
+        old = self._legacy_layout()
+        out = []
+        for with_robustness in dict.fromkeys((self.robustness.enabled, False)):
+            out.append(self._digest(old, data_version, with_robustness))
+            for progress in (True, False):
+                out.append(self._digest(old, None, with_robustness, progress=progress))
+        return out
+
+    def _identity(self) -> dict:
         d = self.to_dict()
+        for kind in PLUGIN_KINDS:  # 1 and 1.0 are one value (a CLI string parses to either)
+            d[kind] = {n: {k: _canonical(v) for k, v in o.items()} for n, o in d[kind].items()}
+        return d
+
+    def _legacy_layout(self) -> dict:
+        d = {"seed": self.seed, "device": self.device}
+        for s in ("data", "model", "train", "robustness"):
+            d[s] = dataclasses.asdict(getattr(self, s))
+        d["fusion"] = dict(self.fusion.get(self.model.fusion, {}))
+        d["encoder"] = dict(self.encoder.get(self.model.encoder, {}))
+        synthetic = dict(_LEGACY_SYNTHETIC)
+        for k, v in self.dataset.get("synthetic", {}).items():  # typed as the dataclass had them
+            default = _LEGACY_SYNTHETIC.get(k)
+            synthetic[k] = type(default)(v) if isinstance(default, (int, float)) and \
+                isinstance(v, (int, float)) and not isinstance(v, bool) else v
+        d["synthetic"] = synthetic
+        return d
+
+    @staticmethod
+    def _digest(d: dict, data_version: str | None, with_robustness: bool,
+                progress: bool | None = None) -> str:
+        """``progress``: None for the current schemes; a value for the oldest one (above)."""
+        d = json.loads(json.dumps(d, default=str))  # a copy
         d.pop("device")
         if progress is None:
             d["train"].pop("progress")  # a progress bar changes no result
-            if self.data_version() is not None:
-                d["data_version"] = self.data_version()
+            if data_version is not None:
+                d["data_version"] = data_version
         else:
             d["train"]["progress"] = progress
         if not with_robustness:
             d.pop("robustness")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _section(cls, values: dict):
+    """A section dataclass from a record's dict (lists back to tuples, as the fields are)."""
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: tuple(v) if typing.get_origin(hints[k]) is tuple else v for k, v in values.items()})
+
+
+def _canonical(v):
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 # Presets: dicts of overrides. ``quick`` is the default, sized for a laptop CPU; ``paper`` is the
@@ -156,9 +245,9 @@ PRESETS: dict[str, dict[str, typing.Any]] = {
         "data.window": 300,
         "data.hop": 200,
         "data.eval_hop": 200,
-        "synthetic.dim_visual": 512,
-        "synthetic.dim_audio": 128,
-        "synthetic.dim_text": 768,
+        "dataset.synthetic.dim_visual": 512,
+        "dataset.synthetic.dim_audio": 128,
+        "dataset.synthetic.dim_text": 768,
         "model.channels": {"visual": 512, "audio": 128, "text": 512},
         "model.per_target": True,
         "model.head_hidden": 0,
@@ -175,8 +264,8 @@ PRESETS: dict[str, dict[str, typing.Any]] = {
     },
 }
 
-# Plugin options a preset sets for one fusion or encoder only (others may lack the option).
-# Applied after all overrides, only where the user did not set the option.
+# Plugin options a preset sets for one fusion or encoder only (others may lack the option): set as
+# ``fusion.<name>.<option>`` right after the preset, so the user's settings override them.
 PRESET_FUSION_OPTIONS: dict[str, dict[str, dict[str, typing.Any]]] = {
     # The paper's p = 0.6 is tuned for L = 300 and 512-d features; with the quick model's 32-d
     # features and L = 64 it starves RCMA's updates of signal (DESIGN section 6 prototype: 0.1).
@@ -193,8 +282,9 @@ PRESET_ENCODER_OPTIONS: dict[str, dict[str, dict[str, typing.Any]]] = {
     "paper": {"tcn": {"levels": 4, "kernel": 5, "dropout": 0.1, "causal": True, "weight_norm": True}},
 }
 
-_SECTIONS = {"data", "synthetic", "model", "train", "robustness"}
-_FREE = {"fusion", "encoder"}  # plugin options, checked against the plugin later
+_SECTIONS = {"data", "model", "train", "robustness"}
+_FREE = set(PLUGIN_KINDS)  # plugin options, checked against the plugin later (options.check)
+_ALIASES = {"synthetic": "dataset.synthetic"}  # old spelling -> new, of a whole section
 
 
 def _fields(obj) -> dict[str, dataclasses.Field]:
@@ -213,7 +303,7 @@ def all_keys(cfg: RunConfig | None = None) -> list[str]:
     keys = [k for k in ("seed", "device")]
     for s in sorted(_SECTIONS):
         keys += [f"{s}.{f}" for f in _fields(getattr(cfg, s))]
-    return keys
+    return keys + [f"{k}.<name>.<option>" for k in PLUGIN_KINDS]
 
 
 def coerce(key: str, value, annotation) -> typing.Any:
@@ -284,18 +374,41 @@ def parse_literal(value: str):
     return s
 
 
+def split_plugin_key(key: str) -> tuple[str, str | None, str] | None:
+    """``fusion.rcma.iterations`` → ("fusion", "rcma", "iterations"); the short form
+    ``fusion.iterations`` → ("fusion", None, "iterations"); None if ``key`` is no plugin option."""
+    head, _, rest = key.partition(".")
+    if head in _ALIASES and rest:
+        return split_plugin_key(f"{_ALIASES[head]}.{rest}")
+    if head not in _FREE or not rest:
+        return None
+    name, _, option = rest.partition(".")
+    return (head, name, option) if option else (head, None, name)
+
+
+def chosen(cfg: RunConfig, kind: str) -> str:
+    """The plugin of ``kind`` that ``cfg`` names (whether or not the run uses it)."""
+    return {"fusion": cfg.model.fusion, "encoder": cfg.model.encoder, "dataset": cfg.data.name}[kind]
+
+
 def set_value(cfg: RunConfig, key: str, value) -> None:
-    """Set ``key`` (``section.field``) on ``cfg`` with type checking; raise ConfigError."""
+    """Set ``key`` (``section.field``, or a plugin option) on ``cfg`` with type checking; raise
+    ConfigError. A short-form plugin option (``fusion.iterations``) goes to the plugin ``cfg``
+    names now (:func:`build_config` sets those last)."""
     if key in ("seed", "device"):
         setattr(cfg, key, coerce(key, value, int if key == "seed" else str))
         return
-    section, _, name = key.partition(".")
-    if not name:
-        raise _unknown(key, all_keys(cfg))
-    if section in _FREE:
-        getattr(cfg, section)[name] = parse_literal(value) if isinstance(value, str) else value
+    plugin = split_plugin_key(key)
+    if plugin is not None:
+        kind, name, option = plugin
+        if name is None:
+            name = chosen(cfg, kind)
+            cfg.shorthand.setdefault(kind, set()).add(option)
+        value = parse_literal(value) if isinstance(value, str) else value
+        getattr(cfg, kind).setdefault(name, {})[option] = value
         return
-    if section not in _SECTIONS:
+    section, _, name = key.partition(".")
+    if not name or section not in _SECTIONS:
         raise _unknown(key, all_keys(cfg))
     obj = getattr(cfg, section)
     fields = _fields(obj)
@@ -306,12 +419,20 @@ def set_value(cfg: RunConfig, key: str, value) -> None:
 
 
 def flatten(table: dict, prefix: str = "") -> dict[str, typing.Any]:
-    """``{"train": {"lr": 1e-3}}`` → ``{"train.lr": 1e-3}`` (one level of nesting, plus dict fields)."""
+    """``{"train": {"lr": 1e-3}}`` → ``{"train.lr": 1e-3}``: one level of nesting, and two for
+    plugin options (``{"fusion": {"rcma": {"iterations": 1}}}`` → ``fusion.rcma.iterations``;
+    a value that is not a table is a short-form option, ``fusion.iterations``)."""
     out = {}
     for k, v in table.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and not prefix and k in _SECTIONS | _FREE:
+        if isinstance(v, dict) and not prefix and k in _SECTIONS | set(_ALIASES):
             out.update(flatten(v, prefix=f"{k}."))
+        elif isinstance(v, dict) and not prefix and k in _FREE:
+            for name, opts in v.items():
+                if isinstance(opts, dict):
+                    out.update({f"{k}.{name}.{o}": x for o, x in opts.items()})
+                else:
+                    out[f"{k}.{name}"] = opts
         else:
             out[key] = v
     return out
@@ -344,20 +465,36 @@ def build_config(preset: str = "quick", config_file: str | None = None,
     cfg = RunConfig()
     for k, v in PRESETS[preset].items():
         set_value(cfg, k, v)
-    if config_file:
-        for k, v in load_toml(config_file).items():
-            try:
-                set_value(cfg, k, v)
-            except ConfigError as e:
-                raise ConfigError(f"{config_file}: {e}") from None
-    for k, v in overrides:
-        set_value(cfg, k, v)
-    for table, name, options in ((PRESET_FUSION_OPTIONS, cfg.model.fusion, cfg.fusion),
-                                 (PRESET_ENCODER_OPTIONS, cfg.model.encoder, cfg.encoder)):
-        for k, v in table.get(preset, {}).get(name, {}).items():
-            options.setdefault(k, v)
+    for kind, table in (("fusion", PRESET_FUSION_OPTIONS), ("encoder", PRESET_ENCODER_OPTIONS)):
+        for name, options in table.get(preset, {}).items():
+            for k, v in options.items():
+                set_value(cfg, f"{kind}.{name}.{k}", v)
+    given = [(k, v, config_file) for k, v in (load_toml(config_file) if config_file else {}).items()]
+    given += [(k, v, None) for k, v in overrides]
+    short, explicit = [], set()
+    for k, v, origin in given:
+        plugin = split_plugin_key(k)
+        if plugin is not None and plugin[1] is None:
+            short.append((k, v, origin))  # once the chosen plugins are known
+            continue
+        if plugin is not None:
+            explicit.add(plugin)
+        _set(cfg, k, v, origin)
+    for k, v, origin in short:
+        kind, _, option = split_plugin_key(k)
+        if (kind, chosen(cfg, kind), option) in explicit:
+            raise ConfigError(f"{k} and {kind}.{chosen(cfg, kind)}.{option} both set the option of "
+                              f"{kind} {chosen(cfg, kind)!r}; keep one")
+        _set(cfg, k, v, origin)
     validate(cfg)
     return cfg
+
+
+def _set(cfg: RunConfig, key: str, value, origin: str | None) -> None:
+    try:
+        set_value(cfg, key, value)
+    except ConfigError as e:
+        raise ConfigError(f"{origin}: {e}" if origin else str(e)) from None
 
 
 def parse_set(items: typing.Iterable[str]) -> list[tuple[str, str]]:
@@ -410,7 +547,8 @@ def validate(cfg: RunConfig) -> None:
 def _check_ranges(cfg: RunConfig) -> None:
     """Numbers outside the range their meaning allows: a message naming the key, instead of a
     library's traceback later (a negative seed in numpy, a plateau factor in torch) or a run
-    that means nothing (a negative patience; in the synthetic knobs, a 0-feature modality)."""
+    that means nothing (a negative patience). Plugin options are the plugin's to check
+    (:func:`fusion_bench.options.check`)."""
     m, t = cfg.model, cfg.train
     at_least = {  # key: (value, smallest allowed)
         "seed": (cfg.seed, 0), "data.seed": (cfg.data.seed, 0), "data.fold": (cfg.data.fold, 0),
@@ -428,8 +566,6 @@ def _check_ranges(cfg: RunConfig) -> None:
     if not 0 < t.plateau_factor < 1:
         raise ConfigError(f"train.plateau_factor multiplies the learning rate on a plateau; it must "
                           f"be between 0 and 1 (exclusive), got {t.plateau_factor}")
-    if cfg.data.name == "synthetic":
-        cfg.synthetic.check()
 
 
 def keyword_options(cls, skip: typing.Iterable[str] = ()) -> tuple[dict[str, inspect.Parameter], bool]:
@@ -438,6 +574,18 @@ def keyword_options(cls, skip: typing.Iterable[str] = ()) -> tuple[dict[str, ins
     params = {p.name: p for p in sig.parameters.values()
               if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     return params, any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def unknown_option(kind: str, name: str, option: str, known: typing.Iterable[str]) -> ConfigError:
+    """``kind`` plugin ``name`` has no ``option``: a "did you mean" among ``known``."""
+    known = list(known)
+    near = difflib.get_close_matches(option, known, n=3)
+    valid = ", ".join(f"{kind}.{name}.{p}" for p in known) or "none"
+    return ConfigError(
+        f"{kind} {name!r} has no option {option!r}"
+        + (f"; did you mean {', '.join(f'{kind}.{name}.{n}' for n in near)}?" if near else "")
+        + f" (its options: {valid})"
+    )
 
 
 def plugin_options(kind: str, name: str, cls, options: dict, skip: typing.Iterable[str] = ()) -> dict:
@@ -450,19 +598,13 @@ def plugin_options(kind: str, name: str, cls, options: dict, skip: typing.Iterab
             if takes_kwargs:
                 out[k] = v
                 continue
-            near = difflib.get_close_matches(k, list(params), n=3)
-            valid = ", ".join(f"{kind}.{p}" for p in params) or "none"
-            raise ConfigError(
-                f"{kind} {name!r} has no option {k!r}"
-                + (f"; did you mean {', '.join(f'{kind}.{n}' for n in near)}?" if near else "")
-                + f" (its options: {valid})"
-            )
+            raise unknown_option(kind, name, k, params)
         p = params[k]
         if p.default is not inspect.Parameter.empty and p.default is not None and v is not None:
             ann = type(p.default)
             if ann in (int, float, bool, str):
                 if ann is float and isinstance(v, int) and not isinstance(v, bool):
                     v = float(v)
-                v = coerce(f"{kind}.{k}", v, ann)
+                v = coerce(f"{kind}.{name}.{k}", v, ann)
         out[k] = v
     return out

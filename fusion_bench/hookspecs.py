@@ -13,13 +13,15 @@ hookspec = pluggy.HookspecMarker("fusion_bench")
 @hookspec
 def register_fusions(register):
     """Register fusion modules: ``register(name, cls)`` with ``cls(dims, seq_len, **options)``
-    an ``nn.Module`` mapping ``{modality: (B, L, d_m)}`` and masks to ``(B, L, cls.out_dim)``."""
+    an ``nn.Module`` mapping ``{modality: (B, L, d_m)}`` and masks to ``(B, L, cls.out_dim)``;
+    the options (keyword parameters with defaults) are set with ``--set fusion.<name>.<option>``."""
 
 
 @hookspec
 def register_encoders(register):
     """Register temporal encoders: ``register(name, cls)`` with ``cls(in_dim, **options)`` an
-    ``nn.Module`` mapping ``(B, L, in_dim)`` to ``(B, L, out_dim)`` and an ``out_dim`` attribute."""
+    ``nn.Module`` mapping ``(B, L, in_dim)`` to ``(B, L, out_dim)`` and an ``out_dim`` attribute;
+    options as a fusion's (``--set encoder.<name>.<option>``)."""
 
 
 @hookspec
@@ -31,7 +33,10 @@ def register_backbones(register):
 @hookspec
 def register_datasets(register):
     """Register datasets: ``register(name, cls)``; ``cls.from_config(run_config)`` builds one with
-    ``dims``, ``splits()`` (train/val/test → list of :class:`fusion_bench.data.Video`) and ``info()``."""
+    ``dims``, ``splits()`` (train/val/test → list of :class:`fusion_bench.data.Video`) and ``info()``.
+    Options: an ``Options`` dataclass on ``cls`` (``--set dataset.<name>.<field>=...``), read in
+    ``from_config`` with :func:`fusion_bench.options.dataset_options`; a ``data_version`` attribute
+    for data generated from them (see :mod:`fusion_bench.data`)."""
 
 
 @hookspec

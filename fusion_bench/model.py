@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .config import PRESETS, RunConfig, keyword_options, plugin_options
+from .config import RunConfig, plugin_options
 from .errors import ConfigError
 from .heads import RegressionHead
+from .options import check_channels
 
 
 class FusionModel(nn.Module):
@@ -45,29 +46,15 @@ class FusionModel(nn.Module):
 def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) -> tuple[FusionModel, dict]:
     """Build the model of ``cfg`` for feature ``dims``; return it and the resolved plugin options."""
     enc_entry = registry.get("encoders", cfg.model.encoder)
-    enc_opts = plugin_options("encoder", cfg.model.encoder, enc_entry.obj, cfg.encoder, skip=("in_dim",))
-    unknown = set(cfg.model.channels) - set(dims)
-    if unknown:
-        raise ConfigError(
-            f"model.channels names {sorted(unknown)}, which are not among data.modalities {list(dims)}"
-        )
+    enc_opts = plugin_options("encoder", cfg.model.encoder, enc_entry.obj, cfg.options("encoder"),
+                              skip=("in_dim",))
+    check_channels(cfg, enc_entry.obj)
     encoders = {}
     for m, d in dims.items():
         opts = enc_opts
         if m in cfg.model.channels:  # per-modality width, checked like any encoder option
-            params, takes_kwargs = keyword_options(enc_entry.obj)
-            if "channels" not in params and not takes_kwargs:
-                widths = ",".join(f"{k}:{v}" for k, v in cfg.model.channels.items())
-                preset = [name for name, p in PRESETS.items()
-                          if p.get("model.channels") == cfg.model.channels]
-                origin = f" (--preset {preset[0]} sets it)" if preset else ""
-                raise ConfigError(
-                    f"model.channels={widths} gives each modality's encoder a width{origin}, but "
-                    f"encoder {cfg.model.encoder!r} has no option 'channels'; clear it with "
-                    f"--set model.channels= or use an encoder with a width (tcn, lstm)"
-                )
             opts = plugin_options("encoder", cfg.model.encoder, enc_entry.obj,
-                                  {**cfg.encoder, "channels": cfg.model.channels[m]}, skip=("in_dim",))
+                                  {**cfg.options("encoder"), "channels": cfg.model.channels[m]}, skip=("in_dim",))
         try:
             encoders[m] = enc_entry.obj(d + 1, **opts)  # +1: the mask channel
         except (TypeError, ValueError) as e:
@@ -76,7 +63,7 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
     fusion, fus_opts = None, {}
     if len(dims) > 1:
         fus_entry = registry.get("fusions", cfg.model.fusion)
-        fus_opts = plugin_options("fusion", cfg.model.fusion, fus_entry.obj, cfg.fusion,
+        fus_opts = plugin_options("fusion", cfg.model.fusion, fus_entry.obj, cfg.options("fusion"),
                                   skip=("dims", "seq_len"))
         try:
             fusion = fus_entry.obj(enc_dims, cfg.data.window, **fus_opts)

@@ -51,7 +51,7 @@ class Fusion(Protocol):
       encoders' ``out_dim``; a fusion is only built when a run has two or more modalities);
     * ``seq_len``: ``L``, the window length in frames (``data.window``); a fusion may size
       parameters by it (RCMA's time mixing does);
-    * ``options``: keyword arguments with defaults, set by ``--set fusion.NAME=VALUE`` or the
+    * ``options``: keyword arguments with defaults, set by ``--set fusion.<name>.<option>=VALUE`` or the
       ``[fusion]`` table; an unknown option is an error before the fusion is built. Raise
       ``ValueError``/``TypeError`` on a bad value: the harness reports it as a configuration
       error naming the fusion.
@@ -87,7 +87,7 @@ class Encoder(Protocol):
     A ``torch.nn.Module`` subclass built as ``Encoder(in_dim, **options)``, once per modality.
     The harness passes ``in_dim = d_m + 1``: the modality's features (zeroed where masked) and
     the mask as one extra channel, so "missing" and "zero" differ. Options come from
-    ``--set encoder.NAME=VALUE``; an encoder taking ``channels`` (or ``**options``) gets a width
+    ``--set encoder.<name>.<option>=VALUE``; an encoder taking ``channels`` (or ``**options``) gets a width
     per modality from ``model.channels``. The output goes through a ``BatchNorm1d(out_dim)``
     and then to the fusion (or, with one modality, straight to the head).
     """
@@ -108,7 +108,9 @@ class Dataset(Protocol):
     """Per-video, per-frame features, masks and labels (hook ``register_datasets``).
 
     Built by the classmethod ``from_config(run_config)``, from ``data.*`` (``root``,
-    ``modalities``, ``seed``, ``fold``) and, for the synthetic data, ``synthetic.*``. A user
+    ``modalities``, ``seed``, ``fold``) and its own options, ``dataset.<name>.*``: the fields of
+    an ``Options`` dataclass on the class, read with :func:`fusion_bench.options.dataset_options`
+    (see :mod:`fusion_bench.data`; the synthetic data's are its generator's knobs). A user
     error (no ``--root``, a modality it lacks) raises :class:`fusion_bench.errors.ConfigError`
     or :class:`fusion_bench.errors.DataError` with a message that says what to do. Building
     should be cheap; reading the videos waits for :meth:`splits`.

@@ -200,15 +200,16 @@ def new_record(config: dict, config_hash: str, plugins: dict, env: dict, name: s
     }
 
 
-def make_record(cfg, result: dict, plugins: dict) -> dict:
-    """The full record of a finished run: config, result, plugins and environment."""
+def make_record(cfg, result: dict, plugins: dict, data_version: str | None) -> dict:
+    """The full record of a finished run: config, result, plugins and environment;
+    ``data_version`` is the dataset plugin's (:func:`fusion_bench.options.data_version`)."""
     from .runtime import environment  # torch: only a run, never a report, makes a record
 
-    h = cfg.hash()
+    h = cfg.hash(data_version)
     return {
         **new_record(cfg.to_dict(), h, plugins, environment(result["device"]),
                      f"{model_name(cfg)}-s{cfg.seed}-{h[:8]}"),
-        "model_hash": cfg.model_hash(),
+        "model_hash": cfg.model_hash(data_version),
         **{k: v for k, v in result.items() if k != "device"},
     }
 

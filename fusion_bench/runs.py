@@ -35,6 +35,8 @@ from .evaluate import (
 )
 from .events import Events, RunInfo
 from .model import build_model
+from .options import check as check_options
+from .options import data_version
 from .results import ResultsStore, make_record, model_name
 from .runtime import compute_device, seed_everything
 from .train import FitResult, fit
@@ -61,13 +63,13 @@ def open_dataset(reg, cfg: RunConfig):
 
 def preflight(configs: Iterable[RunConfig], reg) -> None:
     """Raise what every run of ``configs`` would fail on, before any run and before any video is
-    read: an unknown dataset, encoder or fusion, a modality the dataset lacks, a dataset that
-    cannot be opened. :func:`fusion_bench.sweep.sweep` passes the configurations still to run."""
+    read: an unknown dataset, encoder or fusion, a plugin option they lack or of a wrong type
+    (:func:`fusion_bench.options.check`), a modality the dataset lacks, a dataset that cannot be
+    opened. :func:`fusion_bench.sweep.sweep` passes the configurations still to run."""
     opened = set()
     for cfg in configs:
-        plugins_used(reg, cfg)
-        key = json.dumps([dataclasses.asdict(cfg.data), dataclasses.asdict(cfg.synthetic)],
-                         sort_keys=True)
+        check_options(cfg, reg)
+        key = json.dumps([dataclasses.asdict(cfg.data), cfg.options("dataset")], sort_keys=True)
         if key not in opened:  # opening reads no videos: cheap
             opened.add(key)
             open_dataset(reg, cfg)
@@ -140,8 +142,8 @@ def fit_targets(cfg: RunConfig, reg, dims: dict[str, int], train: Windows, val: 
         yield Fitted(cols, model, res, options)
 
 
-def run_info(cfg: RunConfig) -> RunInfo:
-    return RunInfo(f"{model_name(cfg)}-s{cfg.seed}", cfg.to_dict(), cfg.hash(),
+def run_info(cfg: RunConfig, reg) -> RunInfo:
+    return RunInfo(f"{model_name(cfg)}-s{cfg.seed}", cfg.to_dict(), cfg.hash(data_version(cfg, reg)),
                    tuple(model_label(cfg, c) for c in target_groups(cfg)))
 
 
@@ -218,10 +220,10 @@ def run_record(cfg: RunConfig, reg, events: Events | None = None) -> dict:
     """Check, train and evaluate ``cfg``; return its record (not written anywhere)."""
     preflight([cfg], reg)  # names and options before any data is read
     plugins = plugins_used(reg, cfg)
-    info = run_info(cfg)
+    info = run_info(cfg, reg)
     if events is not None:
         events.run_start(info)
-    record = make_record(cfg, run(cfg, reg, events, info), plugins)
+    record = make_record(cfg, run(cfg, reg, events, info), plugins, data_version(cfg, reg))
     if events is not None:
         events.run_end(info, record)
     return record

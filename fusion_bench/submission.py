@@ -62,7 +62,7 @@ def train_and_predict(cfg, registry, videos=None, events=None) -> tuple[dict[str
     preds = [np.zeros((v.n_frames, len(TARGETS))) for v in videos]
     scores = {}
     for fitted in fit_targets(cfg, registry, ds.dims, wtrain, wval, splits["val"], device,
-                              events, run_info(cfg)):
+                              events, run_info(cfg, registry)):
         scores["+".join(TARGETS[c] for c in fitted.columns)] = fitted.fit.best_val
         predict_into(preds, fitted.columns, fitted.model, wtest, videos, device)
     return {v.name: p for v, p in zip(videos, preds, strict=True)}, scores

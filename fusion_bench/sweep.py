@@ -25,18 +25,20 @@ from collections.abc import Callable, Iterable, Iterator
 from .config import RunConfig, build_config
 from .errors import ConfigError, FusionBenchError
 from .events import Events
+from .options import data_version, hashes
 from .results import ResultsStore, make_record, model_name
 from .runs import preflight, run_record
 
 EXECUTORS = ("local", "ray")
 
 
-def is_stored(store: ResultsStore, cfg: RunConfig) -> bool:
+def is_stored(store: ResultsStore, cfg: RunConfig, reg) -> bool:
     """Whether ``store`` holds a successful run of ``cfg``: under its hash, or a run of the same
-    trained model with robustness for a plain run, or a record of the older hash scheme on the
+    trained model with robustness for a plain run, or a record of an older hash scheme on the
     same data version."""
-    return store.has(cfg.hash(), None if cfg.robustness.enabled else cfg.model_hash(),
-                     legacy=cfg.legacy_hashes(), data_version=cfg.data_version())
+    h = hashes(cfg, reg)
+    return store.has(h["hash"], None if cfg.robustness.enabled else h["model_hash"],
+                     legacy=h["legacy"], data_version=h["data_version"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,12 +87,13 @@ class GridResult:
 
 
 def store_outcome(store: ResultsStore, cfg: RunConfig, outcome: Outcome, tag: str, res: GridResult,
-                  echo: Callable[[str], object]) -> None:
+                  echo: Callable[[str], object], version: str | None = None) -> None:
     """Write a finished run's record, or a failed record with its error, and print one line.
-    Every executor goes through here, in the driver only."""
+    Every executor goes through here, in the driver only. ``version``: the data version of
+    ``cfg``'s dataset (:func:`fusion_bench.options.data_version`), for a failed record's hash."""
     if outcome.record is None:
         res.failed += 1
-        failed = make_record(cfg, {"device": "cpu", "metrics": {}}, {})
+        failed = make_record(cfg, {"device": "cpu", "metrics": {}}, {}, version)
         failed.update(status="failed", error=outcome.error, traceback=outcome.traceback)
         store.write(failed)
         echo(f"{tag}: FAILED ({outcome.error})")
@@ -139,7 +142,7 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
 
     def missing() -> Iterator[RunConfig]:
         for cfg in configs:
-            if is_stored(store, cfg):
+            if is_stored(store, cfg, reg):
                 res.skipped += 1
                 echo(f"{tag(cfg)}: already stored, skipped")
             else:
@@ -156,7 +159,7 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     # closing(): on Ctrl-C here the executor's clean-up (cancel pending work) runs at once.
     with contextlib.closing(outcomes):
         for cfg, outcome in outcomes:
-            store_outcome(store, cfg, outcome, tag(cfg), res, echo)
+            store_outcome(store, cfg, outcome, tag(cfg), res, echo, data_version(cfg, reg))
     return res
 
 

@@ -9,9 +9,9 @@ import torch
 torch.set_num_threads(1)
 
 TINY = [
-    "--set", "synthetic.n_train=6", "--set", "synthetic.n_val=3", "--set", "synthetic.n_test=3",
-    "--set", "synthetic.min_frames=100", "--set", "synthetic.max_frames=160",
-    "--set", "synthetic.dim_visual=8", "--set", "synthetic.dim_audio=6", "--set", "synthetic.dim_text=5",
+    "--set", "dataset.synthetic.n_train=6", "--set", "dataset.synthetic.n_val=3", "--set", "dataset.synthetic.n_test=3",
+    "--set", "dataset.synthetic.min_frames=100", "--set", "dataset.synthetic.max_frames=160",
+    "--set", "dataset.synthetic.dim_visual=8", "--set", "dataset.synthetic.dim_audio=6", "--set", "dataset.synthetic.dim_text=5",
     "--set", "train.epochs=2", "--set", "encoder.channels=8", "--set", "encoder.levels=2",
     "--quiet",
 ]

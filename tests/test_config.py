@@ -11,7 +11,7 @@ def test_precedence_preset_file_set(tmp_path):
     cfg = build_config("paper", str(f), [("train.epochs", "7")])
     assert cfg.seed == 11 and cfg.train.lr == 0.5 and cfg.train.epochs == 7
     assert cfg.data.window == 300 and cfg.train.batch_size == 12  # from the preset
-    assert cfg.fusion == {"width": 4}
+    assert cfg.fusion["concat"] == {"width": 4}  # the short form: the chosen fusion's
 
 
 def test_types_are_checked():
@@ -45,7 +45,7 @@ def test_hash_ignores_device_and_progress_bar_only():
     a = build_config("quick", None, [("device", "cpu")])
     b = build_config("quick", None, [("device", "cuda"), ("train.progress", "false")])
     c = build_config("quick", None, [("seed", "1")])
-    assert a.hash() == b.hash() != c.hash() and a.model_hash() == b.model_hash()
+    assert a.hash("2") == b.hash("2") != c.hash("2") and a.model_hash("2") == b.model_hash("2")
 
 
 def test_plugin_options_checked_against_signature():
@@ -60,13 +60,13 @@ def test_paper_preset_is_the_papers_configuration():
 
 
 def test_preset_plugin_options_apply_to_their_plugin_only_and_yield_to_the_user():
-    assert build_config("quick", None, [("model.fusion", "rcma")]).encoder == {"kernel": 3}
-    assert build_config("quick", None, [("encoder.kernel", "5")]).encoder == {"kernel": 5}
+    assert build_config("quick", None, [("model.fusion", "rcma")]).options("encoder") == {"kernel": 3}
+    assert build_config("quick", None, [("encoder.kernel", "5")]).options("encoder") == {"kernel": 5}
     # another encoder does not get the TCN's option (an LSTM has no kernel)
-    assert build_config("quick", None, [("model.encoder", "lstm")]).encoder == {}
+    assert build_config("quick", None, [("model.encoder", "lstm")]).options("encoder") == {}
     cfg = build_config("quick", None, [("model.fusion", "rcma"), ("fusion.dropout", "0.3")])
-    assert cfg.fusion == {"dropout": 0.3, "time_init": "identity"}
-    assert build_config("quick", None, [("model.fusion", "concat")]).fusion == {}
+    assert cfg.options("fusion") == {"dropout": 0.3, "time_init": "identity"}
+    assert build_config("quick", None, [("model.fusion", "concat")]).options("fusion") == {}
 
 
 def test_a_hop_longer_than_the_window_is_refused():
@@ -82,23 +82,27 @@ def test_a_hop_longer_than_the_window_is_refused():
 def test_paper_preset_with_another_encoder():
     """The paper's TCN options go to the TCN only: --preset paper --encoder lstm builds."""
     cfg = build_config("paper", None, [("model.encoder", "lstm"), ("model.fusion", "rcma")])
-    assert cfg.encoder == {}
-    assert cfg.data.window == 300 and cfg.fusion["dropout"] == 0.6
+    assert cfg.options("encoder") == {}
+    assert cfg.data.window == 300 and cfg.options("fusion")["dropout"] == 0.6
     tcn = build_config("paper", None, [("model.fusion", "rcma")])
-    assert tcn.encoder == {"levels": 4, "kernel": 5, "dropout": 0.1, "causal": True,
+    assert tcn.options("encoder") == {"levels": 4, "kernel": 5, "dropout": 0.1, "causal": True,
                            "weight_norm": True}
 
 
 def test_hash_names_the_synthetic_generator_version(monkeypatch):
-    from fusion_bench.data import synthetic
+    from fusion_bench.data.synthetic import SyntheticDataset
+    from fusion_bench.options import hashes
+    from fusion_bench.plugins import load_registry
 
+    reg = load_registry(entry_points=False)
     cfg = build_config("quick")
-    before = (cfg.hash(), cfg.model_hash())
+    before = hashes(cfg, reg)
     feats = build_config("quick", None, [("data.name", "affwild2")])
-    feats_before = feats.hash()
-    monkeypatch.setattr(synthetic, "VERSION", "999")
-    assert cfg.hash() != before[0] and cfg.model_hash() != before[1]  # a sweep re-runs it
-    assert feats.hash() == feats_before  # not synthetic data: the generator is not its data
+    feats_before = hashes(feats, reg)
+    monkeypatch.setattr(SyntheticDataset, "data_version", "999")
+    after = hashes(cfg, reg)
+    assert after["hash"] != before["hash"] and after["model_hash"] != before["model_hash"]  # re-run
+    assert hashes(feats, reg) == feats_before  # not synthetic data: the generator is not its data
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -114,8 +118,11 @@ def test_hash_names_the_synthetic_generator_version(monkeypatch):
     ("synthetic.max_frames", "10", r"synthetic.max_frames \(10\) is below"),
 ])
 def test_out_of_range_numbers_name_their_key(key, value, message):
-    with pytest.raises(ConfigError, match=message):
-        build_config("quick", None, [(key, value)])
+    from fusion_bench.options import check
+    from fusion_bench.plugins import load_registry
+
+    with pytest.raises(ConfigError, match=message):  # the dataset's options: in the preflight
+        check(build_config("quick", None, [(key, value)]), load_registry(entry_points=False))
 
 
 def test_out_of_range_is_one_line_from_the_cli(cli_run):

@@ -145,8 +145,8 @@ def _dataset_config(name, root=""):
     cfg.data.name = name
     cfg.data.root = str(root)
     if name == "synthetic":  # the defaults generate 256 videos; a few short ones will do
-        cfg.synthetic.n_train, cfg.synthetic.n_val, cfg.synthetic.n_test = 3, 2, 2
-        cfg.synthetic.min_frames, cfg.synthetic.max_frames = 60, 90
+        cfg.dataset["synthetic"] = {"n_train": 3, "n_val": 2, "n_test": 2, "min_frames": 60,
+                                    "max_frames": 90}
     return cfg
 
 

@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 
 from fusion_bench.config import build_config
+from fusion_bench.data.synthetic import VERSION
 from fusion_bench.results import make_record
 
 
 def test_run_id_names_the_fusion_or_the_single_modality():
     fused = make_record(build_config("quick", None, [("model.fusion", "rcma"), ("seed", "3")]),
-                        {"device": "cpu", "metrics": {}}, {})
+                        {"device": "cpu", "metrics": {}}, {}, VERSION)
     single = make_record(build_config("quick", None, [("data.modalities", "audio")]),
-                         {"device": "cpu", "metrics": {}}, {})
+                         {"device": "cpu", "metrics": {}}, {}, VERSION)
     assert "-rcma-s3-" in fused["run_id"]
     assert "-only-audio-s0-" in single["run_id"] and "concat" not in single["run_id"]
 
@@ -39,11 +40,11 @@ def test_a_store_made_before_model_hash_still_opens_and_answers(tmp_path):
     store = ResultsStore(tmp_path)
     assert store.has("h1") and not store.has("h2", "m2")
     cfg = build_config("quick", None, [("robustness.enabled", "true")])
-    rec = make_record(cfg, {"device": "cpu", "metrics": {}}, {})
+    rec = make_record(cfg, {"device": "cpu", "metrics": {}}, {}, VERSION)
     store.write(rec)
     assert store.has("other", rec["model_hash"]) and not store.has("other")
     plain = build_config("quick")
-    assert rec["model_hash"] == plain.model_hash() == plain.hash() != cfg.hash()
+    assert rec["model_hash"] == plain.model_hash(VERSION) == plain.hash(VERSION) != cfg.hash(VERSION)
 
 
 LONG = Path(__file__).resolve().parent.parent / "leaderboards" / "synthetic-cpu-long" / "runs"
@@ -53,7 +54,7 @@ def test_records_copied_into_an_indexed_store_are_seen_and_deleted_ones_forgotte
     from fusion_bench.results import ResultsStore
 
     store = ResultsStore(tmp_path)
-    rec = make_record(build_config("quick"), {"device": "cpu", "metrics": {}}, {})
+    rec = make_record(build_config("quick"), {"device": "cpu", "metrics": {}}, {}, VERSION)
     store.write(rec)  # the index exists now
     committed = sorted(LONG.glob("*.json"))[:3]  # records committed without an index
     for p in committed:
@@ -66,45 +67,31 @@ def test_records_copied_into_an_indexed_store_are_seen_and_deleted_ones_forgotte
     assert len(store.records()) == 3 and not store.has(first["config_hash"])
 
 
-def _config_of(rec):
-    from fusion_bench.config import (
-        DataConfig,
-        ModelConfig,
-        RobustnessConfig,
-        RunConfig,
-        TrainConfig,
-    )
-    from fusion_bench.data.synthetic import SyntheticConfig
-
-    c = rec["config"]
-    return RunConfig(seed=c["seed"], device=c["device"], data=DataConfig(**c["data"]),
-                     synthetic=SyntheticConfig(**c["synthetic"]), model=ModelConfig(**c["model"]),
-                     train=TrainConfig(**c["train"]), robustness=RobustnessConfig(**c["robustness"]),
-                     fusion=c["fusion"], encoder=c["encoder"])
-
-
 def test_a_sweep_skips_runs_stored_under_the_older_hash_on_the_same_data(tmp_path, monkeypatch):
-    from fusion_bench.data import synthetic
+    from fusion_bench.config import RunConfig
+    from fusion_bench.data.synthetic import SyntheticDataset
+    from fusion_bench.plugins import load_registry
     from fusion_bench.results import ResultsStore
     from fusion_bench.sweep import is_stored
 
+    reg = load_registry(entry_points=False)
     path = sorted(LONG.glob("*.json"))[0]  # made before the data version entered the hash
     rec = json.loads(path.read_text())
-    cfg = _config_of(rec)
-    assert rec["config_hash"] in cfg.legacy_hashes() and rec["config_hash"] != cfg.hash()
+    cfg = RunConfig.from_dict(rec["config"])
+    assert rec["config_hash"] in cfg.legacy_hashes(VERSION) and rec["config_hash"] != cfg.hash(VERSION)
     (tmp_path / "runs").mkdir()
     shutil.copy(path, tmp_path / "runs" / path.name)
     store = ResultsStore(tmp_path)
-    assert is_stored(store, cfg)  # same configuration, same data version: not run again
-    monkeypatch.setattr(synthetic, "VERSION", "999")
-    assert not is_stored(ResultsStore(tmp_path), cfg)  # new data: run again
+    assert is_stored(store, cfg, reg)  # same configuration, same data version: not run again
+    monkeypatch.setattr(SyntheticDataset, "data_version", "999")
+    assert not is_stored(ResultsStore(tmp_path), cfg, reg)  # new data: run again
 
 
 def test_rewriting_a_record_updates_the_index_and_new_files_are_seen(tmp_path):
     from fusion_bench.results import ResultsStore
 
     store = ResultsStore(tmp_path)
-    rec = make_record(build_config("quick"), {"device": "cpu", "metrics": {}}, {})
+    rec = make_record(build_config("quick"), {"device": "cpu", "metrics": {}}, {}, VERSION)
     store.write({**rec, "status": "failed"})
     assert not store.has(rec["config_hash"])
     store.write(rec)  # the same run_id, now a success

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from fusion_bench import sweep as sweep_mod
+from fusion_bench.data.synthetic import VERSION
 from fusion_bench.plugins import load_registry
 from fusion_bench.report.leaderboard import build_rows, table
 from fusion_bench.report.render import render
@@ -26,7 +27,7 @@ def test_interrupted_sweep_resumes_with_only_the_missing_runs(tmp_path, monkeypa
     calls = []
 
     def dies_on_third(cfg, reg, *args):
-        calls.append(cfg.hash())
+        calls.append(cfg.hash(VERSION))
         if len(calls) == 3:
             raise KeyboardInterrupt  # Ctrl-C / kill in the middle of run 3
         return real(cfg, reg, *args)
@@ -38,20 +39,20 @@ def test_interrupted_sweep_resumes_with_only_the_missing_runs(tmp_path, monkeypa
     monkeypatch.setattr(sweep_mod, "run_record", real)
     res = sweep_mod.sweep(cfgs, reg, store, echo=lambda *_: None)
     assert (res.done, res.skipped, res.failed) == (2, 2, 0)
-    assert sorted(r["config_hash"] for r in store.records()) == sorted(c.hash() for c in cfgs)
+    assert sorted(r["config_hash"] for r in store.records()) == sorted(c.hash(VERSION) for c in cfgs)
 
 
 def test_failed_run_is_recorded_and_sweep_continues(tmp_path, monkeypatch):
     store, reg = ResultsStore(tmp_path), load_registry(entry_points=False)
-    cfgs = configs(fusions=("concat",), seeds=(0, 1))
-    cfgs[0].fusion["no_such_option"] = 1  # first run fails when the model is built
+    cfgs = configs(fusions=("lstm",), seeds=(0, 1))
+    cfgs[0].fusion["lstm"] = {"layers": 0}  # passes the preflight; fails when the model is built
     res = sweep_mod.sweep(cfgs, reg, store, echo=lambda *_: None)
     assert (res.done, res.failed) == (1, 1)
     statuses = sorted(r["status"] for r in store.records())
     assert statuses == ["failed", "ok"]
     failed = next(r for r in store.records() if r["status"] == "failed")
-    assert "no_such_option" in failed["error"]
-    assert not store.has(cfgs[0].hash())  # a failed run is retried by the next sweep
+    assert "layers must be a positive int" in failed["error"]
+    assert not store.has(cfgs[0].hash(VERSION))  # a failed run is retried by the next sweep
 
 
 TINY_SETS = [a for a in TINY if a != "--quiet"]  # sweep has no --quiet (its runs are quiet)
@@ -98,18 +99,18 @@ def test_cli_sweep_with_two_jobs_matches_a_sequential_sweep(tmp_path, cli_run, m
 
 def test_failed_run_in_a_process_sweep_is_recorded_and_the_others_succeed(tmp_path, monkeypatch):
     store = ResultsStore(tmp_path)
-    cfgs = configs(fusions=("concat",), seeds=(0, 1))
-    cfgs[0].fusion["no_such_option"] = 1
+    cfgs = configs(fusions=("lstm",), seeds=(0, 1))
+    cfgs[0].fusion["lstm"] = {"layers": 0}  # passes the preflight; fails when the model is built
     written = _count_writes(monkeypatch)
     res = sweep_mod.sweep(cfgs, load_registry(entry_points=False), store, echo=lambda *_: None,
                           jobs=2, spec=NO_ENTRY_POINTS)
     assert (res.done, res.failed) == (1, 1)
     by_hash = {r["config_hash"]: r for r in store.records()}
-    assert sorted(written) == sorted(by_hash) == sorted(c.hash() for c in cfgs)
-    failed, ok = by_hash[cfgs[0].hash()], by_hash[cfgs[1].hash()]
-    assert failed["status"] == "failed" and "no_such_option" in failed["error"]
+    assert sorted(written) == sorted(by_hash) == sorted(c.hash(VERSION) for c in cfgs)
+    failed, ok = by_hash[cfgs[0].hash(VERSION)], by_hash[cfgs[1].hash(VERSION)]
+    assert failed["status"] == "failed" and "layers must be a positive int" in failed["error"]
     assert "Traceback" in failed["traceback"]
-    assert ok["status"] == "ok" and store.has(cfgs[1].hash()) and not store.has(cfgs[0].hash())
+    assert ok["status"] == "ok" and store.has(cfgs[1].hash(VERSION)) and not store.has(cfgs[0].hash(VERSION))
 
 
 def test_ray_executor_stores_every_run_from_the_driver(tmp_path, monkeypatch):
@@ -130,7 +131,7 @@ def test_ray_executor_stores_every_run_from_the_driver(tmp_path, monkeypatch):
         indexed = sorted(h for (h,) in con.execute("SELECT config_hash FROM runs WHERE status='ok'"))
     finally:
         con.close()
-    assert indexed == sorted(written) == sorted(c.hash() for c in cfgs)
+    assert indexed == sorted(written) == sorted(c.hash(VERSION) for c in cfgs)
     assert all(r["status"] == "ok" and r["environment"]["cpu_threads"] == 1 for r in store.records())
 
 

@@ -26,8 +26,8 @@ from fusion_bench.report.bench_report import format_report
 
 from .conftest import tiny_overrides
 
-TINY_BENCH = ["--set", "synthetic.dim_visual=8", "--set", "synthetic.dim_audio=6",
-              "--set", "synthetic.dim_text=5", "--set", "encoder.channels=8",
+TINY_BENCH = ["--set", "dataset.synthetic.dim_visual=8", "--set", "dataset.synthetic.dim_audio=6",
+              "--set", "dataset.synthetic.dim_text=5", "--set", "encoder.channels=8",
               "--set", "encoder.levels=2", "--preset", "quick", "--batch-size", "3",
               "--seq-len", "16", "--warmup", "1", "--repeats", "2", "--latency-repeats", "3"]
 
@@ -271,7 +271,7 @@ def test_bench_command_prints_table_and_writes_record(cli_run, tmp_path):
 
     store = ResultsStore(out)
     assert [r["run_id"] for r in store.records()] == [rec["run_id"]]
-    assert not store.has(build_config("quick").hash())  # never mistaken for a training run
+    assert not store.has(build_config("quick").hash("2"))  # never mistaken for a training run
 
 
 def test_bench_unknown_fusion_and_device_are_errors(cli_run):

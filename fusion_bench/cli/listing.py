@@ -1,5 +1,6 @@
 """``fusion-bench list KIND`` and ``fusion-bench plugins``: what is registered, and by whom.
-Neither imports torch (built-ins are registered lazily)."""
+Neither imports torch (built-ins are registered lazily); ``list KIND --options`` imports the
+plugins, to read their options."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from .app import State, cli
 
 @cli.command("list")
 @click.argument("kind", type=click.Choice(("fusions", "encoders", "backbones", "datasets", "metrics")))
+@click.option("--options", "show_options", is_flag=True,
+              help="Also each one's options (--set <kind>.<name>.<option>=...), types and defaults.")
 @click.pass_obj
-def list_(state: State, kind):
+def list_(state: State, kind, show_options):
     """List registered fusions, encoders, backbones, datasets or metrics."""
     from tabulate import tabulate
 
@@ -22,6 +25,10 @@ def list_(state: State, kind):
         click.echo(f"no {kind} registered")
         return
     click.echo(tabulate(rows, headers=["name", "description", "reference", "plugin"]))
+    if show_options:
+        from ..options import options_table
+
+        click.echo("\n" + options_table(reg, kind))
 
 
 @cli.command()

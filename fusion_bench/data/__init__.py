@@ -4,6 +4,28 @@ A dataset plugin is a class built by ``cls.from_config(run_config)`` exposing
 ``dims`` (modality → feature dim), ``targets`` (("valence", "arousal")), ``splits()`` (split name →
 list of :class:`Video`; splits ``train``, ``val`` and ``test``), and ``info()`` (a JSON-able dict
 that goes into the result record: name, version, generator parameters, ceilings...).
+
+Options (optional): a dataset with options exposes them as ``Options``, a dataclass whose fields
+(typed, with defaults) are set with ``--set dataset.<name>.<field>=...`` or a TOML table
+``[dataset.<name>]``, and may have a ``check()`` method raising
+:class:`fusion_bench.errors.ConfigError`; ``from_config`` gets them, typed and checked, from
+:func:`fusion_bench.options.dataset_options` ``(cfg, cls)``. fusion-bench checks them before any run
+and lists them (``fusion-bench list datasets --options``). A dataset that makes its data from its
+options alone (a generator) names the version of that data in a ``data_version`` attribute, part
+of each run's identity (bump it when the generator changes); data read from disk has none.
+All in one file::
+
+    @dataclass
+    class ToyOptions:
+        n_videos: int = 10
+
+    class Toy:
+        Options = ToyOptions
+        data_version = "1"
+
+        @classmethod
+        def from_config(cls, cfg):
+            return cls(fusion_bench.options.dataset_options(cfg, cls), cfg.data.modalities)
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ FPS = 30
 
 @dataclass
 class SyntheticConfig:
-    """Knobs of the generator (``--set synthetic.<name>=...``)."""
+    """Knobs of the generator: the dataset's options (``--set dataset.synthetic.<name>=...``, TOML
+    ``[dataset.synthetic]``; ``synthetic.<name>`` is the old spelling)."""
 
     n_train: int = 192
     n_val: int = 16
@@ -76,13 +77,13 @@ class SyntheticConfig:
                          ("label_noise", 0), ("sync_strength", 0), ("offset", 0)):
             value = getattr(self, key)
             if not value >= low:  # also catches NaN
-                raise ConfigError(f"synthetic.{key} must be ≥ {low}, got {value}")
+                raise ConfigError(f"dataset.synthetic.{key} must be ≥ {low}, got {value}")
         if self.max_frames < self.min_frames:
-            raise ConfigError(f"synthetic.max_frames ({self.max_frames}) is below "
-                              f"synthetic.min_frames ({self.min_frames})")
+            raise ConfigError(f"dataset.synthetic.max_frames ({self.max_frames}) is below "
+                              f"dataset.synthetic.min_frames ({self.min_frames})")
         for key in ("interaction", "offset_leak"):
             if not 0 <= getattr(self, key) <= 1:
-                raise ConfigError(f"synthetic.{key} is a share, between 0 and 1; got "
+                raise ConfigError(f"dataset.synthetic.{key} is a share, between 0 and 1; got "
                                   f"{getattr(self, key)}")
 
 
@@ -136,13 +137,19 @@ def _segments(rng, n: int, count: int, lo: int, hi: int) -> np.ndarray:
 
 
 class SyntheticDataset:
-    """The default dataset (see the module docstring for the generative process)."""
+    """The default dataset (see the module docstring for the generative process).
+
+    Its options are :class:`SyntheticConfig` (``Options``); ``data_version`` names the generator,
+    so that runs on data of another generator are other runs (the dataset plugin contract is in
+    :mod:`fusion_bench.data`)."""
 
     name = "synthetic"
     description = "embedded synthetic AV+text data where fusion matters (deterministic from a seed)"
     reference = ""
     targets = TARGETS
     all_modalities = ("visual", "audio", "text")
+    Options = SyntheticConfig
+    data_version = VERSION
 
     def __init__(self, options: dict | None = None, modalities=("visual", "audio", "text"), seed: int = 0):
         self.seed = int(seed)
@@ -166,8 +173,10 @@ class SyntheticDataset:
 
     @classmethod
     def from_config(cls, cfg) -> SyntheticDataset:
-        """Build from a :class:`fusion_bench.config.RunConfig` (``synthetic.*``, ``data.*``)."""
-        return cls(cfg.synthetic, cfg.data.modalities, seed=cfg.data.seed)
+        """Build from a :class:`fusion_bench.config.RunConfig` (``dataset.synthetic.*``, ``data.*``)."""
+        from ..options import dataset_options
+
+        return cls(dataset_options(cfg, cls), cfg.data.modalities, seed=cfg.data.seed)
 
     # -- generation -------------------------------------------------------------------------
     def _mixing(self) -> dict[str, np.ndarray]:
@@ -282,7 +291,7 @@ class SyntheticDataset:
         splits = self.splits()
         return {
             "name": self.name,
-            "version": VERSION,
+            "version": self.data_version,
             "seed": self.seed,
             "generator": asdict(self.config),
             "videos": {s: len(v) for s, v in splits.items()},

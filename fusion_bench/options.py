@@ -1,0 +1,191 @@
+"""Options that belong to their plugin: what each plugin takes, and the check of a configuration's
+options against the plugins it uses, before any data is read.
+
+A fusion's or encoder's options are its constructor's keyword parameters with defaults (their
+type is the default's, or the annotation's). A dataset's options are the fields of the dataclass
+it exposes as ``Options`` (see :func:`dataset_options`); a dataset without one takes none.
+:func:`check` is the preflight of ``run`` and of every configuration of a ``sweep``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+
+from .config import RunConfig, coerce, keyword_options, plugin_options, unknown_option
+from .errors import ConfigError
+
+# kind -> (registry kind, constructor parameters that are not options)
+KINDS = {
+    "dataset": ("datasets", ()),
+    "encoder": ("encoders", ("in_dim",)),
+    "fusion": ("fusions", ("dims", "seq_len")),
+}
+
+
+@dataclasses.dataclass
+class Option:
+    """One option of a plugin, as ``fusion-bench list ... --options`` shows it."""
+
+    name: str
+    type: str  # "int", "float", "str | None"...; "" when neither annotated nor defaulted
+    default: typing.Any = inspect.Parameter.empty  # empty: required
+
+
+def plugin_parameters(kind: str, obj) -> list[Option]:
+    """The options of plugin ``obj`` of ``kind``: a dataset's ``Options`` fields, a fusion's or
+    encoder's keyword parameters (less those fusion-bench passes itself)."""
+    if kind == "dataset":
+        spec = getattr(obj, "Options", None)
+        if spec is None:
+            return []
+        hints = typing.get_type_hints(spec)
+        return [Option(f.name, _type_name(hints.get(f.name)), _field_default(f))
+                for f in dataclasses.fields(spec)]
+    params, _ = keyword_options(obj, skip=KINDS[kind][1])
+    try:
+        hints = typing.get_type_hints(obj.__init__ if inspect.isclass(obj) else obj)
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve: show the default's type
+        hints = {}
+    out = []
+    for p in params.values():
+        ann = hints.get(p.name)
+        name = _type_name(ann) if ann is not None else (
+            type(p.default).__name__ if p.default not in (inspect.Parameter.empty, None) else "")
+        out.append(Option(p.name, name, p.default))
+    return out
+
+
+def dataset_options(cfg: RunConfig, cls):
+    """``cls.Options`` (a dataclass) built from ``cfg``'s ``dataset.<data.name>.*`` options,
+    each coerced to its field's type, then checked by its ``check()`` method if it has one;
+    None for a dataset without ``Options``. Raises ConfigError naming the key."""
+    name, given = cfg.data.name, cfg.dataset.get(cfg.data.name, {})
+    spec = getattr(cls, "Options", None)
+    if spec is None:
+        if given:
+            raise ConfigError(f"dataset {name!r} takes no options; got "
+                              f"{', '.join(f'dataset.{name}.{k}' for k in given)}")
+        return None
+    fields = {f.name for f in dataclasses.fields(spec)}
+    hints = typing.get_type_hints(spec)
+    values = {}
+    for k, v in given.items():
+        if k not in fields:
+            raise unknown_option("dataset", name, k, fields)
+        values[k] = coerce(f"dataset.{name}.{k}", v, hints[k])
+    opts = spec(**values)
+    if callable(getattr(opts, "check", None)):
+        opts.check()
+    return opts
+
+
+def data_version(cfg: RunConfig, reg) -> str | None:
+    """The version of the data ``cfg``'s dataset plugin makes from its options alone (its
+    ``data_version`` attribute; None for data read from disk), part of a run's identity."""
+    return getattr(reg.get("datasets", cfg.data.name).obj, "data_version", None)
+
+
+def hashes(cfg: RunConfig, reg) -> dict:
+    """``cfg``'s identity with its dataset plugin's data version: ``hash``, ``model_hash`` and the
+    ``legacy`` hashes (:meth:`fusion_bench.config.RunConfig.legacy_hashes`)."""
+    v = data_version(cfg, reg)
+    return {"hash": cfg.hash(v), "model_hash": cfg.model_hash(v), "legacy": cfg.legacy_hashes(v),
+            "data_version": v}
+
+
+def check(cfg: RunConfig, reg) -> dict[str, dict]:
+    """Check every option of every plugin ``cfg`` uses, reading no data: unknown plugin names and
+    options (with "did you mean"), wrong types, a dataset's out-of-range options, per-modality
+    encoder widths. Return the checked options by kind (coerced, as the model is built with)."""
+    out = {}
+    for kind, name in cfg.used().items():
+        entry = reg.get(KINDS[kind][0], name)
+        if kind == "dataset":
+            opts = dataset_options(cfg, entry.obj)
+            out[kind] = dataclasses.asdict(opts) if opts is not None else {}
+            continue
+        given = cfg.options(kind)
+        params, takes_kwargs = keyword_options(entry.obj, skip=KINDS[kind][1])
+        for option in given:
+            if option not in params and not takes_kwargs and option in cfg.shorthand.get(kind, ()):
+                raise short_form_error(kind, name, option, reg)
+        out[kind] = plugin_options(kind, name, entry.obj, given, skip=KINDS[kind][1])
+    check_channels(cfg, reg.get("encoders", cfg.model.encoder).obj)
+    return out
+
+
+def short_form_error(kind: str, name: str, option: str, reg) -> ConfigError:
+    """A short-form option (``fusion.<option>``, meaning the chosen plugin) that this run's plugin
+    lacks: where other plugins of the kind have it (one fusion of a sweep over several), say how
+    to give it to them alone; else the plain unknown-option error with its "did you mean"."""
+    rkind, skip = KINDS[kind]
+    have = [n for n in reg.names(rkind) if option in keyword_options(reg.get(rkind, n).obj, skip)[0]]
+    if not have:
+        return unknown_option(kind, name, option, keyword_options(reg.get(rkind, name).obj, skip)[0])
+    use = " or ".join(f"{kind}.{n}.{option}" for n in have)
+    return ConfigError(
+        f"{kind} {name!r} has no option {option!r}: {kind}.{option} sets the option of every chosen "
+        f"{kind}; to set it for {', '.join(have)} alone, use --set {use}=... (TOML: [{kind}.{have[0]}])")
+
+
+def check_channels(cfg: RunConfig, encoder) -> None:
+    """``model.channels`` (a width per modality) needs modalities of the run and an encoder with
+    a ``channels`` option."""
+    from .config import PRESETS
+
+    widths = cfg.model.channels
+    if not widths:
+        return
+    unknown = set(widths) - set(cfg.data.modalities)
+    if unknown:
+        raise ConfigError(f"model.channels names {sorted(unknown)}, which are not among "
+                          f"data.modalities {list(cfg.data.modalities)}")
+    params, takes_kwargs = keyword_options(encoder)
+    if "channels" not in params and not takes_kwargs:
+        text = ",".join(f"{k}:{v}" for k, v in widths.items())
+        preset = [name for name, p in PRESETS.items() if p.get("model.channels") == widths]
+        origin = f" (--preset {preset[0]} sets it)" if preset else ""
+        raise ConfigError(
+            f"model.channels={text} gives each modality's encoder a width{origin}, but "
+            f"encoder {cfg.model.encoder!r} has no option 'channels'; clear it with "
+            f"--set model.channels= or use an encoder with a width (tcn, lstm)"
+        )
+
+
+def options_table(reg, kind: str) -> str:
+    """The options of every registered plugin of ``kind`` (registry kind, e.g. ``fusions``): one
+    row per option, ``--set`` key, type and default."""
+    from tabulate import tabulate
+
+    if kind not in {k for k, _ in KINDS.values()}:
+        return f"{kind} have no options set through the configuration"
+    short = next(k for k, (rk, _) in KINDS.items() if rk == kind)
+    rows = []
+    for name in reg.names(kind):
+        opts = plugin_parameters(short, reg.get(kind, name).obj)
+        rows += [[f"{short}.{name}.{o.name}", o.type, format_default(o.default)] for o in opts]
+        if not opts:
+            rows.append([f"{short}.{name}", "", "(no options)"])
+    return tabulate(rows, headers=["option", "type", "default"], disable_numparse=True)
+
+
+def format_default(default) -> str:
+    return "(required)" if default is inspect.Parameter.empty else repr(default)
+
+
+def _field_default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return inspect.Parameter.empty
+
+
+def _type_name(ann) -> str:
+    if ann is None:
+        return ""
+    if isinstance(ann, type):
+        return ann.__name__
+    return str(ann).replace("typing.", "")
