@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .config import RunConfig, plugin_options
+from .config import RunConfig
 from .errors import ConfigError
 from .heads import RegressionHead
-from .options import check_channels
+from .options import check_channels, plugin_options
 
 
 class FusionModel(nn.Module):

@@ -10,10 +10,11 @@ it exposes as ``Options`` (see :func:`dataset_options`); a dataset without one t
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import typing
 
-from .config import RunConfig, coerce, keyword_options, plugin_options, unknown_option
+from .config import RunConfig, coerce
 from .errors import ConfigError
 
 # kind -> (registry kind, constructor parameters that are not options)
@@ -189,3 +190,45 @@ def _type_name(ann) -> str:
     if isinstance(ann, type):
         return ann.__name__
     return str(ann).replace("typing.", "")
+
+
+def keyword_options(cls, skip: typing.Iterable[str] = ()) -> tuple[dict[str, inspect.Parameter], bool]:
+    """``cls(...)``'s keyword parameters by name (less ``skip``), and whether it takes **kwargs."""
+    sig = inspect.signature(cls)
+    params = {p.name: p for p in sig.parameters.values()
+              if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return params, any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def unknown_option(kind: str, name: str, option: str, known: typing.Iterable[str]) -> ConfigError:
+    """``kind`` plugin ``name`` has no ``option``: a "did you mean" among ``known``."""
+    known = list(known)
+    near = difflib.get_close_matches(option, known, n=3)
+    valid = ", ".join(f"{kind}.{name}.{p}" for p in known) or "none"
+    return ConfigError(
+        f"{kind} {name!r} has no option {option!r}"
+        + (f"; did you mean {', '.join(f'{kind}.{name}.{n}' for n in near)}?" if near else "")
+        + f" (its options: {valid})"
+    )
+
+
+def plugin_options(kind: str, name: str, cls, options: dict, skip: typing.Iterable[str] = ()) -> dict:
+    """Check ``options`` against ``cls.__init__``'s keyword parameters; coerce them to the type of
+    each default. Unknown options get a "did you mean" listing the plugin's options."""
+    params, takes_kwargs = keyword_options(cls, skip)
+    out = {}
+    for k, v in options.items():
+        if k not in params:
+            if takes_kwargs:
+                out[k] = v
+                continue
+            raise unknown_option(kind, name, k, params)
+        p = params[k]
+        if p.default is not inspect.Parameter.empty and p.default is not None and v is not None:
+            ann = type(p.default)
+            if ann in (int, float, bool, str):
+                if ann is float and isinstance(v, int) and not isinstance(v, bool):
+                    v = float(v)
+                v = coerce(f"{kind}.{name}.{k}", v, ann)
+        out[k] = v
+    return out

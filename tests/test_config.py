@@ -1,8 +1,9 @@
 import pytest
 
-from fusion_bench.config import PRESETS, build_config, plugin_options
+from fusion_bench.config import PRESETS, build_config
 from fusion_bench.errors import ConfigError
 from fusion_bench.fusions.concat import Concat
+from fusion_bench.options import plugin_options
 
 
 def test_precedence_preset_file_set(tmp_path):

@@ -1,0 +1,118 @@
+"""Building a configuration: defaults < preset < ``--config`` file < overrides, then the
+checks of what cannot work together (a message naming the key)."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import typing
+
+from ..errors import ConfigError
+from .keys import chosen, load_toml, set_value, split_plugin_key
+from .presets import PRESET_ENCODER_OPTIONS, PRESET_FUSION_OPTIONS, PRESETS
+from .schema import RunConfig
+
+
+def build_config(preset: str = "quick", config_file: str | None = None,
+                 overrides: typing.Iterable[tuple[str, typing.Any]] = ()) -> RunConfig:
+    """Defaults, then the preset, then the TOML file, then ``overrides`` (key, value) in order."""
+    if preset not in PRESETS:
+        near = difflib.get_close_matches(preset, PRESETS, n=1)
+        raise ConfigError(
+            f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}"
+            + (f" (did you mean {near[0]}?)" if near else "")
+        )
+    cfg = RunConfig()
+    for k, v in PRESETS[preset].items():
+        set_value(cfg, k, v)
+    for kind, table in (("fusion", PRESET_FUSION_OPTIONS), ("encoder", PRESET_ENCODER_OPTIONS)):
+        for name, options in table.get(preset, {}).items():
+            for k, v in options.items():
+                set_value(cfg, f"{kind}.{name}.{k}", v)
+    given = [(k, v, config_file) for k, v in (load_toml(config_file) if config_file else {}).items()]
+    given += [(k, v, None) for k, v in overrides]
+    short, explicit = [], set()
+    for k, v, origin in given:
+        plugin = split_plugin_key(k)
+        if plugin is not None and plugin[1] is None:
+            short.append((k, v, origin))  # once the chosen plugins are known
+            continue
+        if plugin is not None:
+            explicit.add(plugin)
+        _set(cfg, k, v, origin)
+    for k, v, origin in short:
+        kind, _, option = split_plugin_key(k)
+        if (kind, chosen(cfg, kind), option) in explicit:
+            raise ConfigError(f"{k} and {kind}.{chosen(cfg, kind)}.{option} both set the option of "
+                              f"{kind} {chosen(cfg, kind)!r}; keep one")
+        _set(cfg, k, v, origin)
+    validate(cfg)
+    return cfg
+
+
+def _set(cfg: RunConfig, key: str, value, origin: str | None) -> None:
+    try:
+        set_value(cfg, key, value)
+    except ConfigError as e:
+        raise ConfigError(f"{origin}: {e}" if origin else str(e)) from None
+
+
+def validate(cfg: RunConfig) -> None:
+    """Reject impossible settings with a message naming the key."""
+    d, t = cfg.data, cfg.train
+    if d.eval_hop < 0:
+        raise ConfigError(f"data.eval_hop must be ≥ 0 (0: the same as data.hop), got {d.eval_hop}")
+    for key, val in (("data.window", d.window), ("data.hop", d.hop), ("train.batch_size", t.batch_size),
+                     ("train.epochs", t.epochs)):
+        if val <= 0:
+            raise ConfigError(f"{key} must be a positive integer, got {val}")
+    # a hop longer than the window leaves frames in no window: never trained on, or scored as 0
+    for key, hop in (("data.hop", d.hop_for("train")), ("data.eval_hop", d.hop_for("test"))):
+        if hop > d.window:
+            raise ConfigError(
+                f"{key} ({hop}) is longer than data.window ({d.window}): the frames between "
+                f"windows would be skipped; set {key} to at most {d.window}"
+            )
+    if t.lr <= 0:
+        raise ConfigError(f"train.lr must be positive, got {t.lr}")
+    if t.min_lr > t.lr:
+        raise ConfigError(f"train.min_lr ({t.min_lr}) is above train.lr ({t.lr}); lower it")
+    if t.schedule not in ("plateau", "cosine"):
+        raise ConfigError(f"train.schedule must be 'plateau' or 'cosine', got {t.schedule!r}")
+    if t.loss not in ("window", "batch"):
+        raise ConfigError(f"train.loss must be 'window' or 'batch', got {t.loss!r}")
+    if len(d.modalities) == 0:
+        raise ConfigError("data.modalities is empty; give at least one, e.g. visual,audio")
+    if len(set(d.modalities)) != len(d.modalities):
+        raise ConfigError(f"data.modalities lists a modality twice: {','.join(d.modalities)}")
+    _check_ranges(cfg)
+    lv = cfg.robustness.levels
+    if len(lv) < 2 or not all(math.isfinite(x) and x >= 0 for x in lv) or list(lv) != sorted(set(lv)):
+        raise ConfigError(
+            f"robustness.levels must be at least two distinct non-negative noise levels in "
+            f"increasing order, e.g. 0,0.5,1,2; got {','.join(map(str, lv))}"
+        )
+
+
+def _check_ranges(cfg: RunConfig) -> None:
+    """Numbers outside the range their meaning allows: a message naming the key, instead of a
+    library's traceback later (a negative seed in numpy, a plateau factor in torch) or a run
+    that means nothing (a negative patience). Plugin options are the plugin's to check
+    (:func:`fusion_bench.options.check`)."""
+    m, t = cfg.model, cfg.train
+    at_least = {  # key: (value, smallest allowed)
+        "seed": (cfg.seed, 0), "data.seed": (cfg.data.seed, 0), "data.fold": (cfg.data.fold, 0),
+        "model.head_hidden": (m.head_hidden, 0), "train.weight_decay": (t.weight_decay, 0),
+        "train.warmup_epochs": (t.warmup_epochs, 0), "train.min_lr": (t.min_lr, 0),
+        "train.plateau_patience": (t.plateau_patience, 0),
+        "train.early_stop_patience": (t.early_stop_patience, 0),
+        "train.max_grad_norm": (t.max_grad_norm, 0),
+    }
+    for key, (value, low) in at_least.items():
+        if not value >= low:  # also catches NaN
+            raise ConfigError(f"{key} must be ≥ {low}, got {value}")
+    if not 0 <= m.head_dropout < 1:
+        raise ConfigError(f"model.head_dropout must be in [0, 1), got {m.head_dropout}")
+    if not 0 < t.plateau_factor < 1:
+        raise ConfigError(f"train.plateau_factor multiplies the learning rate on a plateau; it must "
+                          f"be between 0 and 1 (exclusive), got {t.plateau_factor}")

@@ -1,0 +1,220 @@
+"""The typed sections of a run configuration and :class:`RunConfig`, with the run's identity
+(its hash over what changes a result, and the hashes older records were stored under)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"  # dataset plugin
+    root: str = ""  # folder of a dataset on disk (unused by the synthetic one)
+    modalities: tuple[str, ...] = ("visual", "audio", "text")
+    window: int = 64  # L, frames per window
+    hop: int = 64  # H, frames between the starts of training windows
+    # frames between the starts of validation/test windows (0: the same as hop); a frame covered
+    # by several windows is scored with the mean of their predictions
+    eval_hop: int = 16
+    seed: int = 0  # draws the data (synthetic videos, fold split); `seed` draws the model
+    fold: int = 0  # cross-validation fold of datasets that have them (Aff-Wild2: 0-5)
+
+    def hop_for(self, split: str) -> int:
+        """Hop of ``split``'s windows: ``hop`` for training, ``eval_hop`` (if set) otherwise."""
+        return self.hop if split == "train" or self.eval_hop == 0 else self.eval_hop
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = "tcn"  # temporal encoder plugin, one per modality
+    fusion: str = "concat"  # fusion plugin
+    channels: dict[str, int] = field(default_factory=dict)  # per-modality encoder width override
+    head_hidden: int = 0  # 0: Linear + tanh (the paper's head)
+    head_dropout: float = 0.0
+    per_target: bool = False  # one model per target (the paper's protocol) vs one joint model
+
+
+@dataclass
+class TrainConfig:
+    # The quick schedule is 4 passes over 192 videos at a constant lr after a 1-epoch warm-up:
+    # its plateau decay and early stopping (patience 3 and 6) cannot trigger within 4 epochs;
+    # they act in longer runs (--set train.epochs=...) and in the paper preset.
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_epochs: int = 1  # linear warm-up of the learning rate, in epochs
+    # after warm-up: "plateau" (lr × plateau_factor after plateau_patience epochs without val
+    # improvement) or "cosine" (half a cosine from lr down to min_lr at the last step)
+    schedule: str = "plateau"
+    plateau_patience: int = 3  # epochs without val improvement before lr × plateau_factor
+    plateau_factor: float = 0.1
+    min_lr: float = 1e-6
+    early_stop_patience: int = 6  # epochs without val improvement before stopping (0: never)
+    loss: str = "batch"  # "window": 1 − CCC per window (paper); "batch": over the batch's frames
+    max_grad_norm: float = 0.0  # 0: no clipping
+    progress: bool = True
+
+
+@dataclass
+class RobustnessConfig:
+    """Test-time perturbations of a trained model (``fusion-bench run --robustness``).
+
+    Each modality is dropped (masked for every frame) in turn, and Gaussian noise of each level
+    is added to one modality at a time and to all of them; a level is the noise's standard
+    deviation in units of each feature's standard deviation over the train split.
+    """
+
+    enabled: bool = False
+    levels: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+PLUGIN_KINDS = ("dataset", "encoder", "fusion")  # kinds whose options are ``<kind>.<name>.<option>``
+
+
+# The synthetic generator's knobs and defaults as every record made before plugin options had them
+# (a full ``synthetic`` section): frozen here, for :meth:`RunConfig.legacy_hashes` only.
+_LEGACY_SYNTHETIC = {
+    "n_train": 192, "n_val": 16, "n_test": 48, "min_frames": 300, "max_frames": 900,
+    "dim_visual": 32, "dim_audio": 16, "dim_text": 24, "interaction": 0.5, "noise": 1.0,
+    "label_noise": 0.15, "sync_strength": 1.0, "offset": 0.5, "offset_leak": 0.1,
+}
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+    # plugin name -> its options, for any number of plugins; a run uses those of its own plugins
+    fusion: dict[str, dict[str, typing.Any]] = field(default_factory=dict)
+    encoder: dict[str, dict[str, typing.Any]] = field(default_factory=dict)
+    dataset: dict[str, dict[str, typing.Any]] = field(default_factory=dict)
+    # kind -> options given in the short form (``fusion.<option>``): for messages only, no identity
+    shorthand: dict[str, set[str]] = field(default_factory=dict, repr=False, compare=False)
+
+    def used(self) -> dict[str, str]:
+        """The plugin of each kind this run uses: dataset, encoder, and the fusion where there are
+        two or more modalities (a single-modality run has none)."""
+        out = {"dataset": self.data.name, "encoder": self.model.encoder}
+        if len(self.data.modalities) > 1:
+            out["fusion"] = self.model.fusion
+        return out
+
+    def options(self, kind: str) -> dict[str, typing.Any]:
+        """The options of the ``kind`` plugin this run uses (empty if it uses none)."""
+        name = self.used().get(kind)
+        return dict(getattr(self, kind).get(name, {})) if name is not None else {}
+
+    def to_dict(self) -> dict:
+        """The run as a record stores it: the sections, and under ``fusion``/``encoder``/``dataset``
+        the options of the plugins the run uses only (``{name: options}``)."""
+        d = {"seed": self.seed, "device": self.device}
+        for s in ("data", "model", "train", "robustness"):
+            d[s] = dataclasses.asdict(getattr(self, s))
+        used = self.used()
+        for kind in PLUGIN_KINDS:
+            opts = self.options(kind)
+            d[kind] = {used[kind]: opts} if opts else {}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        """A configuration from :meth:`to_dict`'s output, or from a record made before plugin
+        options (``fusion``/``encoder``: the chosen plugin's options; a ``synthetic`` section)."""
+        cfg = cls(seed=d["seed"], device=d["device"], data=_section(DataConfig, d["data"]),
+                  model=_section(ModelConfig, d["model"]), train=_section(TrainConfig, d["train"]),
+                  robustness=_section(RobustnessConfig, d.get("robustness", {})))
+        if "dataset" in d:
+            for kind in PLUGIN_KINDS:
+                setattr(cfg, kind, {n: dict(o) for n, o in d.get(kind, {}).items()})
+            return cfg
+        cfg.fusion = {cfg.model.fusion: dict(d["fusion"])} if d.get("fusion") else {}
+        cfg.encoder = {cfg.model.encoder: dict(d["encoder"])} if d.get("encoder") else {}
+        synthetic = {k: v for k, v in d.get("synthetic", {}).items() if _LEGACY_SYNTHETIC.get(k) != v}
+        cfg.dataset = {"synthetic": synthetic} if synthetic else {}
+        return cfg
+
+    def hash(self, data_version: str | None) -> str:
+        """Identity of a run: everything but where it runs (``device``) and whether it shows a
+        progress bar (``train.progress``); of plugin options, only those of the plugins the run
+        uses; the robustness settings only when robustness is evaluated (so a plain run hashes
+        as it did before robustness existed). ``data_version``: the dataset plugin's version of
+        data it makes from its options (:func:`fusion_bench.options.data_version`; None for
+        data read from disk): a changed generator is another dataset, and a sweep must not skip
+        to a run made on the old one."""
+        return self._digest(self._identity(), data_version, with_robustness=self.robustness.enabled)
+
+    def model_hash(self, data_version: str | None) -> str:
+        """Identity of the trained model: :meth:`hash` without the test-time robustness
+        settings. A stored run with robustness also stands for the same run without it."""
+        return self._digest(self._identity(), data_version, with_robustness=False)
+
+    def legacy_hashes(self, data_version: str | None) -> list[str]:
+        """:meth:`hash` and :meth:`model_hash` as older records have them, in the layout before
+        plugin options (the chosen fusion's and encoder's options flat, a full ``synthetic``
+        section whatever the dataset): as records made from 2026-11-30 have them (with the data
+        version), and as records made before (with ``train.progress``, either value, and without
+        the data version). A store holding such a record of this configuration still has the
+        run, if the record's data version is this one
+        (:meth:`fusion_bench.results.ResultsStore.has` checks)."""
+        old = self._legacy_layout()
+        out = []
+        for with_robustness in dict.fromkeys((self.robustness.enabled, False)):
+            out.append(self._digest(old, data_version, with_robustness))
+            for progress in (True, False):
+                out.append(self._digest(old, None, with_robustness, progress=progress))
+        return out
+
+    def _identity(self) -> dict:
+        d = self.to_dict()
+        for kind in PLUGIN_KINDS:  # 1 and 1.0 are one value (a CLI string parses to either)
+            d[kind] = {n: {k: _canonical(v) for k, v in o.items()} for n, o in d[kind].items()}
+        return d
+
+    def _legacy_layout(self) -> dict:
+        d = {"seed": self.seed, "device": self.device}
+        for s in ("data", "model", "train", "robustness"):
+            d[s] = dataclasses.asdict(getattr(self, s))
+        d["fusion"] = dict(self.fusion.get(self.model.fusion, {}))
+        d["encoder"] = dict(self.encoder.get(self.model.encoder, {}))
+        synthetic = dict(_LEGACY_SYNTHETIC)
+        for k, v in self.dataset.get("synthetic", {}).items():  # typed as the dataclass had them
+            default = _LEGACY_SYNTHETIC.get(k)
+            synthetic[k] = type(default)(v) if isinstance(default, (int, float)) and \
+                isinstance(v, (int, float)) and not isinstance(v, bool) else v
+        d["synthetic"] = synthetic
+        return d
+
+    @staticmethod
+    def _digest(d: dict, data_version: str | None, with_robustness: bool,
+                progress: bool | None = None) -> str:
+        """``progress``: None for the current schemes; a value for the oldest one (above)."""
+        d = json.loads(json.dumps(d, default=str))  # a copy
+        d.pop("device")
+        if progress is None:
+            d["train"].pop("progress")  # a progress bar changes no result
+            if data_version is not None:
+                d["data_version"] = data_version
+        else:
+            d["train"]["progress"] = progress
+        if not with_robustness:
+            d.pop("robustness")
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _section(cls, values: dict):
+    """A section dataclass from a record's dict (lists back to tuples, as the fields are)."""
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: tuple(v) if typing.get_origin(hints[k]) is tuple else v for k, v in values.items()})
+
+
+def _canonical(v):
+    return int(v) if isinstance(v, float) and v.is_integer() else v
