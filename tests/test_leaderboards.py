@@ -40,3 +40,27 @@ def test_every_committed_folder_has_a_table():
     for folder in FOLDERS:
         records = ResultsStore(folder).records()
         assert build_rows(records) or bench_table.build_tables(records), folder
+
+
+def test_old_and_new_record_layouts_of_one_configuration_share_a_row():
+    """A committed record (made before plugin options: ``fusion: {options}``, a ``synthetic``
+    section) and a record of the same configuration in today's layout (``fusion: {name:
+    options}``, ``dataset``) are one configuration: one row, its seeds pooled."""
+    import copy
+
+    from fusion_bench.config import RunConfig
+
+    folder = ROOT / "synthetic-cpu"
+    old = next(r for r in ResultsStore(folder).records() if r["config"]["model"]["fusion"] == "rcma")
+    assert "synthetic" in old["config"] and "dataset" not in old["config"]
+    new = copy.deepcopy(old)
+    new["config"] = RunConfig.from_dict(old["config"]).to_dict()
+    assert "dataset" in new["config"] and new["config"] != old["config"]
+    new["config"]["seed"] = 99
+    new["run_id"] = old["run_id"] + "-new-layout"
+    (rows,) = build_rows([old, new]).values()
+    assert len(rows) == 1 and [r["config"]["seed"] for r in rows[0].records] == [old["config"]["seed"], 99]
+    other = copy.deepcopy(new)  # a different configuration still gets its own row
+    other["config"]["train"]["lr"] = 0.5
+    other["run_id"] += "-other"
+    assert len(next(iter(build_rows([old, new, other]).values()))) == 2

@@ -90,12 +90,24 @@ class Row:
         return float(np.median(xs)) if column in _MEDIAN else mean_std(xs)[0]
 
 
+def _current_layout(config: dict) -> dict:
+    """A record's config in today's layout (plugin options by plugin name, only the used
+    plugins'), so a record made before plugin options and a new one of the same configuration
+    share a row; a config that does not parse is taken as it is."""
+    from ..config import RunConfig
+
+    try:
+        return RunConfig.from_dict(config).to_dict()
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return json.loads(json.dumps(config))
+
+
 def _group_key(rec: dict) -> str:
     """The configuration minus what does not change the trained model: the seed (a row's
     variable), the device, the progress bar, and which test-time robustness checks were run;
     plus the dataset's version where the record names one (synthetic data: the generator's),
     so that runs on two versions of a dataset never share a row."""
-    cfg = json.loads(json.dumps(rec["config"]))
+    cfg = _current_layout(rec["config"])
     cfg["data_version"] = lookup(rec, "dataset", "version")
     cfg.pop("seed", None)
     cfg.pop("device", None)
