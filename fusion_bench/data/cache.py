@@ -71,8 +71,8 @@ class FeatureCache:
         return (self.root / "features" / modality / f"{video}.npy").is_file()
 
 
-def extract(entries, load_media, backbones: dict, cache_root: Path, source: str, dataset: str,
-            splits: dict[str, list[str]], workers: int = 2,
+def extract(entries, load_media, backbones: dict, cache_root: Path, source: str | Path,
+            dataset: str, splits: dict[str, list[str]], workers: int = 2,
             on_video: Callable[[int, int, str], object] | None = None,
             extra_files: dict | None = None, echo: Callable[[str], object] = _stderr) -> dict:
     """Run ``backbones`` (modality → backbone) over ``entries``; write the cache; return the manifest.
