@@ -15,6 +15,7 @@ class RegressionHead(nn.Module):
 
     def __init__(self, in_dim: int, n_targets: int, hidden: int = 0, dropout: float = 0.0):
         super().__init__()
+        self.net: nn.Module
         if hidden > 0:
             self.net = nn.Sequential(
                 nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_targets)

@@ -41,7 +41,8 @@ class Entry:
         self.kind, self.name, self.plugin = kind, name, plugin
         self._obj = obj
         lazy = isinstance(obj, str)
-        meta = _source_attributes(obj) if lazy and (description is None or reference is None) else {}
+        meta = (_source_attributes(obj) if isinstance(obj, str)
+                and (description is None or reference is None) else {})
         self.description = description if description is not None else (
             meta.get("description", "") if lazy else getattr(obj, "description", ""))
         self.reference = reference if reference is not None else (
@@ -68,6 +69,8 @@ def _source_attributes(path: str) -> dict[str, str]:
     module, _, cls = path.partition(":")
     try:
         spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:  # not found, or a namespace package
+            return {}
         source = Path(spec.origin).read_text(encoding="utf-8")
         tree = ast.parse(source)
     except (ImportError, AttributeError, OSError, TypeError, ValueError, SyntaxError):
@@ -150,15 +153,16 @@ class Registry:
                     self.pm.unregister(module)
                     self._fail(name, f"register_{kind} raised {type(e).__name__}: {e}")
                     return
-        for e in staged:  # all-or-nothing: a plugin that failed above registered nothing
-            other = self.entries[e.kind].get(e.name)
+        for entry in staged:  # all-or-nothing: a plugin that failed above registered nothing
+            other = self.entries[entry.kind].get(entry.name)
             if other is not None:
                 raise PluginError(
-                    f"{e.kind[:-1]} {e.name!r} is registered by two plugins: {other.plugin!r} and "
-                    f"{name!r}; uninstall or disable one (FUSION_BENCH_DISABLE_PLUGINS={name})"
+                    f"{entry.kind[:-1]} {entry.name!r} is registered by two plugins: "
+                    f"{other.plugin!r} and {name!r}; uninstall or disable one "
+                    f"(FUSION_BENCH_DISABLE_PLUGINS={name})"
                 )
-            self.entries[e.kind][e.name] = e
-            info.registers.setdefault(e.kind, []).append(e.name)
+            self.entries[entry.kind][entry.name] = entry
+            info.registers.setdefault(entry.kind, []).append(entry.name)
         self.plugins[name] = info
 
     def load_entry_points(self, allow: set[str] | None, deny: set[str]) -> None:
@@ -192,11 +196,14 @@ class Registry:
                 if not path.is_file():
                     raise FileNotFoundError(f"no such file {spec!r}")
                 mod_name = f"fusion_bench_plugin_{name}"
-                loader = importlib.util.spec_from_file_location(mod_name, path)
-                module = importlib.util.module_from_spec(loader)
+                file_spec = importlib.util.spec_from_file_location(mod_name, path)
+                if file_spec is None or file_spec.loader is None:  # no loader for its suffix
+                    raise ImportError(f"{spec!r} is not a Python source file; name it "
+                                      f"{path.stem}.py")
+                module = importlib.util.module_from_spec(file_spec)
                 sys.modules[mod_name] = module
                 try:
-                    loader.loader.exec_module(module)
+                    file_spec.loader.exec_module(module)
                 except BaseException:
                     sys.modules.pop(mod_name, None)
                     raise

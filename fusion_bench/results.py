@@ -87,7 +87,7 @@ class ResultsStore:
     @staticmethod
     def _index(con: sqlite3.Connection, record: dict, rel: str) -> None:
         def get(*path):
-            obj = record
+            obj: typing.Any = record  # a nested value of any JSON type, or None
             for k in path:
                 obj = obj.get(k) if isinstance(obj, dict) else None
             return obj

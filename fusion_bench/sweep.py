@@ -20,7 +20,7 @@ import dataclasses
 import functools
 import os
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 
 from .config import RunConfig, build_config
 from .errors import ConfigError, FusionBenchError
@@ -69,6 +69,10 @@ class Outcome:
     def failure(cls, e: BaseException) -> Outcome:
         return cls(error=f"{type(e).__name__}: {e}",
                    traceback="".join(traceback.format_exception(type(e), e, e.__traceback__)))
+
+
+#: (config, outcome) pairs as runs finish: a generator, whose close() cancels pending work
+Outcomes = Generator[tuple[RunConfig, Outcome], None, None]
 
 
 def attempt(cfg: RunConfig, reg) -> Outcome:
@@ -151,10 +155,12 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     todo = list(missing())
     preflight(todo, reg)  # a wrong name is one error before any run, not a failed record per run
     if sequential:
-        outcomes: Iterator[tuple[RunConfig, Outcome]] = ((c, attempt(c, reg)) for c in todo)
+        outcomes: Outcomes = ((c, attempt(c, reg)) for c in todo)
     elif executor == "local":
+        assert spec is not None  # checked above
         outcomes = _process_outcomes(todo, spec, jobs)
     else:
+        assert spec is not None  # checked above
         outcomes = _ray_outcomes(todo, spec, jobs, echo)
     # closing(): on Ctrl-C here the executor's clean-up (cancel pending work) runs at once.
     with contextlib.closing(outcomes):
@@ -203,7 +209,7 @@ def _ignore_sigint() -> None:
 
 
 def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None
-                      ) -> Iterator[tuple[RunConfig, Outcome]]:
+                      ) -> Outcomes:
     """Run ``todo`` in ``jobs`` spawned processes; yield (config, outcome) as each finishes."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -267,7 +273,7 @@ def ray_threads(cpus: int, node_cpus: int, jobs: int | None) -> tuple[int, str |
 
 
 def _ray_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None,
-                  echo: Callable[[str], object] = print) -> Iterator[tuple[RunConfig, Outcome]]:
+                  echo: Callable[[str], object] = print) -> Outcomes:
     """Run each of ``todo`` as a Ray task; yield (config, outcome) as each finishes."""
     if not todo:
         return

@@ -112,9 +112,9 @@ def check_output_shape(cls, dims, seq_len=16, device="cpu", **options) -> None:
         raise AssertionError(f"{label}: out_dim must be a positive int attribute, got {out_dim!r}")
     feats, mask = make_inputs(dims, seq_len=seq_len, device=device)
     before = {m: x.clone() for m, x in feats.items()}
-    for name, m in (("with masks", mask), ("with mask=None", None)):
+    for name, mask_arg in (("with masks", mask), ("with mask=None", None)):
         with torch.no_grad():
-            out = fusion(feats, m)
+            out = fusion(feats, mask_arg)
         expected = (BATCH, seq_len, out_dim)
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -252,8 +252,11 @@ def _strict_fp32():
     Uses torch's ``fp32_precision`` switches where they exist (torch ≥ 2.9; reading the legacy
     ``allow_tf32`` flags raises there once a caller has used the new ones), else ``allow_tf32``."""
     b = torch.backends
+    switches: list[tuple[object, str, object]]  # (owner, attribute, value inside the block)
     if hasattr(b.cuda.matmul, "fp32_precision"):
-        switches = [(o, "fp32_precision", "ieee") for o in (b.cuda.matmul, b.cudnn.conv, b.cudnn.rnn)]
+        # cudnn.conv lives on torch's sys.modules replacement (CudnnModule), unseen by mypy
+        conv = b.cudnn.conv  # type: ignore[attr-defined]
+        switches = [(o, "fp32_precision", "ieee") for o in (b.cuda.matmul, conv, b.cudnn.rnn)]
     else:
         switches = [(b.cuda.matmul, "allow_tf32", False), (b.cudnn, "allow_tf32", False)]
     saved = [(o, name, getattr(o, name)) for o, name, _ in switches]

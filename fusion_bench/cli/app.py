@@ -9,11 +9,15 @@ and ``leaderboard`` never import torch.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from .. import __version__
 from ..errors import FusionBenchError
+
+if TYPE_CHECKING:  # imported inside State.registry at run time (see above)
+    from ..plugins import Registry
 
 
 class State:
@@ -21,10 +25,10 @@ class State:
 
     def __init__(self, plugins: tuple[str, ...], strict: bool, debug: bool):
         self.plugin_specs, self.strict, self.debug = plugins, strict, debug
-        self._registry = None
+        self._registry: Registry | None = None
 
     @property
-    def registry(self):
+    def registry(self) -> Registry:
         if self._registry is None:
             from ..plugins import load_registry
 

@@ -40,12 +40,13 @@ def leaderboard(results_dir, dataset, fmt, out, sort, metric, plots_dir, bench_t
 
         if plots_dir or dataset or sort != "test_mean" or metric != "ccc":
             raise click.UsageError("--bench takes none of --plots, --dataset, --sort, --metric")
-        tables = bench_table.build_tables(ResultsStore(results_dir).records())
-        if not tables:
+        by_device = bench_table.build_tables(ResultsStore(results_dir).records())
+        if not by_device:
             raise FusionBenchError(f"no benchmark records in {results_dir!r}; run "
                                    "`fusion-bench bench` first")
-        for name, rows in tables.items():
-            emit(bench_table.render_table(rows, fmt), f"throughput_{name}.{ext}", name, out)
+        for name, bench_records in by_device.items():
+            emit(bench_table.render_table(bench_records, fmt), f"throughput_{name}.{ext}", name,
+                 out)
         return
     if plots_dir:  # fail before writing any table, not after
         from ..report.plots import require_matplotlib, write_plots

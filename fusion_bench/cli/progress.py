@@ -19,7 +19,7 @@ class ProgressDisplay:
 
     @hookimpl
     def epoch_end(self, run, epoch):
-        if epoch.model != self.model:
+        if self.bar is None or epoch.model != self.model:
             self.close()
             self.model = epoch.model
             self.bar = click.progressbar(length=epoch.epochs, label=epoch.model, file=sys.stderr,

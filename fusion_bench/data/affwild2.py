@@ -225,9 +225,9 @@ def read_transcript(path: Path) -> list[tuple[str, float, float]]:
                 words.append((r[0], float(r[1]), float(r[2])))
             except (IndexError, ValueError):
                 raise DataError(f"{path}, line {i}: expected word,start,end with times in seconds") from None
-    for w, s, e in words:
-        if e < s:
-            raise DataError(f"{path}: word {w!r} ends ({e}) before it starts ({s})")
+    for word, start, end in words:
+        if end < start:
+            raise DataError(f"{path}: word {word!r} ends ({end}) before it starts ({start})")
     return words
 
 
@@ -246,11 +246,11 @@ def load_crops(root: Path, video: str, n: int, size: int = 48) -> tuple[np.ndarr
         k = int(p.stem) - 1
         if 0 <= k < n:
             try:
-                with Image.open(p) as im:
-                    im = im.convert("RGB")
-                    if im.size != (size, size):
-                        im = im.resize((size, size), Image.BILINEAR)
-                    crops[k] = np.asarray(im, np.float32) / 255.0
+                with Image.open(p) as f:
+                    im = f.convert("RGB")
+                if im.size != (size, size):
+                    im = im.resize((size, size), Image.Resampling.BILINEAR)
+                crops[k] = np.asarray(im, np.float32) / 255.0
             except OSError as e:
                 raise DataError(f"{p}: unreadable image: {e}") from None
             mask[k] = True

@@ -23,8 +23,9 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from ..files import atomic_write_text
 from .features import write_labels, write_modality, write_splits
@@ -46,7 +47,7 @@ class FeatureCache:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.path = self.root / "manifest.json"
-        self.manifest = json.loads(self.path.read_text()) if self.path.is_file() else {
+        self.manifest: dict[str, Any] = json.loads(self.path.read_text()) if self.path.is_file() else {
             "format": FORMAT, "modalities": {}, "videos": {}, "throughput": {}}
 
     def save(self) -> None:
@@ -70,8 +71,8 @@ class FeatureCache:
         return (self.root / "features" / modality / f"{video}.npy").is_file()
 
 
-def extract(entries, load_media, backbones: dict, cache_root: Path, source: str, dataset: str,
-            splits: dict[str, list[str]], workers: int = 2,
+def extract(entries, load_media, backbones: dict, cache_root: Path, source: str | Path,
+            dataset: str, splits: dict[str, list[str]], workers: int = 2,
             on_video: Callable[[int, int, str], object] | None = None,
             extra_files: dict | None = None, echo: Callable[[str], object] = _stderr) -> dict:
     """Run ``backbones`` (modality → backbone) over ``entries``; write the cache; return the manifest.
@@ -100,13 +101,14 @@ def extract(entries, load_media, backbones: dict, cache_root: Path, source: str,
     t0 = time.perf_counter()
     frames = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(load_media, e, tuple(mods)) for e, mods in todo[: workers + 1]]
+        # video index → its media loading; popped when used, which frees the media
+        futures: dict[int, Future] = {i: pool.submit(load_media, e, tuple(mods))
+                                      for i, (e, mods) in enumerate(todo[: workers + 1])}
         for i, (e, mods) in enumerate(todo):
-            media = futures[i].result()
+            media = futures.pop(i).result()
             if i + workers + 1 < len(todo):
                 e2, m2 = todo[i + workers + 1]
-                futures.append(pool.submit(load_media, e2, tuple(m2)))
-            futures[i] = None  # free the media once used
+                futures[i + workers + 1] = pool.submit(load_media, e2, tuple(m2))
             labels = e.labels
             if labels is None:  # test video: frames from the media, no labels
                 import numpy as np

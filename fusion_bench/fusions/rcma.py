@@ -41,6 +41,7 @@ values that were masked out.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -100,24 +101,31 @@ class _CodeStep(nn.Module):
             self.query = nn.Linear(self.total, self.total)
         elif project_query:
             self.query = nn.ModuleDict({m: nn.Linear(d_o[m], d_o[m]) for m in dims})
-        self.time = (
-            nn.ModuleDict({m: nn.Linear(seq_len, seq_len) for m in dims})
-            if time_mixing == "linear"
-            else None
-        )
-        if self.time is not None and time_init == "identity":
-            # T_m = I, b_T = 0: at initialisation K_m Q_m correlates X_m and the joint frame by
-            # frame (a synchrony measure). nn.Linear's default init mixes the L frames at random,
-            # so the cross-modal correlation starts as noise and the map must learn alignment.
-            with torch.no_grad():
-                for lin in self.time.values():
-                    lin.weight.copy_(torch.eye(seq_len))
-                    lin.bias.zero_()
+        self.time: nn.ModuleDict | None = None
+        if time_mixing == "linear":
+            time_maps = {m: nn.Linear(seq_len, seq_len) for m in dims}
+            if time_init == "identity":
+                # T_m = I, b_T = 0: at initialisation K_m Q_m correlates X_m and the joint frame
+                # by frame (a synchrony measure). nn.Linear's default init mixes the L frames at
+                # random, so the cross-modal correlation starts as noise and the map must learn
+                # alignment.
+                with torch.no_grad():
+                    for lin in time_maps.values():
+                        lin.weight.copy_(torch.eye(seq_len))
+                        lin.bias.zero_()
+            self.time = nn.ModuleDict(time_maps)
         self.value = nn.ModuleDict({m: nn.Linear(d, d) for m, d in dims.items()})
         self.out = nn.ModuleDict({m: nn.Linear(d_o[m], d) for m, d in dims.items()})
 
     def _query_linear(self, m: str) -> nn.Linear:
-        return self.query if self.joint == "all" else self.query[m]
+        """W_q, b_q of modality ``m`` (only with project_query): with ``joint="all"`` the one
+        projection shared by every modality."""
+        query = self.query
+        if isinstance(query, nn.ModuleDict):
+            query = query[m]
+        if not isinstance(query, nn.Linear):
+            raise TypeError("this RCMA step has no query projection (project_query=False)")
+        return query
 
     def _reassociate(self, m: str, length: int) -> bool:
         """Whether (K O) W_qᵀ is cheaper than K (O W_qᵀ): the rows of K (d_m, or with
@@ -135,7 +143,7 @@ class _CodeStep(nn.Module):
             scale = self.scale[m]
             if self.time is not None:
                 # s·(T_m X_m + b_T 1ᵀ), (B, L, d_m); its transpose (a view) is s·K_m
-                t = self.time[m]
+                t = cast(nn.Linear, self.time[m])  # nn.ModuleDict types its items nn.Module
                 mixed = torch.baddbmm(
                     (t.bias * scale).unsqueeze(-1), (t.weight * scale).expand(batch, -1, -1), x
                 )
@@ -148,7 +156,8 @@ class _CodeStep(nn.Module):
                 corr = torch.bmm(key, joint)
             else:
                 lin = self._query_linear(m)
-                weight, bias = lin.weight, lin.bias
+                weight: Tensor = lin.weight
+                bias: Tensor = lin.bias
                 if rest_scale != 1.0:  # no T_m to carry the scale: fold it into W_q, b_q
                     weight, bias = weight * rest_scale, bias * rest_scale
                     rest_scale = 1.0
@@ -298,6 +307,7 @@ class RCMA(nn.Module):
         #: whether the weights only fit windows of exactly ``seq_len`` frames
         self.tied_to_seq_len = variant == "paper" or time_mixing == "linear"
         self.out_dim = sum(self.dims.values())
+        steps: list[nn.Module]
         if variant == "code":
             steps = [
                 _CodeStep(
@@ -343,7 +353,7 @@ class RCMA(nn.Module):
         masked = apply_mask(feats, mask)
         xs = {m: masked[m] for m in self.dims}
         for step in self.steps:
-            record = None if trace is None else {}
+            record: dict[str, dict[str, Tensor]] | None = None if trace is None else {}
             xs = step(xs, record)
             if trace is not None:
                 trace.append(record)

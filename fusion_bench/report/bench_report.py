@@ -10,7 +10,7 @@ def _ms(s: float | None) -> str:
     return "-" if s is None else f"{s * 1e3:,.1f}"
 
 
-def _bytes(n: int | None) -> str:
+def _bytes(n: float | None) -> str:
     if n is None:
         return "-"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

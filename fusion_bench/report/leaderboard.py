@@ -141,8 +141,9 @@ def build_rows(records: list[dict], dataset: str | None = None) -> dict[str, lis
         # newest (a rerun of a seed with --robustness replaces the older record of the same
         # trained configuration, and a later plain rerun does not hide its robustness columns).
         newest: dict[int, dict] = {}
-        for r in sorted(row.records, key=lambda r: ("robustness" in r, r["created"], r["run_id"])):
-            newest[r["config"]["seed"]] = r
+        for rec in sorted(row.records,
+                          key=lambda r: ("robustness" in r, r["created"], r["run_id"])):
+            newest[rec["config"]["seed"]] = rec
         row.records = [newest[s] for s in sorted(newest)]
         out.setdefault(ds, []).append(row)
     for rows in out.values():  # disambiguate two configurations of one fusion
