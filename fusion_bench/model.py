@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -9,6 +11,7 @@ from .config import RunConfig
 from .errors import ConfigError
 from .heads import RegressionHead
 from .options import check_channels, plugin_options
+from .protocols import Encoder
 
 
 class FusionModel(nn.Module):
@@ -22,7 +25,8 @@ class FusionModel(nn.Module):
     def __init__(self, encoders: dict[str, nn.Module], fusion: nn.Module | None, head: nn.Module):
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
-        self.norms = nn.ModuleDict({m: nn.BatchNorm1d(e.out_dim) for m, e in encoders.items()})
+        self.norms = nn.ModuleDict({m: nn.BatchNorm1d(int(cast(Encoder, e).out_dim))
+                                    for m, e in encoders.items()})
         self.fusion = fusion
         self.head = head
 

@@ -31,17 +31,17 @@ def build_config(preset: str = "quick", config_file: str | None = None,
                 set_value(cfg, f"{kind}.{name}.{k}", v)
     given = [(k, v, config_file) for k, v in (load_toml(config_file) if config_file else {}).items()]
     given += [(k, v, None) for k, v in overrides]
-    short, explicit = [], set()
+    short: list[tuple[str, str, str, typing.Any, str | None]] = []
+    explicit = set()
     for k, v, origin in given:
         plugin = split_plugin_key(k)
         if plugin is not None and plugin[1] is None:
-            short.append((k, v, origin))  # once the chosen plugins are known
+            short.append((k, plugin[0], plugin[2], v, origin))  # once the chosen plugins are known
             continue
         if plugin is not None:
             explicit.add(plugin)
         _set(cfg, k, v, origin)
-    for k, v, origin in short:
-        kind, _, option = split_plugin_key(k)
+    for k, kind, option, v, origin in short:
         if (kind, chosen(cfg, kind), option) in explicit:
             raise ConfigError(f"{k} and {kind}.{chosen(cfg, kind)}.{option} both set the option of "
                               f"{kind} {chosen(cfg, kind)!r}; keep one")

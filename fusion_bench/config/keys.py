@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import sys
 import typing
 from pathlib import Path
 
@@ -73,12 +74,14 @@ def coerce(key: str, value, annotation) -> typing.Any:
                 return tuple(str(v).strip() for v in items)
             return tuple(coerce(key, v.strip() if isinstance(v, str) else v, item_type) for v in items)
         if origin is dict:
+            pairs: list[tuple[typing.Any, typing.Any]]
             if isinstance(value, dict):
-                pairs = value.items()
+                pairs = list(value.items())
             else:
-                pairs = [p.split(":", 1) for p in str(value).split(",") if p.strip()]
-                if any(len(p) != 2 for p in pairs):
+                split = [p.split(":", 1) for p in str(value).split(",") if p.strip()]
+                if any(len(p) != 2 for p in split):
                     raise ValueError
+                pairs = [(p[0], p[1]) for p in split]
             vt = typing.get_args(annotation)[1]
             return {str(k).strip(): coerce(f"{key}.{k}", v, vt) for k, v in pairs}
         if annotation is typing.Any:
@@ -172,9 +175,9 @@ def flatten(table: dict, prefix: str = "") -> dict[str, typing.Any]:
 
 
 def load_toml(path: str | Path) -> dict[str, typing.Any]:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
+    else:  # Python 3.10
         import tomli as tomllib
     p = Path(path)
     if not p.is_file():

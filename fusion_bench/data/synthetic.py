@@ -153,6 +153,7 @@ class SyntheticDataset:
 
     def __init__(self, options: dict | None = None, modalities=("visual", "audio", "text"), seed: int = 0):
         self.seed = int(seed)
+        self.config: SyntheticConfig
         if isinstance(options, SyntheticConfig):
             self.config = options
         else:
@@ -275,6 +276,7 @@ class SyntheticDataset:
     def splits(self) -> dict[str, list[Video]]:
         if self._splits is None:
             self._generate()
+        assert self._splits is not None  # _generate fills it
         return self._splits
 
     def ceiling(self, split: str) -> dict[str, float]:
