@@ -9,14 +9,20 @@ Layout under the store's root (default ``results/``)::
 A record is written only when a run finished; a failed or interrupted run leaves nothing behind.
 The JSON files are the truth and the index only a cache of them: each use of the store first
 adds the records it lacks (files copied in, a folder of records committed without its index)
-and drops rows whose file is gone.
+and drops rows whose file is gone. A file in ``runs/`` that is not a readable record (truncated,
+foreign, malformed) is left out with a warning naming it, never an error: it cannot cost a
+command its result. ``has`` answers from the record files themselves (a record truncated or
+edited to failed after it was indexed does not count), and an index SQLite cannot read is moved
+aside and rebuilt from ``runs/``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import typing
+import warnings
 from pathlib import Path
 
 from .errors import DataError
@@ -42,15 +48,54 @@ class ResultsStore:
         self._synced_at: int | None = None  # mtime of runs/ when this object last synced
 
     def _connect(self, sync: bool = True) -> sqlite3.Connection:
+        """The index, synced with ``runs/``; an index SQLite cannot read (random bytes, a
+        malformed page) is moved aside and rebuilt from the records."""
+        try:
+            return self._open(sync)
+        except sqlite3.DatabaseError as e:
+            self._set_aside(e)
+            return self._open(sync)
+
+    def _open(self, sync: bool) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)  # autocommit
-        con.execute(f"CREATE TABLE IF NOT EXISTS runs ({_COLUMNS})")
-        if "model_hash" not in {row[1] for row in con.execute("PRAGMA table_info(runs)")}:
-            con.execute("ALTER TABLE runs ADD COLUMN model_hash TEXT")  # a store made before it
-        con.execute("CREATE INDEX IF NOT EXISTS runs_hash ON runs(config_hash)")
-        if sync:
-            self._sync(con)
+        try:
+            con.execute(f"CREATE TABLE IF NOT EXISTS runs ({_COLUMNS})")
+            if "model_hash" not in {row[1] for row in con.execute("PRAGMA table_info(runs)")}:
+                con.execute("ALTER TABLE runs ADD COLUMN model_hash TEXT")  # a store made before it
+            con.execute("CREATE INDEX IF NOT EXISTS runs_hash ON runs(config_hash)")
+            if sync:
+                self._sync(con)
+        except BaseException:
+            con.close()
+            raise
         return con
+
+    def _set_aside(self, error: Exception) -> None:
+        """Move an unreadable index out of the way (kept for inspection), so the next open
+        rebuilds it from the records, which are the truth."""
+        from .provenance import now_utc as _now
+
+        aside = self.db_path.with_name(f"{self.db_path.name}.unreadable-{_now().replace(':', '')}")
+        self.db_path.replace(aside)
+        self._synced_at = None
+        warnings.warn(f"{self.db_path}: the index could not be read ({error}); moved to "
+                      f"{aside.name} and rebuilt from the records in runs/", stacklevel=3)
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Rows of ``sql`` on the synced index, rebuilt once if SQLite cannot read it."""
+        for attempt in (1, 2):
+            con = self._connect()
+            try:
+                return con.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as e:
+                if attempt == 2:
+                    raise
+                con.close()
+                self._set_aside(e)
+            finally:
+                con.close()
+        raise AssertionError("unreachable")
 
     def _runs_mtime(self) -> int | None:
         try:
@@ -77,7 +122,9 @@ class ResultsStore:
             con.executemany("DELETE FROM runs WHERE path=?",
                             [(p,) for p in sorted(indexed - on_disk)])
             for rel in sorted(on_disk - indexed):
-                self._index(con, _read_record(self.root / rel), rel)
+                record = read_record_or_warn(self.root / rel)
+                if record is not None:  # an unreadable file is left out, and named
+                    self._index(con, record, rel)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -108,14 +155,21 @@ class ResultsStore:
         A record of the same run_id is replaced, file and index row."""
         path = self.root / "runs" / f"{record['run_id']}.json"
         atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-        con = self._connect(sync=False)
-        try:
-            # indexed from memory first, so that the sync finds its row and does not read the
-            # file back
-            self._index(con, record, str(path.relative_to(self.root)))
-            self._sync(con)
-        finally:
-            con.close()
+        for attempt in (1, 2):  # the record is written: an unreadable index must not fail it
+            try:
+                con = self._connect(sync=False)
+                try:
+                    # indexed from memory first, so that the sync finds its row and does not
+                    # read the file back
+                    self._index(con, record, str(path.relative_to(self.root)))
+                    self._sync(con)
+                finally:
+                    con.close()
+                break
+            except sqlite3.DatabaseError as e:
+                if attempt == 2:
+                    raise
+                self._set_aside(e)
         return path
 
     def has(self, config_hash: str, model_hash: str | None = None,
@@ -128,21 +182,24 @@ class ResultsStore:
         if not self.db_path.exists() and self._runs_mtime() is None:  # no store here yet
             return False
         legacy = list(legacy)
-        con = self._connect()
-        try:
-            row = con.execute("SELECT 1 FROM runs WHERE status='ok' AND (config_hash=? OR "
-                              "(? IS NOT NULL AND model_hash=?)) LIMIT 1",
-                              (config_hash, model_hash, model_hash)).fetchone()
-            if row is not None or not legacy:
-                return row is not None
-            marks = ",".join("?" * len(legacy))
-            paths = [p for (p,) in con.execute(
-                f"SELECT path FROM runs WHERE status='ok' AND (config_hash IN ({marks}) OR "
-                f"model_hash IN ({marks}))", legacy + legacy)]
-        finally:
-            con.close()
+        current = [p for (p,) in self._query(
+            "SELECT path FROM runs WHERE status='ok' AND (config_hash=? OR "
+            "(? IS NOT NULL AND model_hash=?))", (config_hash, model_hash, model_hash))]
+        # the files decide: a record truncated or edited to failed since it was indexed is not
+        # a stored run (the index cannot see an in-place edit)
+        if any(_stored_ok(self.root / p, {config_hash, model_hash}) for p in current):
+            return True
+        if not legacy:
+            return False
+        marks = ",".join("?" * len(legacy))
+        paths = [p for (p,) in self._query(
+            f"SELECT path FROM runs WHERE status='ok' AND (config_hash IN ({marks}) OR "
+            f"model_hash IN ({marks}))", tuple(legacy + legacy))]
         for p in paths:
-            dataset = _read_record(self.root / p).get("dataset")
+            record = read_record_or_warn(self.root / p)
+            if record is None or not _stored_ok(self.root / p, set(legacy), record):
+                continue
+            dataset = record.get("dataset")
             version = dataset.get("version") if isinstance(dataset, dict) else None
             if data_version is None or version == data_version:
                 return True
@@ -152,14 +209,56 @@ class ResultsStore:
         """Every stored record, oldest first. Without the SQLite index (e.g. records committed
         to git without it) the ``runs/*.json`` files are read directly, and no index is made."""
         if not self.db_path.exists():
-            recs = [_read_record(self.root / p) for p in self._files()]
-            return sorted(recs, key=lambda r: (r["created"], r["run_id"]))
-        con = self._connect()
-        try:
-            paths = [r[0] for r in con.execute("SELECT path FROM runs ORDER BY created, run_id")]
-        finally:
-            con.close()
-        return [_read_record(self.root / p) for p in paths]
+            found = [read_record_or_warn(self.root / p) for p in self._files()]
+            recs = [r for r in found if r is not None]
+            return sorted(recs, key=lambda r: (str(r["created"]), str(r["run_id"])))
+        paths = [r[0] for r in self._query("SELECT path FROM runs ORDER BY created, run_id")]
+        return [r for r in (read_record_or_warn(self.root / p) for p in paths) if r is not None]
+
+
+_WARNED: set[tuple[str, str]] = set()  # (file, problem): each said once per process
+
+
+def read_record_or_warn(path: Path) -> dict | None:
+    """The record in ``path``, or None with a warning naming the file (once per process)."""
+    try:
+        return _read_record(path)
+    except DataError as e:
+        key = (str(path), str(e))
+        if key not in _WARNED:
+            _WARNED.add(key)
+            warnings.warn(f"{e}; left out", stacklevel=2)
+        return None
+
+
+def _stored_ok(path: Path, hashes: set, record: dict | None = None) -> bool:
+    """Whether the file at ``path`` is a readable, successful record of one of ``hashes``."""
+    record = record if record is not None else read_record_or_warn(path)
+    return (record is not None and record.get("status", "ok") == "ok"
+            and (record.get("config_hash") in hashes or record.get("model_hash") in hashes))
+
+
+def _malformed(record: dict) -> str | None:
+    """What makes a JSON object unusable as a run record, or None. A successful run's metrics
+    must be finite numbers per split and target (a NaN or a string would print as a score)."""
+    if not isinstance(record.get("config"), dict):
+        return "its config is not an object"
+    if not isinstance(record["config"].get("data", {}), dict):
+        return "its config's data section is not an object"
+    if record.get("status", "ok") != "ok" or record.get("kind", "run") != "run":
+        return None
+    metrics = record.get("metrics")
+    if metrics is None:
+        return None  # a record of the oldest format without metrics: indexed with NULLs
+    if not isinstance(metrics, dict):
+        return "its metrics are not an object"
+    for split, values in metrics.items():
+        if not isinstance(values, dict):
+            return f"its {split} metrics are not an object"
+        for target, v in values.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                return f"its {split} {target} metric is {v!r}, not a finite number"
+    return None
 
 
 def _read_record(path: Path) -> dict:
@@ -173,6 +272,10 @@ def _read_record(path: Path) -> dict:
     if missing:
         raise DataError(f"{path}: not a fusion-bench run record (no {', '.join(missing)}); move "
                         f"it out of the store's runs/ folder")
+    problem = _malformed(record)
+    if problem is not None:
+        raise DataError(f"{path}: not a usable run record ({problem}); fix or move it out of "
+                        f"the store's runs/ folder")
     return record
 
 

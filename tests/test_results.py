@@ -120,14 +120,13 @@ def test_a_store_of_files_alone_answers_has(tmp_path):
     assert ResultsStore(tmp_path).has(json.loads(p.read_text())["config_hash"])
 
 
-def test_a_foreign_file_in_runs_is_named(tmp_path):
-    from fusion_bench.errors import DataError
+def test_a_foreign_file_in_runs_is_named_and_left_out(tmp_path):
     from fusion_bench.results import ResultsStore
 
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "notes.json").write_text("[1, 2]")
-    with pytest.raises(DataError, match=r"notes.json: not a fusion-bench run record"):
-        ResultsStore(tmp_path).records()
+    with pytest.warns(UserWarning, match=r"notes.json: not a fusion-bench run record.*left out"):
+        assert ResultsStore(tmp_path).records() == []
     (tmp_path / "runs" / "notes.json").write_text("{")
-    with pytest.raises(DataError, match=r"notes.json: not a readable run record"):
-        ResultsStore(tmp_path).has("x")
+    with pytest.warns(UserWarning, match=r"notes.json: not a readable run record"):
+        assert not ResultsStore(tmp_path).has("x")

@@ -9,6 +9,7 @@ and ``leaderboard`` never import torch.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import TYPE_CHECKING
 
 import click
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     builtin_commands = dict(cli.commands)
+    shown = warnings.showwarning
+    if not debug:  # a warning is one line, as an error is; --debug keeps Python's form
+        warnings.showwarning = _one_line_warning
     try:
         _load_plugin_verbs(argv)
         rv = cli.main(args=argv, prog_name="fusion-bench", standalone_mode=False)
@@ -124,5 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                    "ones; run the same command again to complete a sweep.", err=True)
         return 130
     finally:
+        warnings.showwarning = shown
         cli.commands.clear()  # plugin verbs belong to this invocation only
         cli.commands.update(builtin_commands)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"warning: {message}", err=True)
