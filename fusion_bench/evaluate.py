@@ -4,6 +4,7 @@ all modalities)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
@@ -77,9 +78,17 @@ def metric_functions(registry) -> dict[str, Callable]:
 def score_all(preds: dict[str, list[np.ndarray]], splits: dict[str, list[Video]],
               metrics: dict[str, Callable]) -> dict[str, dict[str, dict[str, float]]]:
     """The record's ``scores``: metric name → split → {target: value, ..., "mean": value}, for
-    each split of ``preds`` (split → per-video predictions of ``splits[split]``), by :func:`score`."""
-    return {name: {s: score(p, splits[s], metric=fn) for s, p in preds.items()}
-            for name, fn in metrics.items()}
+    each split of ``preds`` (split → per-video predictions of ``splits[split]``), by :func:`score`.
+    A metric that raises is left out with a warning naming it: a plugin's faulty metric must not
+    cost a trained run its record (CCC, the record's ``metrics``, is computed apart)."""
+    out = {}
+    for name, fn in metrics.items():
+        try:
+            out[name] = {s: score(p, splits[s], metric=fn) for s, p in preds.items()}
+        except Exception as e:  # noqa: BLE001 - a third party's metric
+            warnings.warn(f"metric {name!r} raised {type(e).__name__}: {e}; it is left out of "
+                          "this run's scores", stacklevel=2)
+    return out
 
 
 # ------------------------------------------------------------------------------- robustness

@@ -62,7 +62,12 @@ def dataset_options(cfg: RunConfig, cls):
     """``cls.Options`` (a dataclass) built from ``cfg``'s ``dataset.<data.name>.*`` options,
     each coerced to its field's type, then checked by its ``check()`` method if it has one;
     None for a dataset without ``Options``. Raises ConfigError naming the key."""
-    name, given = cfg.data.name, cfg.dataset.get(cfg.data.name, {})
+    return options_of_dataset(cfg.data.name, cfg.dataset.get(cfg.data.name, {}), cls)
+
+
+def options_of_dataset(name: str, given: dict, cls):
+    """:func:`dataset_options` for dataset ``name`` (plugin class ``cls``) and its ``given``
+    options."""
     spec = getattr(cls, "Options", None)
     if spec is None:
         if given:
@@ -100,6 +105,7 @@ def check(cfg: RunConfig, reg) -> dict[str, dict]:
     """Check every option of every plugin ``cfg`` uses, reading no data: unknown plugin names and
     options (with "did you mean"), wrong types, a dataset's out-of-range options, per-modality
     encoder widths. Return the checked options by kind (coerced, as the model is built with)."""
+    unused_plugins(cfg, reg)
     out = {}
     for kind, name in cfg.used().items():
         entry = reg.get(KINDS[kind][0], name)
@@ -115,6 +121,35 @@ def check(cfg: RunConfig, reg) -> dict[str, dict]:
         out[kind] = plugin_options(kind, name, entry.obj, given, skip=KINDS[kind][1])
     check_channels(cfg, reg.get("encoders", cfg.model.encoder).obj)
     return out
+
+
+def unused_plugins(cfg: RunConfig, reg) -> None:
+    """Options given for a plugin this run does not use (one sweep carries several fusions'
+    options): the plugin must exist (a misspelt ``fusion.rcmaa.iterations`` would otherwise be
+    ignored in silence) and have those options."""
+    from .config import PRESET_ENCODER_OPTIONS, PRESET_FUSION_OPTIONS
+
+    preset = {"fusion": PRESET_FUSION_OPTIONS, "encoder": PRESET_ENCODER_OPTIONS}
+    used = cfg.used()
+    for kind, (rkind, skip) in KINDS.items():
+        for name, given in getattr(cfg, kind).items():
+            if used.get(kind) == name or not given:
+                continue
+            from_presets = [t.get(name, {}) for t in preset.get(kind, {}).values()]
+            if name not in reg.entries[rkind] and any(given.items() <= p.items() for p in from_presets):
+                continue  # a preset's options for a plugin that is not loaded: not the user's
+            if name not in reg.entries[rkind]:
+                near = difflib.get_close_matches(name, reg.names(rkind), n=3)
+                key = f"{kind}.{name}.{next(iter(given))}"
+                raise ConfigError(
+                    f"{key}: there is no {kind} {name!r}"
+                    + (f"; did you mean {' or '.join(f'{kind}.{n}' for n in near)}?" if near else "")
+                    + f" (see `fusion-bench list {rkind}`)")
+            obj = reg.get(rkind, name).obj
+            if kind == "dataset":
+                options_of_dataset(name, given, obj)
+            else:
+                plugin_options(kind, name, obj, given, skip=skip)
 
 
 def short_form_error(kind: str, name: str, option: str, reg) -> ConfigError:

@@ -54,7 +54,7 @@ class Entry:
             module, _, attr = self._obj.partition(":")
             try:
                 self._obj = getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError) as e:
+            except Exception as e:  # noqa: BLE001 - any failure of a plugin's module at import
                 raise PluginError(f"{self.kind[:-1]} {self.name!r} ({self.plugin}): cannot load "
                                   f"{self._obj}: {type(e).__name__}: {e}") from None
         return self._obj
@@ -65,7 +65,9 @@ class Entry:
 
 def _source_attributes(path: str) -> dict[str, str]:
     """String class attributes of ``"module:Class"`` read from the module's source (no import
-    of the module itself; its parent packages are imported to find it)."""
+    of the module itself; its parent packages are imported to find it). For a function: the
+    string arguments of its decorator call (``@metric("description", ...)``: the first is the
+    description) and module-level ``fn.description = "..."`` assignments."""
     module, _, cls = path.partition(":")
     try:
         spec = importlib.util.find_spec(module)
@@ -75,12 +77,25 @@ def _source_attributes(path: str) -> dict[str, str]:
         tree = ast.parse(source)
     except (ImportError, AttributeError, OSError, TypeError, ValueError, SyntaxError):
         return {}
+    def text(value) -> str | None:
+        return value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else None
+
+    out: dict[str, str] = {}
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == cls:
-            return {t.id: stmt.value.value for stmt in node.body if isinstance(stmt, ast.Assign)
+            return {t.id: v for stmt in node.body if isinstance(stmt, ast.Assign)
                     for t in stmt.targets if isinstance(t, ast.Name)
-                    and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)}
-    return {}
+                    and (v := text(stmt.value)) is not None}
+        if isinstance(node, ast.FunctionDef) and node.name == cls:
+            for deco in node.decorator_list:
+                if isinstance(deco, ast.Call) and deco.args and text(deco.args[0]) is not None:
+                    out["description"] = text(deco.args[0]) or ""
+        if isinstance(node, ast.Assign) and (v := text(node.value)) is not None:
+            for t in node.targets:
+                if (isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
+                        and t.value.id == cls and t.attr in ("description", "reference")):
+                    out[t.attr] = v
+    return out
 
 
 @dataclass

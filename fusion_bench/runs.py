@@ -66,6 +66,7 @@ def preflight(configs: Iterable[RunConfig], reg) -> None:
     read: an unknown dataset, encoder or fusion, a plugin option they lack or of a wrong type
     (:func:`fusion_bench.options.check`), a modality the dataset lacks, a dataset that cannot be
     opened. :func:`fusion_bench.sweep.sweep` passes the configurations still to run."""
+    metric_functions(reg)  # every metric importable before any training (a run records them all)
     opened = set()
     for cfg in configs:
         check_options(cfg, reg)
@@ -185,6 +186,7 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
         t_rob += time.perf_counter() - t0
     metrics = {s: score(preds[s], splits[s]) for s in ("val", "test")}
     scorers = metric_functions(reg)
+    scores = score_all(preds, splits, scorers)
     extra = {}
     if rob.enabled:
         extra["robustness"] = robustness_summary(
@@ -194,11 +196,11 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     eval_frames = sum(v.n_frames for s in ("val", "test") for v in splits[s])
     return {
         "metrics": metrics,  # CCC, as every record has it
-        "scores": score_all(preds, splits, scorers),  # every registered metric
+        "scores": scores,  # every registered metric
         # what a leaderboard needs to rank a metric, so reading records needs no registry
         "metric_info": {n: {"higher_is_better": bool(getattr(f, "higher_is_better", True)),
                             "description": str(getattr(f, "description", ""))}
-                        for n, f in scorers.items()},
+                        for n, f in scorers.items() if n in scores},
         "params": {**params, "models": len(groups)},
         "options": options,
         "dataset": ds.info(),

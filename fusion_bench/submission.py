@@ -61,8 +61,13 @@ def train_and_predict(cfg, registry, videos=None, events=None) -> tuple[dict[str
     wtest = make_windows(videos, mods, L, cfg.data.hop_for("test"))
     preds = [np.zeros((v.n_frames, len(TARGETS))) for v in videos]
     scores = {}
+    info = run_info(cfg, registry)
+    if events is not None:
+        events.run_start(info)
     for fitted in fit_targets(cfg, registry, ds.dims, wtrain, wval, splits["val"], device,
-                              events, run_info(cfg, registry)):
+                              events, info):
         scores["+".join(TARGETS[c] for c in fitted.columns)] = fitted.fit.best_val
         predict_into(preds, fitted.columns, fitted.model, wtest, videos, device)
+    if events is not None:  # no run record here: what a submission has instead
+        events.run_end(info, {"kind": "submission", "val": scores, "videos": len(videos)})
     return {v.name: p for v, p in zip(videos, preds, strict=True)}, scores

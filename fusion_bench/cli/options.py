@@ -1,8 +1,9 @@
 """The options every configuration-building verb shares (``run``, ``submit``, ``bench``,
 ``sweep``), as one decorator, and the configuration they make.
 
-Precedence: defaults < ``--preset`` < ``--config`` file < ``--set`` < the dedicated flags
-(``--fusion``, ``--seed``...) < on/off switches (``--quiet``, ``--robustness``).
+Precedence: defaults < ``--preset`` < ``--config`` file < the dedicated flags (``--fusion``,
+``--seed``...) < ``--set`` < on/off switches (``--quiet``, ``--robustness``). A verb's own default
+for a key (``submit``'s dataset) applies only where none of these sets that key.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import click
 #: dedicated flags: option name → (config key, click option arguments)
 FLAGS: dict[str, tuple[str, dict]] = {
     "fusion": ("model.fusion", {"help": "Fusion plugin (default: concat). See `list fusions`."}),
-    "dataset": ("data.name", {"help": "Dataset plugin (default: synthetic)."}),
+    "dataset": ("data.name", {"help": "Dataset plugin (default: synthetic, or the verb's)."}),
     "encoder": ("model.encoder", {"help": "Temporal encoder plugin (default: tcn)."}),
     "modalities": ("data.modalities", {"help": "Comma-separated subset, e.g. visual,audio."}),
     "root": ("data.root", {"help": "Dataset folder (datasets read from disk)."}),
@@ -22,18 +23,14 @@ FLAGS: dict[str, tuple[str, dict]] = {
 SHARED = ("preset", "config_file", "sets")
 
 
-def config_options(*flags: str, preset: str = "quick", defaults: dict | None = None,
-                   required: tuple[str, ...] = ()):
-    """Add ``--preset``, ``--config``, ``--set`` and the named dedicated ``flags`` to a verb.
-    ``defaults``/``required`` adjust a flag for one verb (``submit``: ``--dataset affwild2``)."""
-    defaults = defaults or {}
+def config_options(*flags: str, preset: str = "quick", required: tuple[str, ...] = ()):
+    """Add ``--preset``, ``--config``, ``--set`` and the named dedicated ``flags`` to a verb;
+    ``required`` flags must be given."""
 
     def decorate(fn):
         for name in reversed(flags):
             key, kwargs = FLAGS[name]
             kw = dict(kwargs)
-            if name in defaults:
-                kw.update(default=defaults[name], show_default=True)
             fn = click.option(f"--{name}", name, required=name in required, **kw)(fn)
         fn = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                           help="Override a config key, e.g. --set train.lr=1e-3 "
@@ -53,14 +50,18 @@ def pop_config_args(opts: dict) -> tuple[str, str | None, list[tuple[str, str]]]
 
     preset, config_file, sets = (opts.pop(k) for k in SHARED)
     flags = [(FLAGS[name][0], opts.pop(name)) for name in list(opts) if name in FLAGS]
-    return preset, config_file, parse_set(sets) + [(k, v) for k, v in flags if v is not None]
+    return preset, config_file, [(k, v) for k, v in flags if v is not None] + parse_set(sets)
 
 
-def build_run_config(opts: dict, switches: dict | None = None):
+def build_run_config(opts: dict, switches: dict | None = None, fallbacks: dict | None = None):
     """The run configuration of a verb's options (see the module docstring); ``switches`` maps
-    a config key to a value, or None where the switch is off."""
-    from ..config import build_config
+    a config key to a value, or None where the switch is off; ``fallbacks`` are the verb's own
+    defaults, used for a key that neither the config file, a flag nor ``--set`` sets."""
+    from ..config import build_config, load_toml
 
     preset, config_file, overrides = pop_config_args(opts)
     overrides += [(k, v) for k, v in (switches or {}).items() if v is not None]
+    if fallbacks:
+        given = {k for k, _ in overrides} | (set(load_toml(config_file)) if config_file else set())
+        overrides = [(k, v) for k, v in fallbacks.items() if k not in given] + overrides
     return build_config(preset, config_file, overrides)

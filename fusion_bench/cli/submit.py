@@ -10,16 +10,18 @@ from .options import build_run_config, config_options
 
 @cli.command()
 @config_options("dataset", "root", "fusion", "encoder", "modalities", "seed", "device",
-                defaults={"dataset": "affwild2"}, required=("root",))
+                required=("root",))
 @click.option("--out", "out_file", default="submission.csv", show_default=True, help="CSV to write.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def submit(state: State, out_file, quiet, **opts):
-    """Train on the train split and write an ABAW submission CSV for the test list."""
+    """Train on the train split and write an ABAW submission CSV for the test list (dataset:
+    affwild2 unless --dataset, --set data.name or the config file says otherwise)."""
     from ..submission import train_and_predict, write_submission
     from .progress import run_events
 
-    cfg = build_run_config(opts, {"train.progress": "false" if quiet else None})
+    cfg = build_run_config(opts, {"train.progress": "false" if quiet else None},
+                           fallbacks={"data.name": "affwild2"})
     reg = state.registry
     with run_events(reg, show=cfg.train.progress) as events:
         preds, scores = train_and_predict(cfg, reg, events=events)

@@ -32,20 +32,25 @@ def build_config(preset: str = "quick", config_file: str | None = None,
     given = [(k, v, config_file) for k, v in (load_toml(config_file) if config_file else {}).items()]
     given += [(k, v, None) for k, v in overrides]
     short: list[tuple[str, str, str, typing.Any, str | None]] = []
-    explicit = set()
+    explicit: dict[tuple, str | None] = {}  # (kind, name, option) -> the source that set it
     for k, v, origin in given:
         plugin = split_plugin_key(k)
         if plugin is not None and plugin[1] is None:
             short.append((k, plugin[0], plugin[2], v, origin))  # once the chosen plugins are known
             continue
         if plugin is not None:
-            explicit.add(plugin)
+            explicit[plugin] = origin
         _set(cfg, k, v, origin)
     for k, kind, option, v, origin in short:
-        if (kind, chosen(cfg, kind), option) in explicit:
-            raise ConfigError(f"{k} and {kind}.{chosen(cfg, kind)}.{option} both set the option of "
-                              f"{kind} {chosen(cfg, kind)!r}; keep one")
-        _set(cfg, k, v, origin)
+        target = (kind, chosen(cfg, kind), option)
+        if target in explicit:
+            if explicit[target] == origin:  # one source says it twice: which did it mean?
+                raise ConfigError(f"{k} and {kind}.{target[1]}.{option} both set the option of "
+                                  f"{kind} {target[1]!r}{f' in {origin}' if origin else ''}; "
+                                  "keep one")
+            if origin is not None:
+                continue  # the file's short form yields to the command line's explicit key
+        _set(cfg, k, v, origin)  # the command line's short form beats the file's explicit key
     validate(cfg)
     return cfg
 

@@ -42,8 +42,19 @@ def render(headers, body, caption, fmt: str, numparse: bool = True) -> str:
 
         table_tex = tex(tabulate(body, headers, tablefmt="latex_booktabs"))
         return ("\\begin{table}\n\\centering\n" + table_tex + "\n\\caption{"
-                + tex(caption.replace("%", r"\%").replace("_", r"\_")) + "}\n\\end{table}\n")
+                + tex(_latex_escape(caption)) + "}\n\\end{table}\n")
     if fmt == "html":
         # tabulate escapes the cells; the caption names records' fusions and commits: escape it
         return tabulate(body, headers, tablefmt="html") + f"\n<p>{html.escape(caption)}</p>\n"
     raise ValueError(f"unknown format {fmt!r}; use md, csv, latex or html")
+
+
+#: LaTeX's special characters in text, escaped (a caption holds strings from records; an
+#: unescaped & or # breaks the .tex file). ± ≈ × and the dash are mapped afterwards.
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                   "^": r"\textasciicircum{}"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(c, c) for c in text)

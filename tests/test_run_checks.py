@@ -1,0 +1,184 @@
+"""What a run checks before it trains, and the precedence of the ways to configure it: found by
+a review of the redesign (each test failed on the code it reviewed)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from fusion_bench.cli.options import build_run_config
+
+TINY_DATA = ["--set", "dataset.synthetic.n_train=4", "--set", "dataset.synthetic.n_val=2",
+             "--set", "dataset.synthetic.n_test=2", "--set", "train.epochs=1", "--quiet"]
+
+
+@pytest.mark.parametrize("key,message", [
+    ("fusion.rcmaa.iterations=1", "there is no fusion 'rcmaa'; did you mean fusion.rcma?"),
+    ("dataset.synthtic.n_train=3", "there is no dataset 'synthtic'; did you mean dataset.synthetic?"),
+    ("encoder.tcnn.kernel=9", "there is no encoder 'tcnn'; did you mean encoder.tcn?"),
+    ("fusion.lstm.iteratons=1", "fusion 'lstm' has no option 'iteratons'"),
+])
+def test_options_of_a_misspelt_or_unused_plugin_are_errors(cli_run, tmp_path, key, message):
+    code, _, err = cli_run("run", "--fusion", "concat", "--set", key, "--out", tmp_path,
+                           *TINY_DATA)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+    code, _, err = cli_run("sweep", "--fusion", "concat,rcma", "--seeds", "1", "--set", key,
+                           "--out", tmp_path, *TINY_DATA[:-1])
+    assert code == 2 and message in err and not (tmp_path / "runs").exists()
+
+
+def opts(**given):
+    base = {"preset": "quick", "config_file": None, "sets": (), "fusion": None, "dataset": None,
+            "encoder": None, "modalities": None, "root": None, "seed": None, "device": None}
+    return {**base, **given}
+
+
+def test_set_beats_the_dedicated_flags_and_the_file(tmp_path):
+    cfg = build_run_config(opts(seed=1, sets=("seed=2",)))
+    assert cfg.seed == 2
+    cfg = build_run_config(opts(fusion="concat", sets=("model.fusion=rcma",)))
+    assert cfg.model.fusion == "rcma"
+    toml = tmp_path / "c.toml"
+    toml.write_text("seed = 5\n")
+    assert build_run_config(opts(config_file=str(toml), seed=7)).seed == 7  # flag > file
+
+
+def test_a_verbs_fallback_applies_only_where_nothing_sets_the_key(tmp_path):
+    fallback = {"data.name": "affwild2"}
+    assert build_run_config(opts(root="R"), fallbacks=fallback).data.name == "affwild2"
+    assert build_run_config(opts(root="R", sets=("data.name=features",)),
+                            fallbacks=fallback).data.name == "features"
+    assert build_run_config(opts(root="R", dataset="features"),
+                            fallbacks=fallback).data.name == "features"
+    toml = tmp_path / "c.toml"
+    toml.write_text('[data]\nname = "features"\n')
+    assert build_run_config(opts(root="R", config_file=str(toml)),
+                            fallbacks=fallback).data.name == "features"
+
+
+def test_the_short_form_on_the_command_line_beats_the_files_explicit_key(tmp_path):
+    from fusion_bench.config import build_config
+    from fusion_bench.errors import ConfigError
+
+    toml = tmp_path / "c.toml"
+    toml.write_text("[fusion.rcma]\niterations = 3\n")
+    cfg = build_config("quick", str(toml), [("model.fusion", "rcma"), ("fusion.iterations", "4")])
+    assert cfg.fusion["rcma"]["iterations"] == 4
+    toml.write_text("[fusion]\niterations = 3\n")
+    cfg = build_config("quick", str(toml), [("model.fusion", "rcma"),
+                                            ("fusion.rcma.iterations", "5")])
+    assert cfg.fusion["rcma"]["iterations"] == 5
+    with pytest.raises(ConfigError, match="both set the option"):  # one source, both forms
+        build_config("quick", None, [("model.fusion", "rcma"), ("fusion.iterations", "4"),
+                                     ("fusion.rcma.iterations", "5")])
+
+
+BAD_METRIC_IMPORT = '''
+import fusion_bench
+
+@fusion_bench.hookimpl
+def register_metrics(register):
+    register("mae", "no_such_module_here:mae")
+'''
+
+RAISING_METRIC = '''
+import fusion_bench
+
+def boom(pred, target):
+    raise ValueError("metric bug")
+
+@fusion_bench.hookimpl
+def register_metrics(register):
+    register("boom", boom)
+'''
+
+
+def test_a_metric_that_cannot_load_fails_before_training(cli_run, tmp_path, monkeypatch):
+    from fusion_bench import runs
+
+    plugin = tmp_path / "badmetric.py"
+    plugin.write_text(BAD_METRIC_IMPORT)
+    monkeypatch.setattr(runs, "run", lambda *a, **k: pytest.fail("trained before the check"))
+    code, _, err = cli_run("--plugin", plugin, "run", "--out", tmp_path / "r", *TINY_DATA)
+    assert code == 2 and "metric 'mae'" in err and "no_such_module_here" in err
+    assert "Traceback" not in err
+
+
+def test_a_metric_that_raises_is_left_out_and_the_run_kept(cli_run, tmp_path):
+    plugin = tmp_path / "raising.py"
+    plugin.write_text(RAISING_METRIC)
+    code, out, err = cli_run("--plugin", plugin, "run", "--fusion", "concat", "--out",
+                             tmp_path / "r", *TINY_DATA)
+    assert code == 0, err
+    assert "metric 'boom' raised ValueError: metric bug" in err
+    (path,) = (tmp_path / "r" / "runs").glob("*.json")
+    rec = json.loads(path.read_text())
+    assert "boom" not in rec["scores"] and "boom" not in rec["metric_info"]
+    assert set(rec["scores"]) == {"ccc", "rmse", "pearson"}
+
+
+def test_a_lazy_plugin_module_that_raises_is_one_line(cli_run, tmp_path, monkeypatch):
+    (tmp_path / "exploding_mod.py").write_text("raise RuntimeError('boom at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugin = tmp_path / "lazyplug.py"
+    plugin.write_text(textwrap.dedent('''
+        import fusion_bench
+
+        @fusion_bench.hookimpl
+        def register_fusions(register):
+            register("broken", "exploding_mod:Fusion", description="d")
+    '''))
+    code, _, err = cli_run("--plugin", plugin, "run", "--fusion", "broken", "--out", tmp_path / "r",
+                           *TINY_DATA)
+    assert code == 2 and "fusion 'broken' (lazyplug): cannot load exploding_mod:Fusion" in err
+    assert "RuntimeError: boom at import" in err and "Traceback" not in err
+
+
+def test_list_metrics_shows_their_descriptions(cli_run):
+    code, out, _ = cli_run("list", "metrics")
+    assert code == 0
+    assert "root-mean-square error" in out and "Lin's concordance" in out and "Pearson" in out
+
+
+def test_submit_sends_run_start_and_run_end():
+    from fusion_bench.config import build_config
+    from fusion_bench.events import Events
+    from fusion_bench.plugins import load_registry
+    from fusion_bench.runs import load_dataset
+    from fusion_bench.submission import train_and_predict
+
+    from .conftest import tiny_overrides
+
+    seen = []
+
+    class Tracker:
+        import fusion_bench
+
+        @fusion_bench.hookimpl
+        def run_start(self, run):
+            seen.append("start")
+
+        @fusion_bench.hookimpl
+        def epoch_end(self, run, epoch):
+            seen.append("epoch")
+
+        @fusion_bench.hookimpl
+        def run_end(self, run, record):
+            seen.append(("end", record["kind"], record["videos"]))
+
+    cfg = build_config("quick", None, tiny_overrides())
+    reg = load_registry(entry_points=False)
+    reg.pm.register(Tracker(), name="tracker")
+    videos = load_dataset(reg, cfg)[1]["test"][:2]
+    train_and_predict(cfg, reg, videos, events=Events(reg.pm))
+    assert seen == ["start", "epoch", "epoch", ("end", "submission", 2)]
+
+
+def test_latex_caption_escapes_what_records_hold():
+    from fusion_bench.report.render import render
+
+    tex = render(["a"], [["1"]], "fusion R&D #2 at 50% of c_max, cost $3 {x} ~ ^", "latex")
+    assert r"R\&D \#2 at 50\% of c\_max, cost \$3 \{x\} \textasciitilde{} \textasciicircum{}" in tex
