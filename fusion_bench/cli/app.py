@@ -8,7 +8,9 @@ and ``leaderboard`` never import torch.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import warnings
 from typing import TYPE_CHECKING
 
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = warnings.showwarning
     if not debug:  # a warning is one line, as an error is; --debug keeps Python's form
         warnings.showwarning = _one_line_warning
+    on_term = _handle_sigterm()
     try:
         _load_plugin_verbs(argv)
         rv = cli.main(args=argv, prog_name="fusion-bench", standalone_mode=False)
@@ -127,10 +130,33 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("Interrupted: finished runs are stored, nothing was written for unfinished "
                    "ones; run the same command again to complete a sweep.", err=True)
         return 130
+    except Terminated:
+        click.echo("Terminated (SIGTERM): finished runs are stored, nothing was written for "
+                   "unfinished ones; run the same command again to complete a sweep.", err=True)
+        return 143
     finally:
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
         warnings.showwarning = shown
         cli.commands.clear()  # plugin verbs belong to this invocation only
         cli.commands.update(builtin_commands)
+
+
+class Terminated(BaseException):
+    """SIGTERM (what timeout, Slurm and docker send) arrived: unwinds like Ctrl-C, so a
+    sweep's clean-up (cancel queued runs, end its workers) runs and nothing half-made is kept."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+def _handle_sigterm():
+    """Install the SIGTERM handler; return the previous one (None off the main thread, where
+    Python cannot set one)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -1,0 +1,78 @@
+"""SIGTERM (timeout, Slurm, docker) is handled like Ctrl-C: finished work kept, one line, exit
+143, and no worker process of a parallel sweep left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LONG = ["--set", "train.epochs=500", "--set", "dataset.synthetic.n_train=8",
+        "--set", "dataset.synthetic.n_val=2", "--set", "dataset.synthetic.n_test=2", "--quiet"]
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc for child processes")
+
+
+def children(pid: int) -> set[int]:
+    out = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out |= {int(c) for c in (task / "children").read_text().split()}
+        except OSError:
+            pass
+    return out
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def start(args, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "fusion_bench", *args, "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=tmp_path)
+
+
+def test_sigterm_during_a_run_exits_143_with_one_line_and_keeps_nothing_half_made(tmp_path):
+    p = start(["run", "--fusion", "concat", "--device", "cpu", *LONG], tmp_path)
+    time.sleep(4)  # started, training (500 epochs: far from done)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert "Terminated (SIGTERM)" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("runs/*.json"))  # an unfinished run writes no record
+
+
+def test_sigterm_to_a_parallel_sweep_leaves_no_worker(tmp_path):
+    p = start(["sweep", "--fusion", "concat,lstm", "--seeds", "1", "--jobs", "2", *LONG[:-1]],
+              tmp_path)
+    # the spawned workers (and multiprocessing's resource tracker) are the driver's children
+    assert wait_for(lambda: len(children(p.pid)) >= 2, 60), "the workers never started"
+    time.sleep(2)
+    kids = children(p.pid)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert "Terminated (SIGTERM)" in err
+    assert wait_for(lambda: not any(alive(k) for k in kids), 20), \
+        f"left behind: {[k for k in kids if alive(k)]}"
