@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import typing
 import warnings
@@ -43,9 +44,29 @@ class ResultsStore:
     """Records under ``root``; see the module docstring."""
 
     def __init__(self, root: str | Path = "results"):
-        self.root = Path(root)
+        self.root = Path(os.path.expanduser(str(root) or "."))
         self.db_path = self.root / "fusion_bench.sqlite"
         self._synced_at: int | None = None  # mtime of runs/ when this object last synced
+
+    def check_writable(self) -> None:
+        """Fail now, not after hours of training, if records cannot be written here: a file is
+        written into the folder and removed, and folders made for it are removed again (a
+        command that fails later leaves nothing behind); ConfigError otherwise."""
+        from .errors import ConfigError
+
+        made = [d for d in (self.root, *self.root.parents) if not d.exists()]
+        probe = self.root / f".write-check-{os.getpid()}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+            for d in made:  # deepest first
+                d.rmdir()
+        except OSError as e:
+            what = "is a file, not a folder" if self.root.is_file() else (
+                f"cannot be written ({e.strerror or e})")
+            raise ConfigError(f"results folder {str(self.root)!r} {what}; give --out a folder "
+                              "you can write to") from None
 
     def _connect(self, sync: bool = True) -> sqlite3.Connection:
         """The index, synced with ``runs/``; an index SQLite cannot read (random bytes, a

@@ -24,10 +24,10 @@ def test_options_of_a_misspelt_or_unused_plugin_are_errors(cli_run, tmp_path, ke
     code, _, err = cli_run("run", "--fusion", "concat", "--set", key, "--out", tmp_path,
                            *TINY_DATA)
     assert code == 2 and message in err and "Traceback" not in err
-    assert not (tmp_path / "runs").exists()
+    assert not list(tmp_path.glob("runs/*.json"))
     code, _, err = cli_run("sweep", "--fusion", "concat,rcma", "--seeds", "1", "--set", key,
                            "--out", tmp_path, *TINY_DATA[:-1])
-    assert code == 2 and message in err and not (tmp_path / "runs").exists()
+    assert code == 2 and message in err and not list(tmp_path.glob("runs/*.json"))
 
 
 def opts(**given):
@@ -182,3 +182,25 @@ def test_latex_caption_escapes_what_records_hold():
 
     tex = render(["a"], [["1"]], "fusion R&D #2 at 50% of c_max, cost $3 {x} ~ ^", "latex")
     assert r"R\&D \#2 at 50\% of c\_max, cost \$3 \{x\} \textasciitilde{} \textasciicircum{}" in tex
+
+
+def test_an_out_that_cannot_hold_records_fails_before_training(cli_run, tmp_path, monkeypatch):
+    from fusion_bench import runs
+
+    monkeypatch.setattr(runs, "run", lambda *a, **k: pytest.fail("trained before the check"))
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a folder")
+    for out, says in ((a_file, "is a file, not a folder"), (a_file / "sub", "cannot be written")):
+        code, _, err = cli_run("run", "--out", out, *TINY_DATA)
+        assert code == 2 and f"results folder '{out}' {says}" in err and "Traceback" not in err
+        code, _, err = cli_run("sweep", "--fusion", "concat", "--seeds", "1", "--out", out,
+                               *TINY_DATA[:-1])
+        assert code == 2 and says in err
+
+
+def test_out_expands_home_and_empty(tmp_path, monkeypatch):
+    from fusion_bench.results import ResultsStore
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert ResultsStore("~/res").root == tmp_path / "res"
+    assert str(ResultsStore("").root) == "."

@@ -82,6 +82,8 @@ def bench(ctx, all_fusions, out, as_json, **opts):
     cfg = build_run_config(opts)
     reg = state.registry
     preflight([cfg], reg)  # names and options, as a run checks them
+    store = ResultsStore(out)
+    store.check_writable()
     plugins = plugins_used(reg, cfg)
     try:
         result = run_bench(cfg, reg, settings, log=lambda msg: click.echo(msg, err=True))
@@ -92,7 +94,7 @@ def bench(ctx, all_fusions, out, as_json, **opts):
             f"(an unsupported --amp/--compile/--device combination? --debug shows the traceback)"
         ) from e
     record = make_bench_record(cfg, settings, result, plugins)
-    path = ResultsStore(out).write(record)
+    path = store.write(record)
     if as_json:
         click.echo(json.dumps(record, indent=2, sort_keys=True, default=str))
     else:

@@ -28,8 +28,10 @@ def run(state: State, out, robustness, quiet, **opts):
     cfg = build_run_config(opts, {"train.progress": "false" if quiet else None,
                                   "robustness.enabled": "true" if robustness else None})
     reg = state.registry
+    store = ResultsStore(out)
+    store.check_writable()  # before any training
     with run_events(reg, show=cfg.train.progress) as events:
-        record, path = run_and_store(cfg, reg, ResultsStore(out), events)
+        record, path = run_and_store(cfg, reg, store, events)
     m, ceiling = record["metrics"], record["dataset"].get("ceiling", {})
     rows = [[s, m[s]["valence"], m[s]["arousal"], m[s]["mean"]] for s in ("val", "test")]
     if "test" in ceiling:

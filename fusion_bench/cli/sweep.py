@@ -33,7 +33,9 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, robustness, **opts)
         base.append(("robustness.enabled", "true"))
     names = [f.strip() for f in fusions.split(",") if f.strip()]
     configs = grid(names, list(range(seeds)), base, preset, config_file)
-    res = run_sweep(configs, state.registry, ResultsStore(out), echo=click.echo, executor=executor,
+    store = ResultsStore(out)
+    store.check_writable()  # before any run
+    res = run_sweep(configs, state.registry, store, echo=click.echo, executor=executor,
                     jobs=jobs, spec=RegistrySpec.of(state.plugin_specs, state.strict))
     click.echo(f"{res.done} run, {res.skipped} already stored, {res.failed} failed")
     return 1 if res.failed else 0
