@@ -160,15 +160,21 @@ class ResultsStore:
                 obj = obj.get(k) if isinstance(obj, dict) else None
             return obj
 
+        def number(v):  # what SQLite can hold; a record's odd value is indexed as NULL
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                return None
+            return v if isinstance(v, float) or -2**63 <= v < 2**63 else None
+
         con.execute(
             "INSERT OR REPLACE INTO runs (run_id, config_hash, created, dataset, fusion, seed, "
             "status, val_mean, test_valence, test_arousal, test_mean, path, model_hash) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (record["run_id"], record["config_hash"], record["created"],
              get("config", "data", "name"), get("config", "model", "fusion"),
-             get("config", "seed"), record.get("status", "ok"), get("metrics", "val", "mean"),
-             get("metrics", "test", "valence"), get("metrics", "test", "arousal"),
-             get("metrics", "test", "mean"), rel, record.get("model_hash")),
+             number(get("config", "seed")), record.get("status", "ok"),
+             number(get("metrics", "val", "mean")), number(get("metrics", "test", "valence")),
+             number(get("metrics", "test", "arousal")), number(get("metrics", "test", "mean")),
+             rel, record.get("model_hash")),
         )
 
     def write(self, record: dict) -> Path:

@@ -204,3 +204,54 @@ def test_out_expands_home_and_empty(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert ResultsStore("~/res").root == tmp_path / "res"
     assert str(ResultsStore("").root) == "."
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--set", "train.lr=nan"], "train.lr must be positive, got nan"),
+    (["run", "--set", "train.lr=inf"], "train.lr must be positive, got inf"),
+    (["run", "--seed", str(2**63)], "seed must be at most 2**63 - 1"),
+    (["run", "--set", "train.batch_size=1"], "train.batch_size must be at least 2"),
+    (["sweep", "--fusion", "concat", "--seeds", "0"], "'--seeds': 0 is not in the range x>=1"),
+    (["sweep", "--fusion", "concat", "--seeds", "-3"], "'--seeds': -3 is not in the range x>=1"),
+    (["sweep", "--fusion", ",", "--seeds", "1"], "give at least one fusion"),
+    (["bench", "--fusion", "concat", "--peak-tflops", "-1"], "--peak-tflops must be a positive"),
+])
+def test_bad_values_are_one_line_before_any_work(cli_run, tmp_path, monkeypatch, args, message):
+    from fusion_bench import runs
+
+    monkeypatch.setattr(runs, "run", lambda *a, **k: pytest.fail("trained before the check"))
+    code, out, err = cli_run(*args, "--out", tmp_path)
+    assert code == 2, (out, err)
+    # one error line (click adds its usage lines above a bad option's)
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
+
+
+def test_a_config_that_is_a_folder_or_not_utf8_is_one_line(cli_run, tmp_path):
+    (tmp_path / "adir").mkdir()
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xff\xfe[x]\n")
+    for path, message in ((tmp_path / "adir", "is a folder"), (bad, "not UTF-8 text")):
+        code, _, err = cli_run("run", "--config", path, "--out", tmp_path / "r")
+        assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_record_with_a_value_sqlite_cannot_hold_is_indexed_not_fatal(tmp_path):
+    """A record made elsewhere with a seed beyond 64 bits once poisoned the store: every later
+    command failed on indexing it."""
+    from fusion_bench.results import ResultsStore
+
+    (tmp_path / "runs").mkdir()
+    rec = {"run_id": "big", "config_hash": "hbig", "created": "t", "config": {"seed": 2**70},
+           "metrics": {"test": {"mean": 0.5}}}
+    (tmp_path / "runs" / "big.json").write_text(json.dumps(rec))
+    store = ResultsStore(tmp_path)
+    assert store.has("hbig") and [r["run_id"] for r in store.records()] == ["big"]
+
+
+def test_leaderboard_out_on_a_file_is_one_line_and_writes_nothing(cli_run, tmp_path):
+    a_file = tmp_path / "tables"
+    a_file.write_text("x")
+    folder = __import__("pathlib").Path(__file__).resolve().parent.parent / "leaderboards" / "synthetic-cpu"
+    code, _, err = cli_run("leaderboard", "--results", folder, "--out", a_file)
+    assert code == 2 and "is a file, not a folder" in err and a_file.read_text() == "x"

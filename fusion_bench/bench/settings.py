@@ -43,6 +43,8 @@ class BenchSettings:
     group: str | None = None  # id shared by the records of one `bench --all`
 
     def __post_init__(self):
+        if self.peak_tflops is not None and not self.peak_tflops > 0:
+            raise ConfigError(f"--peak-tflops must be a positive number, got {self.peak_tflops}")
         if self.compile_mode not in COMPILE_MODES:
             raise ConfigError(f"unknown --compile-mode {self.compile_mode!r}; use one of "
                               + ", ".join(COMPILE_MODES))

@@ -35,6 +35,8 @@ def leaderboard(results_dir, dataset, fmt, out, sort, metric, plots_dir, bench_t
     from ..results import ResultsStore
 
     ext = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}[fmt]
+    if out:  # before any table is made: a file or an unwritable folder is one error
+        ResultsStore(out).check_writable()
     if bench_tables:
         from ..report import bench_table
 

@@ -11,7 +11,8 @@ from .options import config_options, pop_config_args
 @cli.command()
 @click.option("--fusion", "fusions", required=True,
               help="Comma-separated fusions; only:MODALITY adds a single-modality row.")
-@click.option("--seeds", type=int, default=5, show_default=True, help="Model seeds 0..N-1.")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Model seeds 0..N-1.")
 @config_options("dataset", "encoder", "modalities", "root", "device")
 @click.option("--out", default="results", show_default=True, help="Results store folder.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -31,7 +32,10 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, robustness, **opts)
     preset, config_file, base = pop_config_args(opts)
     if robustness:
         base.append(("robustness.enabled", "true"))
-    names = [f.strip() for f in fusions.split(",") if f.strip()]
+    names = list(dict.fromkeys(f.strip() for f in fusions.split(",") if f.strip()))  # once each
+    if not names:
+        raise click.BadParameter("give at least one fusion, e.g. --fusion rcma,concat",
+                                 param_hint="'--fusion'")
     configs = grid(names, list(range(seeds)), base, preset, config_file)
     store = ResultsStore(out)
     store.check_writable()  # before any run

@@ -78,7 +78,7 @@ def validate(cfg: RunConfig) -> None:
                 f"{key} ({hop}) is longer than data.window ({d.window}): the frames between "
                 f"windows would be skipped; set {key} to at most {d.window}"
             )
-    if t.lr <= 0:
+    if not (t.lr > 0 and math.isfinite(t.lr)):  # also NaN and inf
         raise ConfigError(f"train.lr must be positive, got {t.lr}")
     if t.min_lr > t.lr:
         raise ConfigError(f"train.min_lr ({t.min_lr}) is above train.lr ({t.lr}); lower it")
@@ -99,6 +99,9 @@ def validate(cfg: RunConfig) -> None:
         )
 
 
+SEED_MAX = 2**63 - 1
+
+
 def _check_ranges(cfg: RunConfig) -> None:
     """Numbers outside the range their meaning allows: a message naming the key, instead of a
     library's traceback later (a negative seed in numpy, a plateau factor in torch) or a run
@@ -116,6 +119,12 @@ def _check_ranges(cfg: RunConfig) -> None:
     for key, (value, low) in at_least.items():
         if not value >= low:  # also catches NaN
             raise ConfigError(f"{key} must be ≥ {low}, got {value}")
+    for key, value in (("seed", cfg.seed), ("data.seed", cfg.data.seed)):
+        if value > SEED_MAX:  # torch, numpy and the index's integers take 63 bits
+            raise ConfigError(f"{key} must be at most 2**63 - 1 ({SEED_MAX}), got {value}")
+    if t.batch_size == 1:
+        raise ConfigError("train.batch_size must be at least 2: the BatchNorm after each encoder "
+                          "cannot train on one window; use 2 or more")
     if not 0 <= m.head_dropout < 1:
         raise ConfigError(f"model.head_dropout must be in [0, 1), got {m.head_dropout}")
     if not 0 < t.plateau_factor < 1:

@@ -180,6 +180,8 @@ def load_toml(path: str | Path) -> dict[str, typing.Any]:
     else:  # Python 3.10
         import tomli as tomllib
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {str(p)!r} is a folder; give the TOML file in it")
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
@@ -187,6 +189,10 @@ def load_toml(path: str | Path) -> dict[str, typing.Any]:
             return flatten(tomllib.load(f))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}); TOML files are UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror or e}") from None
 
 
 def parse_set(items: typing.Iterable[str]) -> list[tuple[str, str]]:
