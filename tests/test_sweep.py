@@ -158,6 +158,9 @@ def _stored_means(store):
         mods = r["config"]["data"]["modalities"]
         label = f"{mods[0]} only" if len(mods) == 1 else r["config"]["model"]["fusion"]
         out.setdefault(label, []).append(r["metrics"]["test"]["mean"])
+        # its ridge baseline: one fit per set of modalities (the same in each of its records)
+        ridge = "ridge (linear)" if len(mods) > 1 else f"ridge (linear, {mods[0]} only)"
+        out.setdefault(ridge, []).append(r["baseline"]["metrics"]["test"]["mean"])
     return {k: sum(v) / len(v) for k, v in out.items()}
 
 
@@ -174,7 +177,7 @@ def test_tables_parse_back_to_the_stored_numbers(filled_store):
     assert got.keys() == expected.keys()
     for k in got:
         assert got[k] == pytest.approx(expected[k], abs=5e-4)
-        assert [r for r in parsed[1:] if r[0] == k][0][1] == "3"
+        assert [r for r in parsed[1:] if r[0] == k][0][1] == ("1" if k.startswith("ridge") else "3")
     # cost, speed and robustness columns, from the same records ("–" where not measured)
     import numpy as np
 
@@ -182,6 +185,9 @@ def test_tables_parse_back_to_the_stored_numbers(filled_store):
 
     by_label = {r.label: r for r in rows}
     for line in parsed[1:]:
+        if line[0].startswith("ridge"):  # a reference row: no model, no costs
+            assert line[headers.index("FLOPs/window"):] == [MISSING] * (len(headers) - headers.index("FLOPs/window"))
+            continue
         cells, recs = dict(zip(headers, line, strict=True)), by_label[line[0]].records
         flops = [x["flops_per_window"]["inference"] for x in recs]
         assert cells["FLOPs/window"] == human(float(np.median(flops)))

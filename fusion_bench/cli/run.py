@@ -37,6 +37,9 @@ def run(state: State, out, robustness, quiet, **opts):
     if "test" in ceiling:
         c = ceiling["test"]
         rows.append(["test ceiling", c["valence"], c["arousal"], c["mean"]])
+    if "baseline" in record:  # the linear probe on the same frames (fusion_bench.baseline)
+        b = record["baseline"]["metrics"]["test"]
+        rows.append(["test ridge (linear)", b["valence"], b["arousal"], b["mean"]])
     fusion_name = cfg.model.fusion if len(cfg.data.modalities) > 1 else "(single modality)"
     click.echo(f"\n{fusion_name} on {cfg.data.name} ({','.join(cfg.data.modalities)}), seed {cfg.seed}, "
                f"{record['wall']['total_s']:.1f} s on {record['environment']['device_name']}")

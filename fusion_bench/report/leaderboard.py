@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .reference import with_references
 from .render import MISSING, human
 from .statistics import mean_std, paired_contains_zero
 
@@ -283,6 +284,8 @@ def table(rows: list[Row], sort: str = "test_mean", metric: str = "ccc",
         cells.append(human(flops) if flops is not None else MISSING)
         cells += [_speed_cell(r, "train_fps"), _speed_cell(r, "infer_fps")]
         body.append(cells)
+    headers, body, ridge_note = with_references(headers, body, rows, sort, sign, metric,
+                                                higher_is_better)  # if the records have ridge fits
     rec = max((x for r in rows for x in r.records), key=lambda x: x["created"])
     info = rec["dataset"]
     ceiling = info.get("ceiling", {}).get("test", {}).get("mean")
@@ -311,4 +314,4 @@ def table(rows: list[Row], sort: str = "test_mean", metric: str = "ccc",
         + f" fusion-bench {rec['environment']['fusion_bench']}, commit "
         f"{(rec['environment'].get('commit') or 'unknown')[:10]}, newest run {rec['created']}."
     )
-    return headers, body, caption
+    return headers, body, caption + ridge_note

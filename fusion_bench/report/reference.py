@@ -1,0 +1,153 @@
+"""The leaderboard's reference rows: the ridge regression each run recorded as its ``baseline``
+(:mod:`fusion_bench.baseline`), and every row's 'beats ridge' mark. From records alone; no torch.
+
+One ridge row per set of modalities the table's runs used (a one-modality run's probe sees that
+modality only), labelled ``ridge (linear)`` for the widest set and ``ridge (linear, visual only)``
+or ``ridge (linear, visual+audio)`` for the others. Runs on the same data record the same ridge
+fit (it depends on the data only, not on the model seed or configuration), and a ridge row counts
+each distinct fit once: its ``n`` is the number of distinct fits, 1 unless the table's runs were
+made on different data (another data seed or folder); then the row shows their mean ± sd. Each
+model row is compared with the ridge of its own records, so a row is never judged against a
+probe fitted on other data.
+
+Records without a ``baseline`` (made before it existed) add nothing: a table of such records
+has no ridge row and no 'beats ridge' column, exactly as before.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass, field
+
+from .render import MISSING
+from .statistics import mean_std
+
+RIDGE = "ridge (linear)"
+COLUMN = "beats ridge"
+#: the stat columns a ridge row fills (split, target), with their header
+_CELLS = {"test valence": ("test", "valence"), "test arousal": ("test", "arousal"),
+          "test mean": ("test", "mean"), "val mean": ("val", "mean")}
+
+
+def ridge_value(rec: dict, split: str, target: str, metric: str = "ccc") -> float | None:
+    """The ridge baseline's ``metric`` of one record on ``split``/``target``; None if the record
+    has no baseline or it did not score ``metric``."""
+    base = rec.get("baseline")
+    if not isinstance(base, dict):
+        return None
+    v = (base.get("scores") or {}).get(metric, {}).get(split, {}).get(target)
+    if v is None and metric == "ccc":
+        v = (base.get("metrics") or {}).get(split, {}).get(target)
+    return None if v is None else float(v)
+
+
+def _modalities(rec: dict) -> tuple[str, ...]:
+    return tuple(rec["baseline"].get("modalities") or rec["config"]["data"]["modalities"])
+
+
+def _fit_key(base: dict) -> str:
+    """What makes two recorded ridge fits one: its λ and scores, to 6 decimals (the same data
+    on another machine may differ in the last bits)."""
+    def rounded(x):
+        if isinstance(x, dict):
+            return {k: rounded(v) for k, v in x.items()}
+        return round(x, 6) if isinstance(x, float) else x
+    return json.dumps(rounded({k: base.get(k) for k in ("lambda", "metrics", "scores")}),
+                      sort_keys=True)
+
+
+@dataclass
+class Reference:
+    """A ridge row: the distinct ridge fits recorded by a table's runs on one set of modalities."""
+
+    modalities: tuple[str, ...]
+    label: str = RIDGE
+    fits: list[dict] = field(default_factory=list)  # one record per distinct fit
+
+    def values(self, split: str, target: str, metric: str = "ccc") -> list[float]:
+        return [v for r in self.fits if (v := ridge_value(r, split, target, metric)) is not None]
+
+    def cell(self, split: str, target: str, metric: str = "ccc") -> str:
+        xs = self.values(split, target, metric)
+        if not xs:
+            return MISSING
+        m, s = mean_std(xs)
+        return f"{m:.3f} ± {s:.3f}" if s == s else f"{m:.3f}"
+
+
+def references(records: list[dict]) -> list[Reference]:
+    """The ridge rows of a table's records (none if no record has a baseline), widest
+    modality set first."""
+    refs: dict[tuple[str, ...], Reference] = {}
+    seen: set[tuple[tuple[str, ...], str]] = set()
+    for rec in sorted(records, key=lambda r: (r["created"], r["run_id"])):
+        if not isinstance(rec.get("baseline"), dict):
+            continue
+        mods = _modalities(rec)
+        key = (mods, _fit_key(rec["baseline"]))
+        if key not in seen:
+            seen.add(key)
+            refs.setdefault(mods, Reference(mods)).fits.append(rec)
+    out = sorted(refs.values(), key=lambda r: (-len(r.modalities), r.modalities))
+    widest = set().union(*(r.modalities for r in out)) if out else set()
+    for r in out:
+        if set(r.modalities) != widest:
+            r.label = f"{RIDGE[:-1]}, {r.modalities[0]} only)" if len(r.modalities) == 1 \
+                else f"{RIDGE[:-1]}, {'+'.join(r.modalities)})"
+    return out
+
+
+def beats(records: list[dict], test_mean: float | None, metric: str = "ccc",
+          higher_is_better: bool = True) -> str:
+    """'yes' when ``test_mean`` (a row's, over its seeds) is strictly better than the mean test
+    score of the ridge fits its ``records`` carry, 'no' when not, MISSING when either is
+    unknown."""
+    xs = [v for r in records if (v := ridge_value(r, "test", "mean", metric)) is not None]
+    if test_mean is None or not xs:
+        return MISSING
+    ridge = mean_std(xs)[0]
+    return "yes" if (test_mean > ridge if higher_is_better else test_mean < ridge) else "no"
+
+
+def with_references(headers: list[str], body: list[list], rows: list, sort: str, sign: int,
+                    metric: str = "ccc", higher_is_better: bool = True
+                    ) -> tuple[list[str], list[list], str]:
+    """``headers`` and ``body`` (one line per row of ``rows``, sorted as the table sorts: by
+    ``sign`` × the ``sort`` column, missing last) with the 'beats ridge' column after
+    '≈ best' and the ridge rows placed where their ``sort`` value falls (last when they have
+    none, e.g. sorted by params), and the caption's sentence about them; unchanged, and no
+    sentence, when no record has a baseline."""
+    refs = references([rec for r in rows for rec in r.records])
+    if not refs:
+        return headers, body, ""
+    at = headers.index("≈ best") + 1
+    headers = [*headers[:at], COLUMN, *headers[at:]]
+    body = [[*cells[:at], beats(r.records, r.summary("test_mean", metric), metric,
+                                higher_is_better), *cells[at:]]
+            for r, cells in zip(rows, body, strict=True)]
+    keys = [(v is None, sign * (v or 0.0)) for v in (r.summary(sort, metric) for r in rows)]
+    sort_cell = _CELLS.get(sort.replace("_", " "))  # test_mean → ("test", "mean"); else None
+    placed = []
+    for order, ref in enumerate(refs):
+        xs = ref.values(*sort_cell, metric) if sort_cell else []
+        key = (not xs, sign * (mean_std(xs)[0] if xs else 0.0))
+        cells = [ref.label, str(len(ref.fits))] + [MISSING] * (len(headers) - 2)
+        for name, (split, target) in _CELLS.items():
+            cells[headers.index(name)] = ref.cell(split, target, metric)
+        # before the rows it does not beat (an equal row does not beat it either)
+        placed.append((bisect.bisect_left(keys, key), key, order, cells))
+    for i, *_, cells in sorted(placed, key=lambda p: p[:3], reverse=True):  # last first
+        body.insert(i, cells)
+    several = any(len(r.fits) > 1 for r in refs)
+    caption = (
+        f" '{RIDGE}': the ridge regression each run fitted on its own splits and targets, a "
+        "closed-form linear probe of each frame's features (the run's modalities concatenated, "
+        "a missing modality's frames zeroed, plus each modality's mask; standardised on the "
+        "train split), its regularisation chosen per target by validation CCC; one row per set "
+        "of modalities, n = distinct fits"
+        + (" (runs on different data; the row shows mean ± sd over the fits)" if several else "")
+        + f". '{COLUMN}': whether the row's test mean beats that of the ridge fitted on its own "
+        "runs' data and modalities ('no': a linear probe does as well)."
+    )
+    return headers, body, caption
