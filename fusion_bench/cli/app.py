@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .. import __version__
-from ..errors import FusionBenchError
+from ..errors import FusionBenchError, Note
 
 if TYPE_CHECKING:  # imported inside State.registry at run time (see above)
     from ..plugins import Registry
@@ -106,7 +106,22 @@ def _load_plugin_verbs(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit status."""
+    """Console entry point; returns the exit status. A :class:`fusion_bench.errors.Note` shows
+    as one line, ``note: ...``; other warnings as Python shows them."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, Note):
+                click.echo(f"note: {message}", err=True)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     builtin_commands = dict(cli.commands)
