@@ -75,7 +75,7 @@ def leaderboard(results_dir, dataset, fmt, out, sort, metric, plots_dir, explain
         if explain:  # in the table's order
             by_label = {r.label: r for r in rows}
             order = [b[0] for b in tables[ds][1] if b[0] in by_label]  # a reference row has none
-            click.echo("\n" + grouping.explain([(lab, by_label[lab].records) for lab in order]))
+            click.echo("\n" + grouping.explain([(lab, by_label[lab].records) for lab in order]).rstrip())
         if plots_dir:
             write_plots(rows, plots_dir, echo=click.echo)
 

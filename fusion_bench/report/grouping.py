@@ -27,6 +27,7 @@ from pathlib import Path
 _IN_LABEL = ("model.fusion", "data.modalities")
 #: the kinds of plugin options, and the config key naming the plugin of each
 _PLUGIN_KEYS = {"fusion": "model.fusion", "encoder": "model.encoder", "dataset": "data.name"}
+_DATASET = ("data_version", "data_fingerprint")  # the table's, not a row's: in its caption
 _ABSENT = object()  # a setting a row's configuration does not have (the plugin's default)
 
 
@@ -106,8 +107,8 @@ def row_config(rec: dict) -> dict:
     (:meth:`fusion_bench.config.RunConfig.identity`, in today's layout, so a record made before
     plugin options shares the row of a new one) less what does not change the trained model: the
     model seed (a row's variable), the device, the progress bar and the test-time robustness
-    checks; plus the dataset's version. A fingerprinted folder's path is left out: the
-    fingerprint stands for its data, wherever it lies. A config that does not parse is taken as
+    checks; plus the dataset's version, and a folder's fingerprint in place of its path (the
+    same data wherever it lies; other data is never the same row, whatever table it is in). A config that does not parse is taken as
     it is."""
     from ..config import RunConfig
 
@@ -121,8 +122,9 @@ def row_config(rec: dict) -> dict:
     cfg.pop("device", None)
     cfg.pop("robustness", None)
     cfg.get("train", {}).pop("progress", None)
-    if isinstance(info, dict) and info.get("fingerprint"):
+    if isinstance(info, dict) and info.get("fingerprint"):  # the data, not where it lies
         cfg.get("data", {}).pop("root", None)
+        cfg["data_fingerprint"] = info["fingerprint"]
     return cfg
 
 
@@ -172,11 +174,21 @@ def _participants(key: str, flats: list[dict]) -> list[int]:
     return list(range(len(flats)))
 
 
+#: the order settings are named in a label: the model, then the data, then training
+_SECTION_ORDER = ("model", "encoder", "fusion", "data", "dataset", "train")
+
+
+def _reading_order(key: str) -> tuple[int, str]:
+    section = key.partition(".")[0]
+    rank = _SECTION_ORDER.index(section) if section in _SECTION_ORDER else len(_SECTION_ORDER)
+    return rank, key
+
+
 def _differing(keys: typing.Iterable[str], flats: list[dict], among: list[int]) -> dict[int, list[str]]:
     """Row index → the keys among ``keys`` whose value differs between rows ``among`` (a row
-    without the key counts as 'default'), for the rows each key is about."""
+    without the key counts as 'default'), for the rows each key is about; in reading order."""
     out: dict[int, list[str]] = {i: [] for i in among}
-    for key in sorted(keys):
+    for key in sorted(keys, key=_reading_order):
         rows = [i for i in _participants(key, flats) if i in out]
         if len({json.dumps(flats[i].get(key, "\0absent"), default=str) for i in rows}) > 1:
             for i in rows:
@@ -185,11 +197,24 @@ def _differing(keys: typing.Iterable[str], flats: list[dict], among: list[int]) 
 
 
 def _short(keys: list[str]) -> dict[str, str]:
-    """How a label names each key: without its section (``window``, ``tcn.levels``), unless
-    that is ambiguous among ``keys`` or reads as the model seed."""
-    short = {k: k.partition(".")[2] or k for k in keys}
-    return {k: s if s != "seed" and list(short.values()).count(s) == 1 else k
-            for k, s in short.items()}
+    """How a label names each key: a plugin option by its name (``iterations``), else without
+    its section (``window``); longer where that is ambiguous among ``keys`` or reads as the
+    model seed (``encoder.tcn.channels`` beside ``encoder.lstm.channels``, ``data.seed``)."""
+    def tiers(key: str) -> list[str]:
+        parts = key.split(".")
+        if parts[0] in _PLUGIN_KEYS and len(parts) == 3:
+            return [parts[2], ".".join(parts[1:]), key]
+        return [".".join(parts[1:]) or key, key]
+
+    out = {}
+    for key in keys:
+        for name in tiers(key):
+            if name != "seed" and sum(name in tiers(k) for k in keys) == 1:
+                out[key] = name
+                break
+        else:
+            out[key] = key
+    return out
 
 
 def row_labels(records: Sequence[dict]) -> list[str]:
@@ -199,7 +224,7 @@ def row_labels(records: Sequence[dict]) -> list[str]:
     digest last if even that leaves two alike."""
     flats = [flatten(row_config(r)) for r in records]
     bases = [base_label(r) for r in records]
-    everywhere = {k for f in flats for k in f} - {"data_version", *_IN_LABEL}
+    everywhere = {k for f in flats for k in f} - {*_DATASET, *_IN_LABEL}
     shown = _differing(everywhere, flats, list(range(len(flats))))
 
     def compose(i: int, keys: list[str]) -> str:
@@ -212,9 +237,9 @@ def row_labels(records: Sequence[dict]) -> list[str]:
         clash = [i for i, lab in enumerate(labels) if lab == label]
         if len(clash) < 2:
             continue
-        more = _differing({k for i in clash for k in flats[i]} - {"data_version"}, flats, clash)
+        more = _differing({k for i in clash for k in flats[i]} - set(_DATASET), flats, clash)
         for i in clash:
-            labels[i] = compose(i, sorted(set(shown[i]) | set(more[i])))
+            labels[i] = compose(i, sorted(set(shown[i]) | set(more[i]), key=_reading_order))
     for i, label in enumerate(labels):
         if labels.count(label) > 1:
             labels[i] = f"{label} [{row_key(records[i])}]"
@@ -225,7 +250,7 @@ def explain(rows: Sequence[tuple[str, list[dict]]]) -> str:
     """Every setting of every row, ``key = value`` one a line, those that differ between rows
     marked ``*``; ``rows``: (label, records) in table order."""
     flats = [flatten(row_config(recs[0])) for _, recs in rows]
-    keys = sorted({k for f in flats for k in f} - {"data_version"})
+    keys = sorted({k for f in flats for k in f} - set(_DATASET))
     differ = {k for ks in _differing(keys, flats, list(range(len(flats)))).values() for k in ks}
     lines = ["Configurations of the rows ('*': differs between rows; 'default': not set, the "
              "plugin's default):"]
