@@ -106,22 +106,7 @@ def _load_plugin_verbs(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit status. A :class:`fusion_bench.errors.Note` shows
-    as one line, ``note: ...``; other warnings as Python shows them."""
-    with warnings.catch_warnings():
-        shown = warnings.showwarning
-
-        def show(message, category, *args, **kwargs):
-            if issubclass(category, Note):
-                click.echo(f"note: {message}", err=True)
-            else:
-                shown(message, category, *args, **kwargs)
-
-        warnings.showwarning = show
-        return _main(argv)
-
-
-def _main(argv: list[str] | None) -> int:
+    """Console entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     builtin_commands = dict(cli.commands)
@@ -175,4 +160,5 @@ def _handle_sigterm():
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    click.echo(f"warning: {message}", err=True)
+    """``warning: ...``, or ``note: ...`` for a :class:`fusion_bench.errors.Note` (no error)."""
+    click.echo(f"{'note' if issubclass(category, Note) else 'warning'}: {message}", err=True)
