@@ -15,3 +15,8 @@ class ConfigError(FusionBenchError):
 
 class DataError(FusionBenchError):
     """Malformed or inconsistent data; the message names the file/video, line or field."""
+
+
+class Note(UserWarning):
+    """Something the user should know that is no error (an ignored metadata key): a warning the
+    CLI prints as one line, ``note: ...``."""

@@ -313,6 +313,13 @@ def model_name(cfg, sep: str = "-") -> str:
     return cfg.model.fusion if len(mods) > 1 else f"only{sep}{'+'.join(mods)}"
 
 
+def display_name(cfg) -> str:
+    """How tables, progress and ``run`` name a run's model: its fusion, or ``<modality> only``
+    for a single-modality run (which has no fusion, whatever ``model.fusion`` says)."""
+    mods = cfg.data.modalities
+    return cfg.model.fusion if len(mods) > 1 else f"{mods[0]} only"
+
+
 def new_record(config: dict, config_hash: str, plugins: dict, env: dict, name: str,
                status: str = "ok") -> dict:
     """The fields every stored record starts with; ``run_id`` is ``<UTC time stamp>-<name>``."""

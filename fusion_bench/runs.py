@@ -38,7 +38,7 @@ from .events import Events, RunInfo
 from .model import build_model
 from .options import check as check_options
 from .options import data_version
-from .results import ResultsStore, make_record, model_name
+from .results import ResultsStore, display_name, make_record, model_name
 from .runtime import compute_device, seed_everything
 from .train import FitResult, fit
 
@@ -99,7 +99,7 @@ def target_groups(cfg: RunConfig) -> list[tuple[int, ...]]:
 
 def model_label(cfg: RunConfig, cols: tuple[int, ...]) -> str:
     """How events and progress name the model of target columns ``cols``."""
-    return f"{cfg.model.fusion} " + "+".join(TARGETS[c] for c in cols)
+    return f"{display_name(cfg)} " + "+".join(TARGETS[c] for c in cols)
 
 
 def window_flops(model: torch.nn.Module, windows: Windows) -> dict[str, int] | None:

@@ -145,12 +145,16 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
         return f"[{next(counter)}/{len(configs)}] {model_name(cfg, sep=':')} seed {cfg.seed}"
 
     def missing() -> Iterator[RunConfig]:
+        seen: set[str] = set()  # e.g. two fusions of a one-modality run, which uses none
         for cfg in configs:
-            if is_stored(store, cfg, reg):
+            h = hashes(cfg, reg)["hash"]
+            if h in seen or is_stored(store, cfg, reg):
                 res.skipped += 1
-                echo(f"{tag(cfg)}: already stored, skipped")
+                echo(f"{tag(cfg)}: " + ("the same run as an earlier one of this sweep, skipped"
+                                        if h in seen else "already stored, skipped"))
             else:
                 yield cfg
+            seen.add(h)
 
     todo = list(missing())
     preflight(todo, reg)  # a wrong name is one error before any run, not a failed record per run

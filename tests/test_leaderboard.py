@@ -267,14 +267,16 @@ def test_a_later_plain_rerun_does_not_hide_robustness_results():
     assert all("robustness" in r for r in rows[0].records)
 
 
-def test_two_versions_of_a_dataset_never_share_a_row():
+def test_two_versions_of_a_dataset_never_share_a_row_nor_a_table():
     old = [record("concat", s, 0.7) for s in range(2)]
     new = [record("concat", s, 0.8) for s in range(2)]
     for r in new:
         r["dataset"]["version"], r["run_id"] = "2", r["run_id"] + "-v2"
-    rows = build_rows(old + new)["synthetic"]
-    assert sorted(len(r.records) for r in rows) == [2, 2]  # not one row of the newest per seed
-    assert {round(r.summary("test_mean"), 6) for r in rows} == {0.7, 0.8}
+    tables = build_rows(old + new)
+    assert len(tables) == 2 and all(k.startswith("synthetic-") for k in tables)
+    assert all(len(rows) == 1 and len(rows[0].records) == 2 for rows in tables.values())
+    assert {round(rows[0].summary("test_mean"), 6) for rows in tables.values()} == {0.7, 0.8}
+    assert list(build_rows(old)) == ["synthetic"]  # one draw in the store: the dataset's name
 
 
 def _pair(best_means, other_means):

@@ -200,3 +200,33 @@ def test_list_shows_each_plugins_options(cli_run):
                              for ln in out.splitlines())
     code, out, _ = cli_run("list", "encoders", "--options")
     assert code == 0 and any(ln.split() == ["encoder.tcn.kernel", "int", "5"] for ln in out.splitlines())
+
+
+def test_a_one_modality_runs_identity_ignores_the_fusion(reg, tmp_path):
+    """A single-modality run builds no fusion: --fusion (and fusion options) leave its hash, its
+    model hash and its name alone; with two modalities the fusion is part of the identity."""
+    import hashlib
+
+    from fusion_bench.results import ResultsStore, display_name
+
+    one = [("data.modalities", "audio")]
+    concat, rcma = (build_config("quick", None, [*one, ("model.fusion", f)]) for f in ("concat", "rcma"))
+    assert hashes(concat, reg)["hash"] == hashes(rcma, reg)["hash"]
+    assert hashes(concat, reg)["model_hash"] == hashes(rcma, reg)["model_hash"]
+    assert display_name(rcma) == "audio only"
+    two = [("data.modalities", "audio,text")]
+    assert (hashes(build_config("quick", None, [*two, ("model.fusion", "concat")]), reg)["hash"]
+            != hashes(build_config("quick", None, [*two, ("model.fusion", "rcma")]), reg)["hash"])
+    # a run stored before (its hash covered model.fusion, here the default concat) is found by
+    # the same run asked with another --fusion: the previous scheme, digested by hand
+    d = concat.to_dict()
+    d.pop("device"), d["train"].pop("progress"), d.pop("robustness")
+    d["data_version"] = VERSION
+    before = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    assert before != hashes(concat, reg)["hash"] and before in hashes(rcma, reg)["legacy"]
+    (tmp_path / "runs").mkdir()
+    rec = {"run_id": "old-only-audio", "config_hash": before, "created": "2026-11-30T00:00:00Z",
+           "config": concat.to_dict(), "status": "ok", "dataset": {"version": VERSION},
+           "metrics": {}}
+    (tmp_path / "runs" / "old-only-audio.json").write_text(json.dumps(rec))
+    assert is_stored(ResultsStore(tmp_path), rcma, reg)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .. import __version__
-from ..errors import FusionBenchError
+from ..errors import FusionBenchError, Note
 
 if TYPE_CHECKING:  # imported inside State.registry at run time (see above)
     from ..plugins import Registry
@@ -160,4 +160,5 @@ def _handle_sigterm():
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    click.echo(f"warning: {message}", err=True)
+    """``warning: ...``, or ``note: ...`` for a :class:`fusion_bench.errors.Note` (no error)."""
+    click.echo(f"{'note' if issubclass(category, Note) else 'warning'}: {message}", err=True)

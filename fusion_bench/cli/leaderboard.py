@@ -23,13 +23,17 @@ from .app import cli
 @click.option("--plots", "plots_dir", default=None, metavar="DIR",
               help="Also write pareto_<dataset>.png and noise_<dataset>.png into DIR "
                    '(needs pip install "fusion-bench[plots]").')
+@click.option("--explain", is_flag=True,
+              help="After each table, every setting of each row's configuration (those that "
+                   "differ between rows marked *).")
 @click.option("--bench", "bench_tables", is_flag=True,
               help="Throughput tables of `fusion-bench bench` records instead, one per device "
                    "(throughput_<device>.<ext>).")
-def leaderboard(results_dir, dataset, fmt, out, sort, metric, plots_dir, bench_tables):
+def leaderboard(results_dir, dataset, fmt, out, sort, metric, plots_dir, explain, bench_tables):
     """Tables of test CCC, or another --metric (mean ± sample std over seeds), per dataset from
     the results store."""
     from ..errors import FusionBenchError
+    from ..report import grouping
     from ..report.leaderboard import build_rows, metric_direction, table
     from ..report.render import render
     from ..results import ResultsStore
@@ -40,8 +44,9 @@ def leaderboard(results_dir, dataset, fmt, out, sort, metric, plots_dir, bench_t
     if bench_tables:
         from ..report import bench_table
 
-        if plots_dir or dataset or sort != "test_mean" or metric != "ccc":
-            raise click.UsageError("--bench takes none of --plots, --dataset, --sort, --metric")
+        if plots_dir or dataset or sort != "test_mean" or metric != "ccc" or explain:
+            raise click.UsageError("--bench takes none of --plots, --dataset, --sort, --metric, "
+                                   "--explain")
         by_device = bench_table.build_tables(ResultsStore(results_dir).records())
         if not by_device:
             raise FusionBenchError(f"no benchmark records in {results_dir!r}; run "
@@ -69,6 +74,10 @@ def leaderboard(results_dir, dataset, fmt, out, sort, metric, plots_dir, bench_t
             raise click.BadParameter(f"dataset {ds!r}: {e}", param_hint="'--sort'") from e
     for ds, rows in per_ds.items():
         emit(render(*tables[ds], fmt), f"leaderboard_{ds}.{ext}", ds, out)
+        if explain:  # in the table's order
+            by_label = {r.label: r for r in rows}
+            order = [b[0] for b in tables[ds][1] if b[0] in by_label]  # a reference row has none
+            click.echo("\n" + grouping.explain([(lab, by_label[lab].records) for lab in order]).rstrip())
         if plots_dir:
             write_plots(rows, plots_dir, echo=click.echo)
 

@@ -21,7 +21,7 @@ def run(state: State, out, robustness, quiet, **opts):
     from tabulate import tabulate
 
     from ..report.robustness import robustness_table
-    from ..results import ResultsStore
+    from ..results import ResultsStore, display_name
     from ..runs import run_and_store
     from .progress import run_events
 
@@ -40,8 +40,7 @@ def run(state: State, out, robustness, quiet, **opts):
     if "baseline" in record:  # the linear probe on the same frames (fusion_bench.baseline)
         b = record["baseline"]["metrics"]["test"]
         rows.append(["test ridge (linear)", b["valence"], b["arousal"], b["mean"]])
-    fusion_name = cfg.model.fusion if len(cfg.data.modalities) > 1 else "(single modality)"
-    click.echo(f"\n{fusion_name} on {cfg.data.name} ({','.join(cfg.data.modalities)}), seed {cfg.seed}, "
+    click.echo(f"\n{display_name(cfg)} on {cfg.data.name} ({','.join(cfg.data.modalities)}), seed {cfg.seed}, "
                f"{record['wall']['total_s']:.1f} s on {record['environment']['device_name']}")
     click.echo(tabulate(rows, headers=["CCC", "valence", "arousal", "mean"], floatfmt=".3f"))
     if "test" in ceiling:

@@ -1,5 +1,6 @@
-"""Building a configuration: defaults < preset < ``--config`` file < overrides, then the
-checks of what cannot work together (a message naming the key)."""
+"""Building a configuration: defaults < preset < ``--config`` file < overrides, then what a
+dataset folder decides where the user did not (:func:`folder_defaults`), then the checks of what
+cannot work together (a message naming the key)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from .schema import RunConfig
 
 def build_config(preset: str = "quick", config_file: str | None = None,
                  overrides: typing.Iterable[tuple[str, typing.Any]] = ()) -> RunConfig:
-    """Defaults, then the preset, then the TOML file, then ``overrides`` (key, value) in order."""
+    """Defaults, then the preset, then the TOML file, then ``overrides`` (key, value) in order;
+    then :func:`folder_defaults` for the keys none of them set."""
     if preset not in PRESETS:
         near = difflib.get_close_matches(preset, PRESETS, n=1)
         raise ConfigError(
@@ -51,8 +53,29 @@ def build_config(preset: str = "quick", config_file: str | None = None,
             if origin is not None:
                 continue  # the file's short form yields to the command line's explicit key
         _set(cfg, k, v, origin)  # the command line's short form beats the file's explicit key
+    folder_defaults(cfg, set(PRESETS[preset]) | {k for k, _, _ in given})
     validate(cfg)
     return cfg
+
+
+def folder_defaults(cfg: RunConfig, given: set[str]) -> None:
+    """The user's folder is the user's dataset: ``data.root`` without ``data.name`` means the
+    ``features`` dataset (a ConfigError saying why not, if the folder is not in its format), and
+    a ``features`` run without ``data.modalities`` uses every modality the folder has. ``given``:
+    the keys the preset, file or overrides set."""
+    from ..data.features import folder_modalities, format_problem
+
+    root = cfg.data.root
+    if not root:
+        return
+    if "data.name" not in given:
+        problem = format_problem(root)
+        if problem is not None:
+            raise ConfigError(f"--root without --dataset reads a 'features' folder, but {problem}; "
+                              "for another dataset give --dataset NAME (fusion-bench list datasets)")
+        cfg.data.name = "features"
+    if cfg.data.name == "features" and "data.modalities" not in given:
+        cfg.data.modalities = folder_modalities(root) or cfg.data.modalities
 
 
 def _set(cfg: RunConfig, key: str, value, origin: str | None) -> None:

@@ -145,17 +145,18 @@ class RunConfig:
     def hash(self, data_version: str | None) -> str:
         """Identity of a run: everything but where it runs (``device``) and whether it shows a
         progress bar (``train.progress``); of plugin options, only those of the plugins the run
-        uses; the robustness settings only when robustness is evaluated (so a plain run hashes
+        uses; no fusion for a single-modality run (it uses none: :meth:`identity`); the
+        robustness settings only when robustness is evaluated (so a plain run hashes
         as it did before robustness existed). ``data_version``: the dataset plugin's version of
         data it makes from its options (:func:`fusion_bench.options.data_version`; None for
         data read from disk): a changed generator is another dataset, and a sweep must not skip
         to a run made on the old one."""
-        return self._digest(self._identity(), data_version, with_robustness=self.robustness.enabled)
+        return self._digest(self.identity(), data_version, with_robustness=self.robustness.enabled)
 
     def model_hash(self, data_version: str | None) -> str:
         """Identity of the trained model: :meth:`hash` without the test-time robustness
         settings. A stored run with robustness also stands for the same run without it."""
-        return self._digest(self._identity(), data_version, with_robustness=False)
+        return self._digest(self.identity(), data_version, with_robustness=False)
 
     def legacy_hashes(self, data_version: str | None) -> list[str]:
         """:meth:`hash` and :meth:`model_hash` as older records have them, in the layout before
@@ -164,26 +165,48 @@ class RunConfig:
         version), and as records made before (with ``train.progress``, either value, and without
         the data version). A store holding such a record of this configuration still has the
         run, if the record's data version is this one
-        (:meth:`fusion_bench.results.ResultsStore.has` checks)."""
-        old = self._legacy_layout()
-        out = []
-        for with_robustness in dict.fromkeys((self.robustness.enabled, False)):
-            out.append(self._digest(old, data_version, with_robustness))
-            for progress in (True, False):
-                out.append(self._digest(old, None, with_robustness, progress=progress))
-        return out
+        (:meth:`fusion_bench.results.ResultsStore.has` checks).
 
-    def _identity(self) -> dict:
+        Until 2026-12 a single-modality run's hashes covered ``model.fusion`` too (unused): for
+        one, each scheme's hash with its own fusion and with the default one (``concat``, what
+        ``sweep --fusion only:M`` rows and plain runs had) are included, so a stored run is found
+        whatever ``--fusion`` says now."""
+        out = []
+        single = len(self.data.modalities) == 1
+        fusions = dict.fromkeys((self.model.fusion, ModelConfig().fusion) if single else (self.model.fusion,))
+        for with_robustness in dict.fromkeys((self.robustness.enabled, False)):
+            for fusion in fusions:
+                if single:  # the previous scheme: identity() with model.fusion in it
+                    with_fusion = self.identity()
+                    with_fusion["model"]["fusion"] = fusion
+                    out.append(self._digest(with_fusion, data_version, with_robustness))
+                old = self._legacy_layout(fusion)
+                out.append(self._digest(old, data_version, with_robustness))
+                for progress in (True, False):
+                    out.append(self._digest(old, None, with_robustness, progress=progress))
+        return list(dict.fromkeys(out))
+
+    def identity(self) -> dict:
+        """:meth:`to_dict` as the run's identity: plugin options canonical (1 and 1.0 are one
+        value, as a CLI string parses to either) and, for a single-modality run, no
+        ``model.fusion`` (no fusion is built; ``--fusion`` changes nothing). :meth:`hash` digests
+        it; leaderboards group rows by it."""
         d = self.to_dict()
-        for kind in PLUGIN_KINDS:  # 1 and 1.0 are one value (a CLI string parses to either)
+        for kind in PLUGIN_KINDS:
             d[kind] = {n: {k: _canonical(v) for k, v in o.items()} for n, o in d[kind].items()}
+        if "fusion" not in self.used():
+            d["model"].pop("fusion")
         return d
 
-    def _legacy_layout(self) -> dict:
-        d = {"seed": self.seed, "device": self.device}
+    def _legacy_layout(self, fusion: str | None = None) -> dict:
+        """The layout before plugin options, with ``fusion`` as ``model.fusion`` (default: this
+        configuration's)."""
+        fusion = self.model.fusion if fusion is None else fusion
+        d: dict[str, typing.Any] = {"seed": self.seed, "device": self.device}
         for s in ("data", "model", "train", "robustness"):
             d[s] = dataclasses.asdict(getattr(self, s))
-        d["fusion"] = dict(self.fusion.get(self.model.fusion, {}))
+        d["model"]["fusion"] = fusion
+        d["fusion"] = dict(self.fusion.get(fusion, {}))
         d["encoder"] = dict(self.encoder.get(self.model.encoder, {}))
         synthetic = dict(_LEGACY_SYNTHETIC)
         for k, v in self.dataset.get("synthetic", {}).items():  # typed as the dataclass had them

@@ -15,34 +15,66 @@ Folder format (``--root DIR``)::
                                         values in [-1, 1]; ``-5,-5`` marks a frame without a
                                         valid label (as in Aff-Wild2)
       splits.csv                        header ``video,split``; split is train, val or test
-      (or splits.json)                  {"train": [video, ...], "val": [...], "test": [...]}
+      (or splits.json)                  {"train": [video, ...], "val": [...], "test": [...]};
+                                        other keys (metadata) are ignored, with a note
       manifest.json                     optional; written by the cache (backbones, weights
                                         hashes, preprocessing) and copied into the run record
 
 ``<modality>`` is any folder name (visual, audio, text, or your own); ``data.modalities``
-(``--modalities``) picks which of them a run uses, any subset, one alone too. A video is named by
-its file stem. Every array of a video must have as many rows as its labels file has lines; a
+(``--modalities``) picks which of them a run uses, any subset, one alone too; unset, a run uses
+every modality the folder has (:func:`folder_modalities`). ``--root DIR`` without ``--dataset``
+means this dataset. A video is named by its file stem. Every array of a video must have as many rows as its labels file has lines; a
 disagreement, a bad header, a non-numeric or out-of-range label is an error naming the file and
 line.
+
+The folder's **fingerprint** (:func:`fingerprint`, in the record's ``dataset``) tells two folders
+apart, whatever their names or paths: leaderboards never put runs on two fingerprints in one
+table. It is cheap: the split lists, each listed video's array shapes and dtypes (read from the
+``.npy`` headers, not the arrays), its labels, and the cache manifest.
 """
 
 from __future__ import annotations
 
 import collections
 import csv
+import hashlib
 import io
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, Note
 from ..files import atomic_write_bytes, atomic_write_text
 from . import INVALID_LABEL, TARGETS, Video
 
 VERSION = "1"
 SPLITS = ("train", "val", "test")
 LABEL_HEADER = ("valence", "arousal")
+USUAL_ORDER = ("visual", "audio", "text")  # modalities named so come first, in this order
+
+
+def folder_modalities(root: str | Path) -> tuple[str, ...]:
+    """The modalities a folder has (``features/<modality>/`` folders, hidden ones aside): visual,
+    audio, text first in that order, the others after by name; () without a features folder."""
+    fdir = Path(root) / "features"
+    if not fdir.is_dir():
+        return ()
+    names = {p.name for p in fdir.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    return tuple(m for m in USUAL_ORDER if m in names) + tuple(sorted(names - set(USUAL_ORDER)))
+
+
+def format_problem(root: str | Path) -> str | None:
+    """Why ``root`` is not a folder of this format (a phrase), or None if it looks like one."""
+    root = Path(root)
+    if not root.is_dir():
+        return f"{root} does not exist" if not root.exists() else f"{root} is not a folder"
+    if not folder_modalities(root):
+        return f"{root} has no features/<modality>/ folder"
+    if not any((root / f).is_file() for f in ("splits.csv", "splits.json")):
+        return f"{root} has no splits.csv or splits.json"
+    return None
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -133,9 +165,14 @@ def _read_split_file(root: Path) -> tuple[Path, dict[str, list[str]]]:
             raise DataError(f"{json_path}: not valid JSON: {e}") from None
         if not isinstance(data, dict):
             raise DataError(f"{json_path}: expected an object {{'train': [...], 'val': [...], 'test': [...]}}")
+        extra = sorted(k for k in data if k not in SPLITS)
+        if extra:  # metadata beside the splits (a description, a version...): not ours to judge
+            warnings.warn(f"{json_path}: ignored key{'s' * (len(extra) > 1)} "
+                          f"{', '.join(map(repr, extra))} (only train, val and test are read)",
+                          Note, stacklevel=2)
         for k, v in data.items():
             if k not in SPLITS:
-                raise DataError(f"{json_path}: field {k!r} must be train, val or test")
+                continue
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                 raise DataError(f"{json_path}: field {k!r} must be a list of video names")
             out[k] = list(v)
@@ -196,7 +233,8 @@ class FeaturesDataset:
     reference = ""
     targets = TARGETS
 
-    def __init__(self, root: str | Path, modalities=("visual", "audio", "text")):
+    def __init__(self, root: str | Path, modalities: tuple[str, ...] | None = None):
+        """``modalities``: those a run uses; None: every one the folder has."""
         if not str(root):
             raise ConfigError(f"dataset {self.name!r} reads a folder: give --root DIR")
         self.root = Path(root)
@@ -205,14 +243,18 @@ class FeaturesDataset:
         fdir = self.root / "features"
         if not fdir.is_dir():
             raise DataError(f"{fdir}: missing; expected features/<modality>/<video>.npy")
-        self.available = tuple(sorted(p.name for p in fdir.iterdir() if p.is_dir()))
+        self.available = folder_modalities(self.root)
+        modalities = self.available if modalities is None else tuple(modalities)
         missing = [m for m in modalities if m not in self.available]
         if missing:
+            # neutral about where data.modalities came from: --modalities, a TOML file, or a
+            # sweep's --fusion only:M all set it
             raise DataError(
-                f"{fdir}: no folder for modality {', '.join(missing)}; this dataset has "
-                f"{', '.join(self.available) or 'none'} (choose with --modalities)"
+                f"{fdir}: no folder for modality {', '.join(missing)} (got "
+                f"{', '.join(map(repr, missing))} in data.modalities); this dataset has "
+                f"{', '.join(self.available) or 'none'}"
             )
-        self.modalities = tuple(modalities)
+        self.modalities = modalities
         self.split_names = read_splits(self.root)
         self.dims = {m: self._dim(m) for m in self.modalities}
         self._splits: dict[str, list[Video]] | None = None
@@ -252,6 +294,10 @@ class FeaturesDataset:
             }
         return self._splits
 
+    def fingerprint(self) -> str:
+        """:func:`fingerprint` of this folder as this dataset splits it."""
+        return fingerprint(self.root, self.split_names, self.available)
+
     def info(self) -> dict:
         splits = self.splits()
         # the per-video part of a cache manifest is bulky; backbones and throughput identify it
@@ -260,12 +306,62 @@ class FeaturesDataset:
             "name": self.name,
             "version": VERSION,
             "root": str(self.root.resolve()),
+            "fingerprint": self.fingerprint(),
             "modalities": list(self.modalities),
             "dims": self.dims,
             "videos": {s: len(v) for s, v in splits.items()},
             "frames": {s: int(sum(x.n_frames for x in v)) for s, v in splits.items()},
             **({"manifest": man} if man else {}),
         }
+
+
+def npy_header(path: Path) -> tuple[list[int], str]:
+    """(shape, dtype) of a ``.npy`` file from its header alone; DataError if it has none."""
+    try:
+        with path.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = {(1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read is not None:
+                shape, _, dtype = read(f)
+                return list(shape), dtype.str
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read the array: {e}") from None
+    x = np.load(path, mmap_mode="r", allow_pickle=False)  # a newer header version: still no data read
+    return list(x.shape), x.dtype.str
+
+
+def fingerprint(root: str | Path, split_names: dict[str, list[str]],
+                modalities: tuple[str, ...]) -> str:
+    """16 hex digits that change when the data of the folder's splits does: the split lists
+    (as sets), for each listed video the shape and dtype of its array and mask of every one of
+    ``modalities`` (the folder's, so that runs on any subset of them share a fingerprint), its
+    labels file's bytes, and ``manifest.json``'s bytes. Array contents are not read: a file
+    rewritten with other numbers of the same shape keeps its fingerprint."""
+    root = Path(root)
+    h = hashlib.sha256()
+
+    def add(*parts) -> None:
+        h.update(json.dumps(parts).encode() + b"\n")
+
+    add("splits", {s: sorted(split_names.get(s, [])) for s in SPLITS})
+    videos = sorted({v for names in split_names.values() for v in names})
+    for m in sorted(modalities):
+        for v in videos:
+            for kind in ("features", "masks"):
+                p = root / kind / m / f"{v}.npy"
+                if p.is_file():
+                    add(kind, m, v, *npy_header(p))
+    for v in videos:
+        p = root / "labels" / f"{v}.csv"
+        add("labels", v, p.stat().st_size if p.is_file() else None)
+        if p.is_file():
+            h.update(p.read_bytes())
+    man = root / "manifest.json"
+    if man.is_file():
+        add("manifest")
+        h.update(man.read_bytes())
+    return h.hexdigest()[:16]
 
 
 # -- writing ------------------------------------------------------------------------------------

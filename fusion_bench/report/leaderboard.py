@@ -1,7 +1,8 @@
 """Leaderboards from the results store: one table per dataset, mean ± sample std over seeds.
 
+A table never mixes data: runs on two folders, or two draws of generated data, are two tables.
 Runs are grouped by their configuration minus the model seed, so a row is one configuration
-and its n seeds. The table is a pure function of the stored records (no clock, no machine
+and its n seeds, labelled by the settings that tell it from the other rows (:mod:`.grouping`). The table is a pure function of the stored records (no clock, no machine
 state), so a committed leaderboard regenerates byte for byte from the same records.
 
 Fields added to the record format later (robustness, FLOPs) are optional: a row whose records
@@ -14,12 +15,11 @@ The stat columns show one metric (``table(metric=...)``, default CCC) from the r
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .grouping import dataset_sentence, draws_data, row_key, row_labels, table_keys
 from .reference import with_references
 from .render import MISSING, human
 from .statistics import mean_std, paired_contains_zero
@@ -91,51 +91,18 @@ class Row:
         return float(np.median(xs)) if column in _MEDIAN else mean_std(xs)[0]
 
 
-def _current_layout(config: dict) -> dict:
-    """A record's config in today's layout (plugin options by plugin name, only the used
-    plugins'), so a record made before plugin options and a new one of the same configuration
-    share a row; a config that does not parse is taken as it is."""
-    from ..config import RunConfig
-
-    try:
-        return RunConfig.from_dict(config).to_dict()
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return json.loads(json.dumps(config))
-
-
-def _group_key(rec: dict) -> str:
-    """The configuration minus what does not change the trained model: the seed (a row's
-    variable), the device, the progress bar, and which test-time robustness checks were run;
-    plus the dataset's version where the record names one (synthetic data: the generator's),
-    so that runs on two versions of a dataset never share a row."""
-    cfg = _current_layout(rec["config"])
-    cfg["data_version"] = lookup(rec, "dataset", "version")
-    cfg.pop("seed", None)
-    cfg.pop("device", None)
-    cfg.pop("robustness", None)
-    cfg["train"].pop("progress", None)
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def _label(rec: dict) -> str:
-    mods = rec["config"]["data"]["modalities"]
-    if len(mods) == 1:
-        return f"{mods[0]} only"
-    return rec["config"]["model"]["fusion"]
-
-
 def build_rows(records: list[dict], dataset: str | None = None) -> dict[str, list[Row]]:
-    """dataset name → rows (one per configuration), from successful run records; a seed run
-    more than once counts once, with its newest record."""
+    """table key → rows (one per configuration), from successful run records; a seed run more
+    than once counts once, with its newest record. One table per dataset: records on different
+    data (another folder, another draw) never share one (:mod:`.grouping`: table keys, row
+    configurations and labels). ``dataset``: only the tables of this dataset name (or key)."""
+    records = [r for r in records
+               if r.get("status", "ok") == "ok" and r.get("kind", "run") == "run"]
     groups: dict[tuple[str, str], Row] = {}
-    for rec in records:
-        if rec.get("status", "ok") != "ok" or rec.get("kind", "run") != "run":
+    for rec, ds in zip(records, table_keys(records), strict=True):
+        if dataset and dataset not in (ds, rec["config"]["data"]["name"]):
             continue
-        ds = rec["config"]["data"]["name"]
-        if dataset and ds != dataset:
-            continue
-        key = (ds, _group_key(rec))
-        groups.setdefault(key, Row(_label(rec), ds)).records.append(rec)
+        groups.setdefault((ds, row_key(rec)), Row("", ds)).records.append(rec)
     out: dict[str, list[Row]] = {}
     for (ds, _key), row in sorted(groups.items()):
         # One record per seed: the newest with robustness results if any has them, else the
@@ -147,11 +114,9 @@ def build_rows(records: list[dict], dataset: str | None = None) -> dict[str, lis
             newest[rec["config"]["seed"]] = rec
         row.records = [newest[s] for s in sorted(newest)]
         out.setdefault(ds, []).append(row)
-    for rows in out.values():  # disambiguate two configurations of one fusion
-        labels = [r.label for r in rows]
-        for r in rows:
-            if labels.count(r.label) > 1:
-                r.label = f"{r.label} [{_group_key(r.records[0])}]"
+    for rows in out.values():  # named by the settings that tell them apart
+        for r, label in zip(rows, row_labels([r.records[0] for r in rows]), strict=True):
+            r.label = label
     return out
 
 
@@ -292,11 +257,12 @@ def table(rows: list[Row], sort: str = "test_mean", metric: str = "ccc",
     seeds = sorted({s for r in rows for s in r.seeds()})
     levels = _level_text(next(iter(level_sets))) if len(level_sets) == 1 else None
     caption = (
-        f"Dataset {info.get('name')} v{info.get('version')} (data seed {rec['config']['data']['seed']}). "
+        dataset_sentence(rec)
         + (f"Metric {metric} ({'higher' if higher_is_better else 'lower'} is better)"
            if metric != "ccc" else "CCC")
         + f" as mean ± sample standard deviation over n model seeds ({', '.join(map(str, seeds))}) "
-        "on one fixed data draw: the spread is seed variance, not data variance. "
+        + ("on one fixed data draw" if draws_data(rec) else "on the dataset's fixed splits")
+        + ": the spread is seed variance, not data variance. "
         "'≈ best': a paired t-test over shared seeds cannot tell the row's test mean from the "
         "best's (95 % interval of the difference contains 0); '?': fewer than 3 shared seeds. "
         "'drop m': test mean CCC of the trained model with modality m masked out at test time; "

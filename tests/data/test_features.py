@@ -131,7 +131,7 @@ def test_unknown_modality_lists_the_available_ones(cli_run, folder, tmp_path):
     code, _, err = cli_run("run", "--dataset", "features", "--root", folder, "--modalities",
                            "visual,face", "--out", tmp_path, *TRAIN)
     assert code == 2
-    assert "no folder for modality face" in err and "audio, text, visual" in err
+    assert "no folder for modality face" in err and "visual, audio, text" in err
 
 
 def test_val_and_test_may_share_videos(folder):
@@ -141,3 +141,108 @@ def test_val_and_test_may_share_videos(folder):
     val = _first(folder, "val")
     (folder / "splits.csv").write_text((folder / "splits.csv").read_text() + f"{val},test\n")
     assert val in read_splits(folder)["test"] and val in read_splits(folder)["val"]
+
+
+# -- the user's folder is the user's dataset ------------------------------------------------------
+def _keep_only(folder, *modalities):
+    """Remove every other modality's features and masks from ``folder``."""
+    import shutil
+
+    for kind in ("features", "masks"):
+        for d in (folder / kind).iterdir():
+            if d.name not in modalities:
+                shutil.rmtree(d)
+
+
+def _one_record(out):
+    (path,) = (out / "runs").glob("*.json")
+    return json.loads(path.read_text())
+
+
+def test_root_alone_trains_on_the_folder_with_its_modalities(cli_run, folder, tmp_path):
+    _keep_only(folder, "audio", "visual")
+    out = tmp_path / "res"
+    code, stdout, err = cli_run("run", "--root", folder, "--out", out, *TRAIN)
+    assert code == 0, err
+    rec = _one_record(out)
+    assert rec["config"]["data"]["name"] == rec["dataset"]["name"] == "features"
+    assert rec["config"]["data"]["modalities"] == rec["dataset"]["modalities"] == ["visual", "audio"]
+    assert rec["dataset"]["videos"] == {"train": 5, "val": 3, "test": 3}
+
+
+def test_a_one_modality_folder_works_with_the_defaults(cli_run, folder, tmp_path):
+    _keep_only(folder, "audio")
+    out = tmp_path / "res"
+    code, stdout, err = cli_run("run", "--root", folder, "--out", out, *TRAIN)
+    assert code == 0, err
+    rec = _one_record(out)
+    assert rec["config"]["data"]["modalities"] == ["audio"] and "fusion" not in rec["plugins"]
+    assert "audio only on features (audio)" in stdout
+    assert "-only-audio-" in rec["run_id"]
+
+
+def test_explicit_modalities_and_dataset_win_over_the_folder(cli_run, folder, tmp_path):
+    from fusion_bench.config import build_config
+
+    cfg = build_config("quick", None, [("data.root", str(folder)), ("data.modalities", "text")])
+    assert (cfg.data.name, cfg.data.modalities) == ("features", ("text",))
+    cfg = build_config("quick", None, [("data.root", str(folder)), ("data.name", "synthetic")])
+    assert (cfg.data.name, cfg.data.modalities) == ("synthetic", ("visual", "audio", "text"))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: None, "does not exist"),
+    (lambda d: (d / "videos").mkdir(parents=True), "has no features/<modality>/ folder"),
+    (lambda d: (d / "features" / "visual").mkdir(parents=True), "has no splits.csv or splits.json"),
+])
+def test_root_alone_on_another_format_says_why_in_one_line(cli_run, tmp_path, make, message):
+    d = tmp_path / "raw"
+    make(d)
+    code, _, err = cli_run("run", "--root", d, "--out", tmp_path / "res", *TRAIN)
+    assert code == 2 and message in err and "--dataset NAME" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_extra_keys_in_splits_json_are_ignored_with_a_note(cli_run, folder, tmp_path):
+    from fusion_bench.data.features import read_splits
+    from fusion_bench.errors import Note
+
+    names = read_splits(folder)
+    (folder / "splits.csv").unlink()
+    (folder / "splits.json").write_text(json.dumps({**names, "description": "my data", "version": 2}))
+    with pytest.warns(Note, match=r"ignored keys 'description', 'version'"):
+        assert read_splits(folder) == names
+    out = tmp_path / "res"
+    code, _, err = cli_run("run", "--root", folder, "--out", out, *TRAIN)
+    assert code == 0, err
+    notes = [ln for ln in err.splitlines() if ln.startswith("note: ")]
+    assert notes and "splits.json: ignored keys 'description', 'version'" in notes[0], err
+    assert _one_record(out)["dataset"]["videos"] == {"train": 5, "val": 3, "test": 3}
+
+
+def test_sweep_takes_the_data_options_of_run(cli_run, folder, tmp_path):
+    out = tmp_path / "res"
+    code, stdout, err = cli_run("sweep", "--fusion", "concat,only:audio", "--seeds", "1",
+                                "--root", folder, "--modalities", "visual,audio", "--encoder",
+                                "lstm", "--set", "train.epochs=1", "--set", "encoder.channels=8",
+                                "--out", out)
+    assert code == 0, err
+    recs = sorted((json.loads(p.read_text()) for p in (out / "runs").glob("*.json")),
+                  key=lambda r: r["config"]["data"]["modalities"])
+    assert [r["config"]["data"]["modalities"] for r in recs] == [["audio"], ["visual", "audio"]]
+    assert {r["dataset"]["name"] for r in recs} == {"features"}
+    assert {r["config"]["model"]["encoder"] for r in recs} == {"lstm"}
+    # a modality the folder lacks, asked by --fusion only:M: the message does not blame --modalities
+    code, _, err = cli_run("sweep", "--fusion", "only:face", "--seeds", "1", "--root", folder,
+                           "--out", out)
+    assert code == 2 and "'face' in data.modalities" in err and "--modalities" not in err, err
+
+
+def test_a_one_modality_sweep_runs_each_model_once(cli_run, folder, tmp_path):
+    """On one modality --fusion changes nothing: concat and rcma are one run."""
+    _keep_only(folder, "visual")
+    out = tmp_path / "res"
+    code, stdout, err = cli_run("sweep", "--fusion", "concat,rcma", "--seeds", "1", "--root",
+                                folder, "--out", out, *[a for a in TRAIN if a != "--quiet"])
+    assert code == 0, err
+    assert len(list((out / "runs").glob("*.json"))) == 1 and "1 run, 1 already stored" in stdout
