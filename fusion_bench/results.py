@@ -21,8 +21,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import sqlite3
+import time
 import typing
+import uuid
 import warnings
 from pathlib import Path
 
@@ -67,6 +70,37 @@ class ResultsStore:
                 f"cannot be written ({e.strerror or e})")
             raise ConfigError(f"results folder {str(self.root)!r} {what}; give --out a folder "
                               "you can write to") from None
+
+    # -- claims: one process trains a configuration at a time -----------------------------------
+    def claim(self, key: str, stale_after_s: float = 7 * 24 * 3600) -> dict | None:
+        """Claim configuration ``key`` for this process (an exclusive-create file
+        ``claims/<key>.json`` with its pid, host and time); return None when claimed, or the
+        holder's claim when another live process holds it. A claim whose process is gone (same
+        host, pid not running) or older than ``stale_after_s`` (another host) is taken over."""
+        path = self.root / "claims" / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mine = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            except FileExistsError:
+                holder = _read_claim(path)
+                if holder is not None and not _claim_is_stale(holder, mine, stale_after_s):
+                    return holder
+                path.unlink(missing_ok=True)  # a stale claim: taken over
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(mine, f)
+            return None
+        return _read_claim(path) or {"pid": None, "host": "?"}
+
+    def release(self, key: str) -> None:
+        """Drop this process's claim of ``key`` (another's is left alone)."""
+        path = self.root / "claims" / f"{key}.json"
+        holder = _read_claim(path)
+        if holder is not None and holder.get("pid") == os.getpid() \
+                and holder.get("host") == socket.gethostname():
+            path.unlink(missing_ok=True)
 
     def _connect(self, sync: bool = True) -> sqlite3.Connection:
         """The index, synced with ``runs/``; an index SQLite cannot read (random bytes, a
@@ -243,6 +277,29 @@ class ResultsStore:
         return [r for r in (read_record_or_warn(self.root / p) for p in paths) if r is not None]
 
 
+def _read_claim(path: Path) -> dict | None:
+    try:
+        holder = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # gone, or being written: treated as stale only if it stays unreadable
+    return holder if isinstance(holder, dict) else None
+
+
+def _claim_is_stale(holder: dict, mine: dict, stale_after_s: float) -> bool:
+    if holder.get("host") == mine["host"]:
+        pid = holder.get("pid")
+        if not isinstance(pid, int):
+            return True
+        try:
+            os.kill(pid, 0)  # signal 0: does the process exist?
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # exists, another user's
+        return False
+    return mine["time"] - float(holder.get("time", 0)) > stale_after_s
+
+
 _WARNED: set[tuple[str, str]] = set()  # (file, problem): each said once per process
 
 
@@ -327,7 +384,8 @@ def new_record(config: dict, config_hash: str, plugins: dict, env: dict, name: s
     stamp = created.replace(":", "").replace("-", "")
     return {
         "schema_version": SCHEMA_VERSION,
-        "run_id": f"{stamp}-{name}",
+        # a random tail: two runs of one configuration in one second get two records
+        "run_id": f"{stamp}-{name}-{uuid.uuid4().hex[:4]}",
         "status": status,
         "created": created,
         "config": config,

@@ -144,6 +144,8 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     def tag(cfg: RunConfig) -> str:
         return f"[{next(counter)}/{len(configs)}] {model_name(cfg, sep=':')} seed {cfg.seed}"
 
+    claimed: dict[int, str] = {}  # id(cfg) -> its claim key, held until its outcome is stored
+
     def missing() -> Iterator[RunConfig]:
         seen: set[str] = set()  # e.g. two fusions of a one-modality run, which uses none
         for cfg in configs:
@@ -152,12 +154,29 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
                 res.skipped += 1
                 echo(f"{tag(cfg)}: " + ("the same run as an earlier one of this sweep, skipped"
                                         if h in seen else "already stored, skipped"))
+            elif (holder := store.claim(h)) is not None:  # another sweep or run trains it now
+                res.skipped += 1
+                echo(f"{tag(cfg)}: being trained by process {holder.get('pid')} on "
+                     f"{holder.get('host')}, skipped (run the sweep again later to check)")
             else:
+                claimed[id(cfg)] = h
                 yield cfg
             seen.add(h)
 
-    todo = list(missing())
-    preflight(todo, reg)  # a wrong name is one error before any run, not a failed record per run
+    try:
+        todo = list(missing())
+        preflight(todo, reg)  # a wrong name is one error before any run, not a failed record per run
+        _run_all(todo, reg, store, echo, res, tag, executor, jobs, spec, sequential, claimed)
+    finally:  # an interrupted sweep frees what it did not finish
+        for key in claimed.values():
+            store.release(key)
+    return res
+
+
+def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[str], object],
+             res: GridResult, tag: Callable[[RunConfig], str], executor: str, jobs: int | None,
+             spec: RegistrySpec | None, sequential: bool, claimed: dict[int, str]) -> None:
+    """Run ``todo`` on the executor and store each outcome as it arrives, releasing its claim."""
     if sequential:
         outcomes: Outcomes = ((c, attempt(c, reg)) for c in todo)
     elif executor == "local":
@@ -170,7 +189,7 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     with contextlib.closing(outcomes):
         for cfg, outcome in outcomes:
             store_outcome(store, cfg, outcome, tag(cfg), res, echo, data_version(cfg, reg))
-    return res
+            store.release(claimed.pop(id(cfg)))
 
 
 # -- workers ---------------------------------------------------------------------------------------
