@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
+from .artifacts import PENDING, write_run
 from .baseline import ridge_baseline
 from .config import RunConfig
 from .costs import count_flops, count_parameters
@@ -167,6 +168,8 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     scale = feature_scale(splits["train"], mods) if rob.enabled else {}
     rob_preds: dict[tuple, list[np.ndarray]] = {}
     options: dict = {}
+    kept: dict[str, dict] = {}  # model label -> best weights, kept with the record
+    columns: dict[str, list[int]] = {}
     for fitted in fit_targets(cfg, reg, ds.dims, wins["train"], wins["val"], splits["val"],
                               device, events, info):
         cols, model, res, options = fitted.columns, fitted.model, fitted.fit, fitted.options
@@ -175,6 +178,9 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
             one = window_flops(model, wins["test"])
             flops = None if one is None else {k: v * len(groups) for k, v in one.items()}
         fits.append({"targets": [TARGETS[c] for c in cols], **res.__dict__})
+        label = model_label(cfg, cols)
+        kept[label] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        columns[label] = list(cols)
         t0 = time.perf_counter()
         for s in ("val", "test"):
             predict_into(preds[s], cols, model, wins[s], splits[s], device)
@@ -218,6 +224,9 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
         },
         "flops_per_window": flops,
         **extra,
+        PENDING: {"models": kept, "columns": columns, "dims": dict(ds.dims), "targets": TARGETS,
+                  "test_predictions": {v.name: p for v, p in zip(splits["test"], preds["test"],
+                                                                  strict=True)}},
         "wall": {"data_s": t_data, "train_s": sum(f["seconds"] for f in fits),
                  "robustness_s": t_rob, "baseline_s": t_baseline,
                  "total_s": time.perf_counter() - t_start},
@@ -232,14 +241,17 @@ def run_record(cfg: RunConfig, reg, events: Events | None = None) -> dict:
     if events is not None:
         events.run_start(info)
     record = make_record(cfg, run(cfg, reg, events, info), plugins, data_version(cfg, reg))
-    if events is not None:
-        events.run_end(info, record)
+    if events is not None:  # the record as stored: without the weights in memory
+        events.run_end(info, {k: v for k, v in record.items() if k != PENDING})
     return record
 
 
-def run_and_store(cfg: RunConfig, reg, store: ResultsStore, events: Events | None = None
-                  ) -> tuple[dict, str]:
-    """:func:`run_record`, written to ``store``; return (record, path). Nothing is written if
-    the run raises."""
+def run_and_store(cfg: RunConfig, reg, store: ResultsStore, events: Events | None = None,
+                  keep_model: bool = True) -> tuple[dict, str]:
+    """:func:`run_record`, written to ``store`` with what it trained (``keep_model``: the best
+    weights and the test predictions, :mod:`fusion_bench.artifacts`); return (record, path).
+    Nothing is written if the run raises."""
     record = run_record(cfg, reg, events)
-    return record, str(store.write(record))
+    if not keep_model:
+        record.pop(PENDING, None)
+    return record, str(write_run(store, record))

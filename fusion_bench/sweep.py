@@ -22,6 +22,7 @@ import os
 import traceback
 from collections.abc import Callable, Generator, Iterable, Iterator
 
+from .artifacts import PENDING, write_run
 from .config import RunConfig, build_config
 from .errors import ConfigError, FusionBenchError
 from .events import Events
@@ -102,7 +103,7 @@ def store_outcome(store: ResultsStore, cfg: RunConfig, outcome: Outcome, tag: st
         store.write(failed)
         echo(f"{tag}: FAILED ({outcome.error})")
         return
-    path = str(store.write(outcome.record))
+    path = str(write_run(store, outcome.record))
     res.done += 1
     echo(f"{tag}: test mean CCC {outcome.record['metrics']['test']['mean']:.3f} -> {path}")
 
@@ -123,13 +124,15 @@ def grid(fusions: list[str], seeds: list[int], base: list[tuple[str, str]], pres
 
 
 def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, executor: str = "local",
-          jobs: int | None = None, spec: RegistrySpec | None = None) -> GridResult:
+          jobs: int | None = None, spec: RegistrySpec | None = None,
+          keep_models: bool = True) -> GridResult:
     """Run every configuration not yet stored; record failures and continue. What every run
     would fail on (an unknown plugin name, a modality the dataset lacks) is raised before any
     run (:func:`preflight`).
 
     ``jobs`` is how many runs go at once: default 1 locally, and one per cluster CPU with Ray.
     ``spec`` rebuilds ``reg`` in workers; it is needed by every executor but sequential local.
+    ``keep_models``: store each run's trained weights and test predictions with its record.
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
@@ -166,7 +169,8 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     try:
         todo = list(missing())
         preflight(todo, reg)  # a wrong name is one error before any run, not a failed record per run
-        _run_all(todo, reg, store, echo, res, tag, executor, jobs, spec, sequential, claimed)
+        _run_all(todo, reg, store, echo, res, tag, executor, jobs, spec, sequential, claimed,
+                 keep_models)
     finally:  # an interrupted sweep frees what it did not finish
         for key in claimed.values():
             store.release(key)
@@ -175,7 +179,8 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
 
 def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[str], object],
              res: GridResult, tag: Callable[[RunConfig], str], executor: str, jobs: int | None,
-             spec: RegistrySpec | None, sequential: bool, claimed: dict[int, str]) -> None:
+             spec: RegistrySpec | None, sequential: bool, claimed: dict[int, str],
+             keep_models: bool) -> None:
     """Run ``todo`` on the executor and store each outcome as it arrives, releasing its claim."""
     if sequential:
         outcomes: Outcomes = ((c, attempt(c, reg)) for c in todo)
@@ -188,6 +193,8 @@ def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[st
     # closing(): on Ctrl-C here the executor's clean-up (cancel pending work) runs at once.
     with contextlib.closing(outcomes):
         for cfg, outcome in outcomes:
+            if not keep_models and outcome.record is not None:
+                outcome.record.pop(PENDING, None)
             store_outcome(store, cfg, outcome, tag(cfg), res, echo, data_version(cfg, reg))
             store.release(claimed.pop(id(cfg)))
 

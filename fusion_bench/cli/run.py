@@ -15,8 +15,10 @@ from .options import build_run_config, config_options
               help="Also score the test split with each modality dropped and with Gaussian noise "
                    "(levels: robustness.levels).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--no-model", is_flag=True,
+              help="Keep only the record, not the trained weights and test predictions.")
 @click.pass_obj
-def run(state: State, out, robustness, quiet, **opts):
+def run(state: State, out, robustness, quiet, no_model, **opts):
     """Train and evaluate one configuration; print validation/test CCC and store the record."""
     from tabulate import tabulate
 
@@ -31,7 +33,7 @@ def run(state: State, out, robustness, quiet, **opts):
     store = ResultsStore(out)
     store.check_writable()  # before any training
     with run_events(reg, show=cfg.train.progress) as events:
-        record, path = run_and_store(cfg, reg, store, events)
+        record, path = run_and_store(cfg, reg, store, events, keep_model=not no_model)
     m, ceiling = record["metrics"], record["dataset"].get("ceiling", {})
     rows = [[s, m[s]["valence"], m[s]["arousal"], m[s]["mean"]] for s in ("val", "test")]
     if "test" in ceiling:
@@ -49,3 +51,6 @@ def run(state: State, out, robustness, quiet, **opts):
     if "robustness" in record:
         click.echo("\n" + robustness_table(record["robustness"]))
     click.echo(f"record: {path}")
+    if "artifacts" in record:
+        click.echo(f"model: {record['run_id']} (fusion-bench predict --run {record['run_id']} "
+                   f"--results {out} --root DIR)")

@@ -22,8 +22,10 @@ from .options import config_options, pop_config_args
               help="Runs at once [default: 1 for local, one per cluster CPU for ray].")
 @click.option("--robustness", is_flag=True,
               help="Score every run with modalities dropped and noised, as `run --robustness`.")
+@click.option("--no-model", is_flag=True,
+              help="Keep only the records, not the trained weights and test predictions.")
 @click.pass_obj
-def sweep(state: State, fusions, seeds, out, executor, jobs, robustness, **opts):
+def sweep(state: State, fusions, seeds, out, executor, jobs, robustness, no_model, **opts):
     """Run fusions × seeds, skipping runs already stored; resumable after an interruption."""
     from ..results import ResultsStore
     from ..sweep import RegistrySpec, grid
@@ -40,6 +42,7 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, robustness, **opts)
     store = ResultsStore(out)
     store.check_writable()  # before any run
     res = run_sweep(configs, state.registry, store, echo=click.echo, executor=executor,
-                    jobs=jobs, spec=RegistrySpec.of(state.plugin_specs, state.strict))
+                    jobs=jobs, spec=RegistrySpec.of(state.plugin_specs, state.strict),
+                    keep_models=not no_model)
     click.echo(f"{res.done} run, {res.skipped} already stored, {res.failed} failed")
     return 1 if res.failed else 0
