@@ -219,5 +219,5 @@ def ridge_baseline(splits: dict[str, list[Video]], modalities: Sequence[str],
         "grid": [float(g) for g in grid],
         "lambda": dict(zip(targets, lambdas, strict=True)),
         "metrics": {s: score(p, splits[s], tuple(targets)) for s, p in preds.items()},
-        "scores": score_all(preds, splits, scorers or {"ccc": ccc}),
+        "scores": score_all(preds, splits, scorers or {"ccc": ccc}, tuple(targets)),
     }

@@ -5,7 +5,7 @@ all modalities)."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -52,21 +52,25 @@ def predict_into(dest: list[np.ndarray], cols: tuple[int, ...], model: torch.nn.
         d[:, list(cols)] = out
 
 
-def score(preds: list[np.ndarray], videos: list[Video], targets=TARGETS,
-          columns: tuple[int, ...] | None = None, metric: Callable = ccc) -> dict[str, float]:
+def score(preds: list[np.ndarray], videos: list[Video], targets: Sequence[str] = TARGETS,
+          columns: Sequence[int] | None = None, metric: Callable = ccc) -> dict[str, float]:
     """``metric`` (default CCC) per target over the concatenated valid frames of all ``videos``
-    (frames labelled -5 left out), and their mean.
+    (frames labelled -5 left out), and their mean: ``{target: value, ..., "mean": value}``.
 
-    ``preds[i][:, columns[j]]`` is the prediction of ``targets[j]`` (default: column j);
+    ``targets`` name the videos' label columns in order (the dataset's targets, see
+    :func:`fusion_bench.data.dataset_targets`); ``columns`` are the label columns scored (default
+    all), ``preds[i][:, j]`` predicting label column ``columns[j]``;
     ``metric(pred (n,), target (n,)) -> float`` gets float64 arrays of the valid frames.
     """
-    columns = columns or tuple(range(len(targets)))
+    columns = tuple(range(len(targets))) if columns is None else tuple(columns)
     lab = np.concatenate([v.labels for v in videos]).astype(np.float64)
+    if lab.shape[1] != len(targets):  # scoring a dataset's labels by another's target names
+        raise ValueError(f"labels have {lab.shape[1]} columns but {len(targets)} targets are "
+                         f"named ({', '.join(targets)})")
     pred = np.concatenate(preds)
     ok = np.concatenate([v.valid for v in videos])
-    out = {t: float(metric(pred[ok, c], lab[ok, TARGETS.index(t)]))
-           for t, c in zip(targets, columns, strict=True)}
-    out["mean"] = float(np.mean([out[t] for t in targets]))
+    out = {targets[c]: float(metric(pred[ok, j], lab[ok, c])) for j, c in enumerate(columns)}
+    out["mean"] = float(np.mean([out[targets[c]] for c in columns]))
     return out
 
 
@@ -76,15 +80,17 @@ def metric_functions(registry) -> dict[str, Callable]:
 
 
 def score_all(preds: dict[str, list[np.ndarray]], splits: dict[str, list[Video]],
-              metrics: dict[str, Callable]) -> dict[str, dict[str, dict[str, float]]]:
+              metrics: dict[str, Callable], targets: Sequence[str] = TARGETS
+              ) -> dict[str, dict[str, dict[str, float]]]:
     """The record's ``scores``: metric name → split → {target: value, ..., "mean": value}, for
-    each split of ``preds`` (split → per-video predictions of ``splits[split]``), by :func:`score`.
+    each split of ``preds`` (split → per-video predictions of ``splits[split]``, a column per
+    one of ``targets``), by :func:`score`.
     A metric that raises is left out with a warning naming it: a plugin's faulty metric must not
     cost a trained run its record (CCC, the record's ``metrics``, is computed apart)."""
     out = {}
     for name, fn in metrics.items():
         try:
-            out[name] = {s: score(p, splits[s], metric=fn) for s, p in preds.items()}
+            out[name] = {s: score(p, splits[s], targets, metric=fn) for s, p in preds.items()}
         except Exception as e:  # noqa: BLE001 - a third party's metric
             warnings.warn(f"metric {name!r} raised {type(e).__name__}: {e}; it is left out of "
                           "this run's scores", stacklevel=2)

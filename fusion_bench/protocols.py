@@ -115,7 +115,11 @@ class Dataset(Protocol):
     or :class:`fusion_bench.errors.DataError` with a message that says what to do. Building
     should be cheap; reading the videos waits for :meth:`splits`.
 
-    Labels are always the two targets valence and arousal (``fusion_bench.data.TARGETS``).
+    Its ``targets`` attribute names the label columns in order (any names, at least one, none
+    twice, none ``mean``; the synthetic data and Aff-Wild2: valence, arousal; optional, not a
+    member here: a dataset without it has ``fusion_bench.data.TARGETS``, valence and arousal). Each target is trained and scored (CCC per target and their mean over the
+    targets); the record keeps them as ``dataset.targets`` and the leaderboard has a column
+    each.
     """
 
     #: modality → feature width ``d_m``, the modalities chosen by ``data.modalities`` in order
@@ -127,8 +131,9 @@ class Dataset(Protocol):
     def splits(self) -> dict[str, list[Video]]:
         """``"train"``, ``"val"`` and ``"test"`` → videos, each non-empty; every
         :class:`~fusion_bench.data.Video` has features ``{m: float32 (n, d_m)}`` for each
-        modality of ``dims``, masks ``{m: bool (n,)}`` and labels ``float32 (n, 2)`` in
-        [-1, 1] or -5 (invalid frame); the harness checks them with ``Video.validate(dims)``."""
+        modality of ``dims``, masks ``{m: bool (n,)}`` and labels ``float32 (n, T)``, a column
+        per name of ``targets``, in [-1, 1] or -5 (invalid frame); the harness checks them with
+        ``Video.validate(dims, targets)``."""
         ...
 
     def info(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from .artifacts import PENDING, write_run
 from .baseline import ridge_baseline
 from .config import RunConfig
 from .costs import count_flops, count_parameters
-from .data import TARGETS, Video
+from .data import TARGETS, Video, dataset_targets
 from .data.windows import Windows, make_windows
 from .errors import ConfigError, DataError
 from .evaluate import (
@@ -79,28 +79,30 @@ def preflight(configs: Iterable[RunConfig], reg) -> None:
 
 
 def load_dataset(reg, cfg: RunConfig):
-    """Build the dataset plugin of ``cfg``, read its splits and check its videos against its dims."""
+    """Build the dataset plugin of ``cfg``, read its splits and check its videos against its dims
+    and targets."""
     ds = open_dataset(reg, cfg)
+    targets = dataset_targets(ds)
     splits = ds.splits()
     for need in ("train", "val", "test"):
         if not splits.get(need):
             raise DataError(f"dataset {cfg.data.name!r} has no {need!r} videos")
     for videos in splits.values():
         for v in videos:
-            v.validate(ds.dims)
+            v.validate(ds.dims, targets)
     return ds, splits
 
 
-def target_groups(cfg: RunConfig) -> list[tuple[int, ...]]:
-    """The target columns of each model a run trains: one model for all targets, or one per
-    target (``model.per_target``, the paper's protocol)."""
-    n = len(TARGETS)
+def target_groups(cfg: RunConfig, targets: Sequence[str] = TARGETS) -> list[tuple[int, ...]]:
+    """The target columns of each model a run on a dataset of ``targets`` trains: one model for
+    all targets, or one per target (``model.per_target``, the paper's protocol)."""
+    n = len(targets)
     return [(i,) for i in range(n)] if cfg.model.per_target else [tuple(range(n))]
 
 
-def model_label(cfg: RunConfig, cols: tuple[int, ...]) -> str:
-    """How events and progress name the model of target columns ``cols``."""
-    return f"{display_name(cfg)} " + "+".join(TARGETS[c] for c in cols)
+def model_label(cfg: RunConfig, cols: tuple[int, ...], targets: Sequence[str] = TARGETS) -> str:
+    """How events and progress name the model of target columns ``cols`` (of ``targets``)."""
+    return f"{display_name(cfg)} " + "+".join(targets[c] for c in cols)
 
 
 def window_flops(model: torch.nn.Module, windows: Windows) -> dict[str, int] | None:
@@ -130,10 +132,10 @@ class Fitted:
 
 def fit_targets(cfg: RunConfig, reg, dims: dict[str, int], train: Windows, val: Windows,
                 val_videos: list[Video], device: torch.device, events: Events | None = None,
-                run: RunInfo | None = None) -> Iterator[Fitted]:
-    """Train one model per target group of ``cfg``, each from the run's seed; yield each as it
-    is trained (holding its best validation weights)."""
-    for cols in target_groups(cfg):
+                run: RunInfo | None = None, targets: Sequence[str] = TARGETS) -> Iterator[Fitted]:
+    """Train one model per target group of ``cfg`` (``targets``: the dataset's), each from the
+    run's seed; yield each as it is trained (holding its best validation weights)."""
+    for cols in target_groups(cfg, targets):
         seed_everything(cfg.seed)
         model, options = build_model(reg, cfg, dims, n_targets=len(cols))
         on_epoch = None
@@ -141,13 +143,17 @@ def fit_targets(cfg: RunConfig, reg, dims: dict[str, int], train: Windows, val: 
             def on_epoch(epoch, _run=run):
                 events.epoch_end(_run, epoch)
         res = fit(model, train, val, val_videos, cols, cfg.train, device, cfg.seed,
-                  label=model_label(cfg, cols), on_epoch=on_epoch)
+                  label=model_label(cfg, cols, targets), on_epoch=on_epoch, targets=targets)
         yield Fitted(cols, model, res, options)
 
 
-def run_info(cfg: RunConfig, reg) -> RunInfo:
+def run_info(cfg: RunConfig, reg, targets: Sequence[str] | None = None) -> RunInfo:
+    """The run events' description of ``cfg`` (``targets``: the dataset's; None: read from the
+    dataset, opened for it, which reads no videos)."""
+    if targets is None:
+        targets = dataset_targets(open_dataset(reg, cfg))
     return RunInfo(f"{model_name(cfg)}-s{cfg.seed}", cfg.to_dict(), cfg.hash(data_version(cfg, reg)),
-                   tuple(model_label(cfg, c) for c in target_groups(cfg)))
+                   tuple(model_label(cfg, c, targets) for c in target_groups(cfg, targets)))
 
 
 def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None = None) -> dict:
@@ -155,11 +161,12 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     t_start = time.perf_counter()
     device = compute_device(cfg.device)
     ds, splits = load_dataset(reg, cfg)
+    targets = dataset_targets(ds)
     t_data = time.perf_counter() - t_start
     mods = tuple(ds.dims)
     wins = {s: make_windows(v, mods, cfg.data.window, cfg.data.hop_for(s)) for s, v in splits.items()}
-    groups = target_groups(cfg)
-    preds = {s: [np.zeros((v.n_frames, len(TARGETS))) for v in splits[s]] for s in ("val", "test")}
+    groups = target_groups(cfg, targets)
+    preds = {s: [np.zeros((v.n_frames, len(targets))) for v in splits[s]] for s in ("val", "test")}
     fits: list[dict] = []
     params: dict = {}
     flops: dict[str, int] | None = None
@@ -171,14 +178,14 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     kept: dict[str, dict] = {}  # model label -> best weights, kept with the record
     columns: dict[str, list[int]] = {}
     for fitted in fit_targets(cfg, reg, ds.dims, wins["train"], wins["val"], splits["val"],
-                              device, events, info):
+                              device, events, info, targets):
         cols, model, res, options = fitted.columns, fitted.model, fitted.fit, fitted.options
         if not fits:  # per-target models share one architecture: count one, times their number
             params = count_parameters(model)
             one = window_flops(model, wins["test"])
             flops = None if one is None else {k: v * len(groups) for k, v in one.items()}
-        fits.append({"targets": [TARGETS[c] for c in cols], **res.__dict__})
-        label = model_label(cfg, cols)
+        fits.append({"targets": [targets[c] for c in cols], **res.__dict__})
+        label = model_label(cfg, cols, targets)
         kept[label] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         columns[label] = list(cols)
         t0 = time.perf_counter()
@@ -191,16 +198,17 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
                 dest = rob_preds.setdefault(key, [np.zeros_like(x) for x in preds["test"]])
                 predict_into(dest, cols, model, w, splits["test"], device)
         t_rob += time.perf_counter() - t0
-    metrics = {s: score(preds[s], splits[s]) for s in ("val", "test")}
+    metrics = {s: score(preds[s], splits[s], targets) for s in ("val", "test")}
     scorers = metric_functions(reg)
-    scores = score_all(preds, splits, scorers)
+    scores = score_all(preds, splits, scorers, targets)
     t0 = time.perf_counter()  # the linear probe on the same frames, by the metrics that scored
-    baseline = ridge_baseline(splits, mods, {n: f for n, f in scorers.items() if n in scores})
+    baseline = ridge_baseline(splits, mods, {n: f for n, f in scorers.items() if n in scores},
+                              targets)
     t_baseline = time.perf_counter() - t0
     extra = {}
     if rob.enabled:
         extra["robustness"] = robustness_summary(
-            rob.levels, metrics["test"], {k: score(p, splits["test"]) for k, p in rob_preds.items()})
+            rob.levels, metrics["test"], {k: score(p, splits["test"], targets) for k, p in rob_preds.items()})
     # video frames predicted (all targets, by every model of the run) per second of prediction;
     # a frame is computed in every window covering it (window / eval hop of them)
     eval_frames = sum(v.n_frames for s in ("val", "test") for v in splits[s])
@@ -213,7 +221,7 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
                         for n, f in scorers.items() if n in scores},
         "params": {**params, "models": len(groups)},
         "options": options,
-        "dataset": ds.info(),
+        "dataset": {**ds.info(), "targets": list(targets)},
         "baseline": baseline,
         "fits": fits,
         "device": str(device),
@@ -224,7 +232,7 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
         },
         "flops_per_window": flops,
         **extra,
-        PENDING: {"models": kept, "columns": columns, "dims": dict(ds.dims), "targets": TARGETS,
+        PENDING: {"models": kept, "columns": columns, "dims": dict(ds.dims), "targets": targets,
                   "test_predictions": {v.name: p for v, p in zip(splits["test"], preds["test"],
                                                                   strict=True)}},
         "wall": {"data_s": t_data, "train_s": sum(f["seconds"] for f in fits),

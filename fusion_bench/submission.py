@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import TARGETS
+from .data import TARGETS, dataset_targets
 from .errors import DataError
 
 
@@ -48,6 +48,10 @@ def train_and_predict(cfg, registry, videos=None, events=None) -> tuple[dict[str
     preflight([cfg], registry)
     device = compute_device(cfg.device)  # as a run: the same numerics
     ds, splits = load_dataset(registry, cfg)
+    if dataset_targets(ds) != TARGETS:  # the ABAW format has a valence and an arousal column
+        raise DataError(f"dataset {cfg.data.name!r} has the targets "
+                        f"{','.join(dataset_targets(ds))}; an ABAW submission holds "
+                        f"{','.join(TARGETS)}")
     if videos is None:
         names = ds.submission_videos() if hasattr(ds, "submission_videos") else []
         if not names:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,8 +73,10 @@ class FitResult:
 
 def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, columns: tuple[int, ...],
         cfg: TrainConfig, device: torch.device, seed: int, label: str = "train",
-        on_epoch: Callable[[EpochEnd], object] | None = None) -> FitResult:
-    """Train ``model`` to predict label ``columns`` (its output j is label column columns[j]).
+        on_epoch: Callable[[EpochEnd], object] | None = None,
+        targets: Sequence[str] = TARGETS) -> FitResult:
+    """Train ``model`` to predict label ``columns`` (its output j is label column columns[j]) of
+    a dataset whose label columns are ``targets``.
 
     The validation score is the mean CCC over ``columns`` on ``val`` (overlap-averaged frames).
     On return the model holds the weights of its best validation epoch. ``on_epoch`` receives
@@ -92,7 +94,6 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     warmup_steps = cfg.warmup_epochs * steps_per_epoch
     total_steps = cfg.epochs * steps_per_epoch
     cols = torch.tensor(columns)
-    targets = tuple(TARGETS[c] for c in columns)
     best, best_epoch, best_state, stale = -float("inf"), 0, None, 0
     history: list[dict] = []
     frames, t_train, step = 0, 0.0, 0
@@ -145,7 +146,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 [torch.isfinite(p).all() for p in model.parameters()]).all()):  # one sync
             raise DataError(f"{label}: the training loss or weights became NaN/inf at epoch "
                             f"{epoch}; lower train.lr")
-        val_scores = score(predict(model, val, val_videos, device), val_videos, targets)
+        val_scores = score(predict(model, val, val_videos, device), val_videos, targets, columns)
         v = val_scores["mean"]
         lr = opt.param_groups[0]["lr"]
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val": val_scores, "lr": lr})

@@ -19,7 +19,7 @@ from torch import nn
 from fusion_bench import builtins, protocols
 from fusion_bench.backbones import Media, WeightsError
 from fusion_bench.config import RunConfig
-from fusion_bench.data import Video
+from fusion_bench.data import Video, dataset_targets
 from fusion_bench.data.affwild2 import CACHE
 from fusion_bench.errors import ConfigError
 from fusion_bench.plugins import KINDS, load_registry
@@ -189,7 +189,7 @@ def test_dataset_contract(name, tmp_path):
             assert splits[split], f"dataset {name!r}: no {split} videos"
             for video in splits[split]:
                 assert isinstance(video, Video)
-                video.validate(ds.dims)
+                video.validate(ds.dims, dataset_targets(ds))  # a label column per target
         info = json.loads(json.dumps(ds.info()))  # JSON-able: it goes into the run record
         assert info["name"] == name and "version" in info
 

@@ -64,8 +64,8 @@ def test_the_score_is_the_ccc_of_the_valid_frames_only():
 
 def test_one_target_scored_alone_uses_the_same_frames():
     """A per-target model's score (columns): the half-labelled frame is out for valence too."""
-    preds = [p[:, ::-1].copy() for p in PREDS]  # valence prediction in column 1
-    got = score(preds, VIDEOS, targets=("valence",), columns=(1,))
+    preds = [p[:, :1].copy() for p in PREDS]  # a valence-only model: one prediction column
+    got = score(preds, VIDEOS, targets=("valence", "arousal"), columns=(0,))
     assert got == {"valence": pytest.approx(0.8, abs=1e-12), "mean": pytest.approx(0.8, abs=1e-12)}
 
 

@@ -51,7 +51,8 @@ def test_the_fingerprint_follows_the_data_not_the_path(tmp_path):
     assert len(fp) == 16 and fp == fingerprint(a, split, ("visual", "audio", "text"))
     name = split["train"][0]
     lab = b / "labels" / f"{name}.csv"
-    lab.write_text(lab.read_text().replace("\n", "\n", 1).replace(",", ",0", 1))  # one label edited
+    header, first, rest = lab.read_text().split("\n", 2)
+    lab.write_text(f"{header}\n0.5,0.5\n{rest}")  # one label edited (not the header)
     assert FeaturesDataset(b).fingerprint() != fp
     shutil.rmtree(b)
     shutil.copytree(a, b)

@@ -30,25 +30,30 @@ class Workload:
     loss: str  # "window" | "batch" (the run's CCC loss) | "square" (fusion alone)
 
 
-def input_dims(cfg: RunConfig, registry) -> dict[str, int]:
-    """Raw feature widths per modality, from the dataset plugin (the synthetic one only reads its
-    config: nothing is generated)."""
+def open_dataset(cfg: RunConfig, registry):
+    """The dataset plugin of ``cfg``, built (the synthetic one only reads its config: nothing
+    is generated)."""
     entry = registry.get("datasets", cfg.data.name)
     try:
-        ds = entry.obj.from_config(cfg)
+        return entry.obj.from_config(cfg)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"dataset {cfg.data.name!r} ({entry.plugin}): {e}") from None
-    return dict(ds.dims)
+
+
+def input_dims(cfg: RunConfig, registry) -> dict[str, int]:
+    """Raw feature widths per modality, from the dataset plugin."""
+    return dict(open_dataset(cfg, registry).dims)
 
 
 def build_workload(cfg: RunConfig, registry, scope: str = "model") -> Workload:
-    from ..data import TARGETS
+    from ..data import dataset_targets
     from ..model import build_model
 
     if scope not in SCOPES:
         raise ConfigError(f"unknown bench scope {scope!r}; use one of {', '.join(SCOPES)}")
-    dims = input_dims(cfg, registry)
-    n_targets = 1 if cfg.model.per_target else len(TARGETS)
+    ds = open_dataset(cfg, registry)
+    dims = dict(ds.dims)
+    n_targets = 1 if cfg.model.per_target else len(dataset_targets(ds))
     model, _ = build_model(registry, cfg, dims, n_targets)
     if scope == "fusion":
         if model.fusion is None:

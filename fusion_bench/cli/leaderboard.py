@@ -13,7 +13,8 @@ from .app import cli
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md")
 @click.option("--out", default=None, help="Folder to write leaderboard_<dataset>.<ext> into.")
 @click.option("--sort", default="test_mean", show_default=True,
-              help="Column to rank by: test_mean, test_valence, test_arousal, val_mean, "
+              help="Column to rank by: test_mean, test_<target> (test_valence, test_arousal, "
+                   "or the dataset's own targets), val_mean, "
                    "drop_<modality>, noise_area, params, flops, train_fps, infer_fps "
                    "(params and flops: lowest first; test_*/val_mean: best --metric first; "
                    "others: highest first).")

@@ -35,16 +35,17 @@ def run(state: State, out, robustness, quiet, no_model, **opts):
     with run_events(reg, show=cfg.train.progress) as events:
         record, path = run_and_store(cfg, reg, store, events, keep_model=not no_model)
     m, ceiling = record["metrics"], record["dataset"].get("ceiling", {})
-    rows = [[s, m[s]["valence"], m[s]["arousal"], m[s]["mean"]] for s in ("val", "test")]
+    columns = [*record["dataset"]["targets"], "mean"]  # a column per target of the dataset
+    rows = [[s, *(m[s][t] for t in columns)] for s in ("val", "test")]
     if "test" in ceiling:
         c = ceiling["test"]
-        rows.append(["test ceiling", c["valence"], c["arousal"], c["mean"]])
+        rows.append(["test ceiling", *(c[t] for t in columns)])
     if "baseline" in record:  # the linear probe on the same frames (fusion_bench.baseline)
         b = record["baseline"]["metrics"]["test"]
-        rows.append(["test ridge (linear)", b["valence"], b["arousal"], b["mean"]])
+        rows.append(["test ridge (linear)", *(b[t] for t in columns)])
     click.echo(f"\n{display_name(cfg)} on {cfg.data.name} ({','.join(cfg.data.modalities)}), seed {cfg.seed}, "
                f"{record['wall']['total_s']:.1f} s on {record['environment']['device_name']}")
-    click.echo(tabulate(rows, headers=["CCC", "valence", "arousal", "mean"], floatfmt=".3f"))
+    click.echo(tabulate(rows, headers=["CCC", *columns], floatfmt=".3f"))
     if "test" in ceiling:
         click.echo(f"ceiling = CCC of the noiseless latent vs the noisy label; test mean is "
                    f"{m['test']['mean'] / ceiling['test']['mean']:.0%} of it")

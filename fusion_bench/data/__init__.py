@@ -1,9 +1,13 @@
 """Datasets: per-video, per-frame features, masks and labels.
 
 A dataset plugin is a class built by ``cls.from_config(run_config)`` exposing
-``dims`` (modality → feature dim), ``targets`` (("valence", "arousal")), ``splits()`` (split name →
-list of :class:`Video`; splits ``train``, ``val`` and ``test``), and ``info()`` (a JSON-able dict
-that goes into the result record: name, version, generator parameters, ceilings...).
+``dims`` (modality → feature dim), ``targets`` (the names of the label columns, in order: any
+names, at least one; :data:`TARGETS`, valence and arousal, when absent), ``splits()`` (split name →
+list of :class:`Video`, whose labels have one column per target; splits ``train``, ``val`` and
+``test``), and ``info()`` (a JSON-able dict that goes into the result record: name, version,
+generator parameters, ceilings...). Every target is trained and scored (CCC per target and their
+mean); the synthetic data and Aff-Wild2 have valence and arousal, the ``features`` dataset the
+targets its label files' header names.
 
 Options (optional): a dataset with options exposes them as ``Options``, a dataclass whose fields
 (typed, with defaults) are set with ``--set dataset.<name>.<field>=...`` or a TOML table
@@ -30,13 +34,16 @@ All in one file::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import DataError
 
-TARGETS = ("valence", "arousal")
+#: the targets of the built-in datasets that have valence and arousal (synthetic, Aff-Wild2),
+#: and of a dataset plugin that names none
+TARGETS: tuple[str, ...] = ("valence", "arousal")
 #: the label of a frame that has none (Aff-Wild2's convention): excluded from losses and scores
 INVALID_LABEL = -5.0
 
@@ -46,7 +53,8 @@ class Video:
     """One video (or one subject of it).
 
     features: modality → float32 (n, d_m); masks: modality → bool (n,), True where the modality
-    has a real frame; labels: float32 (n, 2) valence/arousal in [-1, 1], -5 = invalid frame.
+    has a real frame; labels: float32 (n, T), one column per target of its dataset (valence,
+    arousal for the built-ins) in [-1, 1], -5 = invalid frame.
     """
 
     name: str
@@ -64,13 +72,14 @@ class Video:
         """bool (n,): frames with a valid label for every target."""
         return (self.labels != INVALID_LABEL).all(axis=1)
 
-    def validate(self, dims: dict[str, int]) -> None:
-        """Raise :class:`DataError` naming the video and modality if shapes disagree."""
+    def validate(self, dims: dict[str, int], targets: Sequence[str] = TARGETS) -> None:
+        """Raise :class:`DataError` naming the video and modality if shapes disagree (labels:
+        one column per name of ``targets``, the dataset's)."""
         n = self.labels.shape[0] if self.labels.ndim == 2 else -1
-        if self.labels.ndim != 2 or self.labels.shape[1] != len(TARGETS):
+        if self.labels.ndim != 2 or self.labels.shape[1] != len(targets):
             raise DataError(
-                f"video {self.name!r}: labels must have shape (frames, 2) for valence, arousal; "
-                f"got {self.labels.shape}"
+                f"video {self.name!r}: labels must have shape (frames, {len(targets)}) for "
+                f"{', '.join(targets)}; got {self.labels.shape}"
             )
         for m, d in dims.items():
             if m not in self.features:
@@ -97,3 +106,29 @@ class Video:
                 f"video {self.name!r}, frame {row}: label {lab[row].tolist()} is outside [-1, 1] "
                 "and is not the invalid marker -5"
             )
+
+
+def check_targets(names, where: str) -> tuple[str, ...]:
+    """``names`` as a dataset's targets (a tuple of strings), or :class:`DataError` saying what
+    ``where`` (a file, a dataset) got wrong: at least one name, none empty, none twice, none
+    ``mean`` (the scores' key for the mean over targets)."""
+    if isinstance(names, str) or not all(isinstance(t, str) for t in names):
+        raise DataError(f"{where}: targets must be a list of names; got {names!r}")
+    names = tuple(names)
+    if not names:
+        raise DataError(f"{where}: no target named; name at least one (e.g. valence,arousal)")
+    if any(not t for t in names):
+        raise DataError(f"{where}: an empty target name in {','.join(names)!r}; name every column")
+    twice = sorted({t for t in names if names.count(t) > 1})
+    if twice:
+        raise DataError(f"{where}: target {twice[0]!r} is named twice; name each column once")
+    if "mean" in names:
+        raise DataError(f"{where}: a target may not be named 'mean' (the mean over the targets "
+                        "is scored under that name); rename it")
+    return names
+
+
+def dataset_targets(ds) -> tuple[str, ...]:
+    """The targets of dataset ``ds`` (its ``targets``; :data:`TARGETS` for one without),
+    checked by :func:`check_targets`."""
+    return check_targets(getattr(ds, "targets", TARGETS), f"dataset {getattr(ds, 'name', ds)!r}")

@@ -39,7 +39,8 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from . import INVALID_LABEL, TARGETS
-from .features import FeaturesDataset, parse_label_line, read_splits
+from .features import FeaturesDataset, read_splits
+from .labels import parse_label_line
 
 VERSION = "1"
 CHALLENGE = "VA_Estimation_Challenge"
@@ -323,6 +324,10 @@ class AffWild2Dataset(FeaturesDataset):
             raise DataError(f"{root}: no feature cache; run `fusion-bench extract --dataset affwild2 "
                             f"--root {root} --backbone visual=timm ...` first")
         super().__init__(cache, modalities)
+        if self.targets != TARGETS:  # the ABAW VA track: the cache extract wrote has exactly these
+            raise DataError(f"{cache / 'labels'}: the labels name the targets "
+                            f"{','.join(self.targets)!r}; Aff-Wild2's are 'valence,arousal' (a "
+                            "folder with other targets is the features dataset: --dataset features)")
         self.fold, self.seed = int(fold), int(seed)
         if self.fold:
             official = read_splits(self.root)

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_text
-from .features import write_labels, write_modality, write_splits
+from .features import write_modality, write_splits
+from .labels import write_labels
 
 FORMAT = "fusion-bench features 1"
 

@@ -11,9 +11,11 @@ Folder format (``--root DIR``)::
       masks/<modality>/<video>.npy      optional bool (frames,): True where the modality has a
                                         real frame (a face was found, someone speaks); absent:
                                         all True
-      labels/<video>.csv                header ``valence,arousal``, then one line per frame,
-                                        values in [-1, 1]; ``-5,-5`` marks a frame without a
-                                        valid label (as in Aff-Wild2)
+      labels/<video>.csv                a header naming the targets (``valence,arousal``,
+                                        ``valence,arousal,dominance``, ``arousal``: any names),
+                                        then one line per frame, a value per target in [-1, 1];
+                                        -5 marks a value without a label (a frame with one is
+                                        left out of training and scores, as in Aff-Wild2)
       splits.csv                        header ``video,split``; split is train, val or test
       (or splits.json)                  {"train": [video, ...], "val": [...], "test": [...]};
                                         other keys (metadata) are ignored, with a note
@@ -26,6 +28,11 @@ every modality the folder has (:func:`folder_modalities`). ``--root DIR`` withou
 means this dataset. A video is named by its file stem. Every array of a video must have as many rows as its labels file has lines; a
 disagreement, a bad header, a non-numeric or out-of-range label is an error naming the file and
 line.
+
+The **targets** are the label files' header (:mod:`.labels`: names stripped and lower-cased; at
+least one, none twice, none ``mean``), the same in every label file of the folder (read when
+the dataset is opened): each is trained and scored
+(CCC per target and their mean), and the record and the leaderboards show them all.
 
 The folder's **fingerprint** (:func:`fingerprint`, in the record's ``dataset``) tells two folders
 apart, whatever their names or paths: leaderboards never put runs on two fingerprints in one
@@ -47,11 +54,11 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, Note
 from ..files import atomic_write_bytes, atomic_write_text
-from . import INVALID_LABEL, TARGETS, Video
+from . import TARGETS, Video
+from .labels import folder_targets, read_labels, write_labels
 
 VERSION = "1"
 SPLITS = ("train", "val", "test")
-LABEL_HEADER = ("valence", "arousal")
 USUAL_ORDER = ("visual", "audio", "text")  # modalities named so come first, in this order
 
 
@@ -78,47 +85,6 @@ def format_problem(root: str | Path) -> str | None:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def read_labels(path: Path) -> np.ndarray:
-    """float32 (frames, 2) from a ``valence,arousal`` CSV; DataError names the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: labels file is missing") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read labels: {e}") from None
-    lines = text.splitlines()
-    if not lines:
-        raise DataError(f"{path}: empty labels file; expected the header 'valence,arousal'")
-    header = tuple(h.strip().lower() for h in lines[0].split(","))
-    if header != LABEL_HEADER:
-        raise DataError(f"{path}, line 1: header must be 'valence,arousal'; got {lines[0]!r}")
-    rows = []
-    for i, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        rows.append(parse_label_line(line, path, i))
-    return np.asarray(rows, np.float32).reshape(-1, 2)
-
-
-def parse_label_line(line: str, path, lineno: int) -> tuple[float, float]:
-    """One ``valence,arousal`` line → two floats, checked: each in [-1, 1] or the marker -5."""
-    parts = line.split(",")
-    if len(parts) != 2:
-        raise DataError(f"{path}, line {lineno}: expected 2 values 'valence,arousal'; got {line.strip()!r}")
-    out = []
-    for name, raw in zip(LABEL_HEADER, parts, strict=True):
-        try:
-            x = float(raw)
-        except ValueError:
-            raise DataError(f"{path}, line {lineno}: {name} {raw.strip()!r} is not a number") from None
-        if not (x == INVALID_LABEL or -1.0 <= x <= 1.0):
-            raise DataError(
-                f"{path}, line {lineno}: {name} {x:g} is outside [-1, 1] and is not the invalid marker -5"
-            )
-        out.append(x)
-    return out[0], out[1]
-
-
 def read_splits(root: Path) -> dict[str, list[str]]:
     """split → video names, from ``splits.csv`` or ``splits.json``. A video may be in val and
     test both (scoring the validation fold as test, as Aff-Wild2 does), never in train and in
@@ -187,10 +153,12 @@ def _load_array(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read the array: {e}") from None
 
 
-def load_video(root: Path, name: str, modalities: tuple[str, ...], dims: dict[str, int] | None = None) -> Video:
-    """Read one video of the folder format, checking every array against its labels."""
+def load_video(root: Path, name: str, modalities: tuple[str, ...], dims: dict[str, int] | None = None,
+               targets: tuple[str, ...] | None = None) -> Video:
+    """Read one video of the folder format, checking every array against its labels (and its
+    labels' header against ``targets``, the folder's, when given)."""
     labels_path = root / "labels" / f"{name}.csv"
-    labels = read_labels(labels_path)
+    labels = read_labels(labels_path, targets)
     n = labels.shape[0]
     feats, masks = {}, {}
     for m in modalities:
@@ -231,7 +199,7 @@ class FeaturesDataset:
     name = "features"
     description = "your own per-frame features from a folder (features/<modality>/<video>.npy + labels CSV)"
     reference = ""
-    targets = TARGETS
+    targets: tuple[str, ...] = TARGETS  # an instance's: its label files' header
 
     def __init__(self, root: str | Path, modalities: tuple[str, ...] | None = None):
         """``modalities``: those a run uses; None: every one the folder has."""
@@ -256,6 +224,7 @@ class FeaturesDataset:
             )
         self.modalities = modalities
         self.split_names = read_splits(self.root)
+        self.targets = folder_targets(self.root, self.split_names)
         self.dims = {m: self._dim(m) for m in self.modalities}
         self._splits: dict[str, list[Video]] | None = None
 
@@ -289,7 +258,8 @@ class FeaturesDataset:
     def splits(self) -> dict[str, list[Video]]:
         if self._splits is None:
             self._splits = {
-                s: [load_video(self.root, v, self.modalities, self.dims) for v in self.split_names[s]]
+                s: [load_video(self.root, v, self.modalities, self.dims, self.targets)
+                    for v in self.split_names[s]]
                 for s in SPLITS
             }
         return self._splits
@@ -371,12 +341,6 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_labels(path: Path, labels: np.ndarray) -> None:
-    """Write ``labels`` (frames, 2) as a ``valence,arousal`` CSV (atomically)."""
-    lines = ["valence,arousal"] + [f"{v:.6g},{a:.6g}" for v, a in np.asarray(labels, np.float64)]
-    atomic_write_text(Path(path), "\n".join(lines) + "\n")
-
-
 def write_modality(root: Path, modality: str, name: str, features: np.ndarray,
                    mask: np.ndarray | None = None) -> None:
     """Write one video's (frames, dim) array (and mask) of ``modality`` in the folder format."""
@@ -392,8 +356,10 @@ def write_splits(root: Path, splits: dict[str, list[str]]) -> None:
     atomic_write_text(Path(root) / "splits.csv", "\n".join(lines) + "\n")
 
 
-def write_video(root: Path, video: Video) -> None:
-    """Write a whole :class:`Video` (every modality, its masks and labels)."""
-    write_labels(Path(root) / "labels" / f"{video.name}.csv", video.labels)
+def write_video(root: Path, video: Video, targets: tuple[str, ...] | None = None) -> None:
+    """Write a whole :class:`Video` (every modality, its masks and labels; ``targets`` name the
+    label columns, valence and arousal by default)."""
+    write_labels(Path(root) / "labels" / f"{video.name}.csv", video.labels,
+                 TARGETS if targets is None else targets)
     for m, x in video.features.items():
         write_modality(root, m, video.name, x, video.masks.get(m))

@@ -34,7 +34,7 @@ def window_starts(n_frames: int, length: int, hop: int) -> list[int]:
 class Windows:
     """A split cut into N windows of length L.
 
-    feats: modality → float32 (N, L, d_m); masks: modality → bool (N, L); labels: float32 (N, L, 2);
+    feats: modality → float32 (N, L, d_m); masks: modality → bool (N, L); labels: float32 (N, L, T);
     valid: bool (N, L), frame exists and is labelled; video: long (N,) index into the split's
     videos; start: long (N,) first frame of each window.
     """
@@ -64,7 +64,8 @@ def make_windows(videos: list[Video], modalities: tuple[str, ...], length: int, 
         m: np.zeros((n, length, videos[0].features[m].shape[1]), np.float32) for m in modalities
     }
     masks = {m: np.zeros((n, length), bool) for m in modalities}
-    labels = np.full((n, length, 2), -5.0, np.float32)
+    n_targets = videos[0].labels.shape[1] if videos else 0  # the dataset's targets
+    labels = np.full((n, length, n_targets), -5.0, np.float32)
     valid = np.zeros((n, length), bool)
     for w, (i, s) in enumerate(index):
         v = videos[i]

@@ -9,7 +9,9 @@ Fields added to the record format later (robustness, FLOPs) are optional: a row 
 lack one shows ``MISSING`` in that column, so old stores keep working.
 
 The stat columns show one metric (``table(metric=...)``, default CCC) from the record's
-``scores``; records made before ``scores`` existed hold CCC only, under ``metrics``.
+``scores``; records made before ``scores`` existed hold CCC only, under ``metrics``. There is a
+test column per target of the table's records (``record["dataset"]["targets"]``; valence and
+arousal in records made before targets were recorded), then the test and val means.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from .reference import with_references
 from .render import MISSING, human
 from .statistics import mean_std, paired_contains_zero
 
-METRIC_COLUMNS = ("test_valence", "test_arousal", "test_mean", "val_mean")
+#: the targets of a record that names none (every record made before targets were recorded)
+LEGACY_TARGETS = ("valence", "arousal")
+SPLITS = ("test", "val")  # the splits a metric column (``<split>_<target>``) is of
 
 # Sort key → path into a record. drop_<modality> is resolved in value().
 _PATHS: dict[str, tuple[str, ...]] = {
@@ -47,11 +51,28 @@ def lookup(obj, *path):
     return obj
 
 
+def record_targets(rec: dict) -> tuple[str, ...]:
+    """The targets a record's run scored, in its dataset's order."""
+    return tuple(lookup(rec, "dataset", "targets") or LEGACY_TARGETS)
+
+
+def table_targets(rows: list[Row]) -> tuple[str, ...]:
+    """The targets of the rows' records, in order of first appearance (one dataset's, usually)."""
+    return tuple(dict.fromkeys(t for r in rows for rec in r.records for t in record_targets(rec)))
+
+
+def metric_columns(targets) -> tuple[str, ...]:
+    """The metric columns of a table of ``targets``: ``test_<target>`` each, ``test_mean``,
+    ``val_mean`` (the split, then the target or ``mean``, as the record's scores hold them)."""
+    return (*(f"test_{t}" for t in targets), "test_mean", "val_mean")
+
+
 def value(rec: dict, column: str, metric: str = "ccc") -> float | None:
-    """One record's number for a sort key (see :func:`sort_columns`; the METRIC_COLUMNS are of
-    ``metric``, the others do not depend on it); None when not recorded."""
-    if column in METRIC_COLUMNS:
-        split, _, target = column.partition("_")
+    """One record's number for a sort key (see :func:`sort_columns`; the metric columns,
+    ``<split>_<target>``, are of ``metric``, the others do not depend on it); None when not
+    recorded."""
+    split, _, target = column.partition("_")
+    if split in SPLITS and target:
         v = lookup(rec, "scores", metric, split, target)
         if v is None and metric == "ccc":  # a record made before `scores`: CCC only
             v = lookup(rec, "metrics", split, target)
@@ -130,7 +151,7 @@ def modality_order(rows: list[Row]) -> list[str]:
 def sort_columns(rows: list[Row]) -> tuple[str, ...]:
     """Valid ``--sort`` keys for these rows."""
     drops = tuple(f"drop_{m}" for m in modality_order(rows))
-    return (*METRIC_COLUMNS, *drops, *_PATHS)
+    return (*metric_columns(table_targets(rows)), *drops, *_PATHS)
 
 
 def metric_direction(records: list[dict], metric: str, where: str = "the store") -> bool:
@@ -221,7 +242,9 @@ def table(rows: list[Row], sort: str = "test_mean", metric: str = "ccc",
     valid = sort_columns(rows)
     if sort not in valid:
         raise ValueError(f"--sort must be one of {', '.join(valid)}; got {sort!r}")
-    lower_first = sort in _LOWER_IS_BETTER or (sort in METRIC_COLUMNS and not higher_is_better)
+    targets = table_targets(rows)
+    stats = metric_columns(targets)
+    lower_first = sort in _LOWER_IS_BETTER or (sort in stats and not higher_is_better)
     sign = 1 if lower_first else -1
     # Rows without the sort value go last; ties keep build_rows' (deterministic) order.
     rows = sorted(rows, key=lambda r: (r.summary(sort, metric) is None,
@@ -233,13 +256,13 @@ def table(rows: list[Row], sort: str = "test_mean", metric: str = "ccc",
     level_sets = _level_sets([rec for r in rows for rec in r.records])
     several_levels = len(level_sets) > 1
     mods = modality_order(rows)
-    headers = ["model", "n", "test valence", "test arousal", "test mean", "val mean", "≈ best",
+    headers = ["model", "n", *(f"test {t}" for t in targets), "test mean", "val mean", "≈ best",
                *(f"drop {m}" for m in mods), "noise area", "params", "FLOPs/window",
                "train frames/s", "infer frames/s"]
     body = []
     for r in rows:
         cells = [r.label, str(len(r.records))]
-        cells += [_stat_cell(r, c, metric) for c in METRIC_COLUMNS]
+        cells += [_stat_cell(r, c, metric) for c in stats]
         same = None if best is None else paired_indistinguishable(best, r, metric=metric)
         cells.append("best" if r is best else {True: "yes", False: "no", None: "?"}[same])
         cells += [_stat_cell(r, f"drop_{m}") for m in mods]
@@ -250,7 +273,7 @@ def table(rows: list[Row], sort: str = "test_mean", metric: str = "ccc",
         cells += [_speed_cell(r, "train_fps"), _speed_cell(r, "infer_fps")]
         body.append(cells)
     headers, body, ridge_note = with_references(headers, body, rows, sort, sign, metric,
-                                                higher_is_better)  # if the records have ridge fits
+                                                higher_is_better, targets)  # if the records have ridge fits
     rec = max((x for r in rows for x in r.records), key=lambda x: x["created"])
     info = rec["dataset"]
     ceiling = info.get("ceiling", {}).get("test", {}).get("mean")

@@ -25,9 +25,13 @@ from .statistics import mean_std
 
 RIDGE = "ridge (linear)"
 COLUMN = "beats ridge"
-#: the stat columns a ridge row fills (split, target), with their header
-_CELLS = {"test valence": ("test", "valence"), "test arousal": ("test", "arousal"),
-          "test mean": ("test", "mean"), "val mean": ("val", "mean")}
+
+
+def stat_cells(targets) -> dict[str, tuple[str, str]]:
+    """The stat columns a ridge row fills, header → (split, target), for a table of ``targets``:
+    the test score of each target, the test mean, the val mean."""
+    return {**{f"test {t}": ("test", t) for t in targets},
+            "test mean": ("test", "mean"), "val mean": ("val", "mean")}
 
 
 def ridge_value(rec: dict, split: str, target: str, metric: str = "ccc") -> float | None:
@@ -111,13 +115,13 @@ def beats(records: list[dict], test_mean: float | None, metric: str = "ccc",
 
 
 def with_references(headers: list[str], body: list[list], rows: list, sort: str, sign: int,
-                    metric: str = "ccc", higher_is_better: bool = True
-                    ) -> tuple[list[str], list[list], str]:
+                    metric: str = "ccc", higher_is_better: bool = True,
+                    targets=("valence", "arousal")) -> tuple[list[str], list[list], str]:
     """``headers`` and ``body`` (one line per row of ``rows``, sorted as the table sorts: by
     ``sign`` × the ``sort`` column, missing last) with the 'beats ridge' column after
     '≈ best' and the ridge rows placed where their ``sort`` value falls (last when they have
     none, e.g. sorted by params), and the caption's sentence about them; unchanged, and no
-    sentence, when no record has a baseline."""
+    sentence, when no record has a baseline. ``targets``: the table's (a test column each)."""
     refs = references([rec for r in rows for rec in r.records])
     if not refs:
         return headers, body, ""
@@ -127,13 +131,15 @@ def with_references(headers: list[str], body: list[list], rows: list, sort: str,
                                 higher_is_better), *cells[at:]]
             for r, cells in zip(rows, body, strict=True)]
     keys = [(v is None, sign * (v or 0.0)) for v in (r.summary(sort, metric) for r in rows)]
-    sort_cell = _CELLS.get(sort.replace("_", " "))  # test_mean → ("test", "mean"); else None
+    cells_of = stat_cells(targets)
+    # test_mean → ("test", "mean"); a sort key that is no stat column (params...) → None
+    sort_cell = next((c for c in cells_of.values() if "_".join(c) == sort), None)
     placed = []
     for order, ref in enumerate(refs):
         xs = ref.values(*sort_cell, metric) if sort_cell else []
         key = (not xs, sign * (mean_std(xs)[0] if xs else 0.0))
         cells = [ref.label, str(len(ref.fits))] + [MISSING] * (len(headers) - 2)
-        for name, (split, target) in _CELLS.items():
+        for name, (split, target) in cells_of.items():
             cells[headers.index(name)] = ref.cell(split, target, metric)
         # before the rows it does not beat (an equal row does not beat it either)
         placed.append((bisect.bisect_left(keys, key), key, order, cells))

@@ -9,9 +9,10 @@ def robustness_table(rob: dict) -> str:
     from tabulate import tabulate
 
     lines = []
-    if rob["drop"]:
-        lines.append(tabulate([[m, s["valence"], s["arousal"], s["mean"]] for m, s in rob["drop"].items()],
-                              headers=["test CCC, dropped", "valence", "arousal", "mean"], floatfmt=".3f"))
+    if rob["drop"]:  # a column per target the scores have (valence, arousal in older records)
+        cols = [*(t for t in next(iter(rob["drop"].values())) if t != "mean"), "mean"]
+        lines.append(tabulate([[m, *(s[t] for t in cols)] for m, s in rob["drop"].items()],
+                              headers=["test CCC, dropped", *cols], floatfmt=".3f"))
     rows = [[m, *[s["mean"] for s in curve], rob["area"][m]] for m, curve in rob["noise"].items()]
     lines.append(tabulate(rows, headers=["test mean CCC, noise on", *map(str, rob["noise_levels"]), "area"],
                           floatfmt=".3f"))

@@ -82,8 +82,8 @@ def _lab(folder):
 
 
 @pytest.mark.parametrize("breaker,message", [
-    (lambda f: _lab(f).write_text("val,aro\n0.1,0.2\n"),
-     "line 1: header must be 'valence,arousal'"),
+    (lambda f: _lab(f).write_text("val,aro\n0.1,0.2\n"),  # the others: valence,arousal
+     "line 1: header 'val,aro' differs from 'valence,arousal' of"),
     (lambda f: _lab(f).write_text("valence,arousal\n0.1,0.2\n0.1,abc\n"),
      "line 3: arousal 'abc' is not a number"),
     (lambda f: _lab(f).write_text("valence,arousal\n0.1,0.2\n1.5,0.2\n"),
