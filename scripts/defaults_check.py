@@ -94,7 +94,8 @@ def main() -> int:
             if p.returncode != 0:
                 print(f"{shape} | {seed} | FAILED: {p.stderr.strip().splitlines()[-1]}")
                 continue
-            path = p.stdout.strip().splitlines()[-1].split("record: ")[-1]
+            path = next(line.split("record: ", 1)[1] for line in p.stdout.splitlines()
+                        if line.startswith("record: "))
             rec = json.loads(Path(path).read_text())
             t, b = rec["metrics"]["test"], rec.get("baseline", {}).get("metrics", {}).get("test", {})
             length = ", ".join(str(f.get("epochs")) for f in rec["fits"])
