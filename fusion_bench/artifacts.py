@@ -67,6 +67,19 @@ def write_run(store: ResultsStore, record: dict) -> Path:
     return store.write(record)
 
 
+def run_config(record: dict):
+    """The record's configuration as its run used it: the window and hops the data gave where
+    the configuration left them to it (0), read from the record's ``data_summary``."""
+    from .config import RunConfig
+
+    cfg = RunConfig.from_dict(record["config"])
+    summary = record.get("data_summary") or {}
+    for key in ("window", "hop", "eval_hop"):
+        if getattr(cfg.data, key) == 0 and summary.get(key):
+            setattr(cfg.data, key, int(summary[key]))
+    return cfg
+
+
 def inside(root: Path, rel: str) -> Path:
     """``root / rel``, refused if it leads outside ``root`` (``..``, an absolute path, a link)."""
     base = Path(root).resolve()
@@ -89,11 +102,10 @@ class LoadedRun:
         scores them (windows of ``data.window`` frames every ``data.eval_hop``)."""
         import torch
 
-        from .config import RunConfig
         from .data.windows import make_windows
         from .evaluate import predict_into
 
-        cfg = RunConfig.from_dict(self.record["config"])
+        cfg = run_config(self.record)
         mods = tuple(self.record["artifacts"]["modalities"])
         wins = make_windows(videos, mods, cfg.data.window, cfg.data.hop_for("test"))
         out = [np.zeros((v.n_frames, len(self.targets))) for v in videos]
@@ -109,7 +121,6 @@ def load_model(run_id: str, results: str | Path = "results", registry=None) -> L
     through the plugin ``registry``, default: the installed plugins) with their best weights."""
     import torch
 
-    from .config import RunConfig
     from .model import build_model
     from .plugins import load_registry
     root = Path(results)
@@ -121,7 +132,7 @@ def load_model(run_id: str, results: str | Path = "results", registry=None) -> L
         raise DataError(f"run {run_id!r} kept no model (it ran with --no-model, or before "
                         "runs kept them); train it again to get one")
     reg = registry if registry is not None else load_registry()
-    cfg = RunConfig.from_dict(record["config"])
+    cfg = run_config(record)
     dims = {m: int(art["dims"][m]) for m in art["modalities"]}  # in the run's order
     models = []
     for label, rel in art["models"].items():

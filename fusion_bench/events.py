@@ -1,7 +1,7 @@
 """Run events: what a run tells progress displays and experiment trackers as it goes.
 
-A plugin implements any of the hooks ``run_start(run)``, ``epoch_end(run, epoch)`` and
-``run_end(run, record)`` (:mod:`fusion_bench.hookspecs`); the run path calls them through
+A plugin implements any of the hooks ``run_start(run)``, ``data_summary(run, summary)``,
+``epoch_end(run, epoch)`` and ``run_end(run, record)`` (:mod:`fusion_bench.hookspecs`); the run path calls them through
 :class:`Events`. A hook that raises is reported once and then left out: a tracker's fault must not
 cost a result. No torch here: events carry plain numbers.
 """
@@ -12,7 +12,7 @@ import dataclasses
 import warnings
 from dataclasses import dataclass, field
 
-HOOKS = ("run_start", "epoch_end", "run_end")
+HOOKS = ("run_start", "data_summary", "epoch_end", "run_end")
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class EpochEnd:
 
     model: str  # its label, one of RunInfo.models (e.g. "rcma valence+arousal")
     epoch: int  # 1-based
-    epochs: int  # planned (train.epochs); early stopping may end the fit before
+    epochs: int  # planned (passes, or train.steps / train.eval_every); early stopping may end sooner
     loss: float  # mean training loss (1 − CCC) over the epoch's batches
     val: dict[str, float] = field(default_factory=dict)  # validation CCC per target and "mean"
     lr: float = 0.0  # learning rate at the epoch's end
@@ -66,6 +66,9 @@ class Events:
 
     def run_start(self, run: RunInfo) -> None:
         self._call("run_start", run=run)
+
+    def data_summary(self, run: RunInfo, summary: dict) -> None:
+        self._call("data_summary", run=run, summary=summary)
 
     def epoch_end(self, run: RunInfo, epoch: EpochEnd) -> None:
         self._call("epoch_end", run=run, epoch=epoch)

@@ -60,6 +60,13 @@ def run_start(run):
 
 
 @hookspec
+def data_summary(run, summary):
+    """The data of ``run`` is read and windowed, training is about to start: ``summary`` is the
+    record's ``data_summary`` (per split sequences, frames, windows, padding share; window and
+    hops used; steps per epoch and in all)."""
+
+
+@hookspec
 def epoch_end(run, epoch):
     """A model of ``run`` finished a training epoch: ``epoch`` is a
     :class:`fusion_bench.events.EpochEnd` (model label, epoch, loss, validation CCC, lr, best)."""

@@ -1,4 +1,7 @@
-"""The whole model: a temporal encoder and BatchNorm per modality, one fusion, the shared head."""
+"""The whole model: a temporal encoder and BatchNorm per modality, one fusion, the shared head.
+
+The BatchNorm after each encoder normalises with statistics of real frames only
+(:class:`MaskedBatchNorm`): the zero padding past a short video's end never enters them."""
 
 from __future__ import annotations
 
@@ -14,6 +17,41 @@ from .options import check_channels, plugin_options
 from .protocols import Encoder
 
 
+class MaskedBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d over ``(B, C, L)`` whose training statistics cover the positions where
+    ``present`` (bool ``(B, L)``) is True only, so that padding cannot move them.
+
+    Training: mean and biased variance over the present positions normalise the batch, and the
+    running statistics take the unbiased variance (n / (n − 1)), as BatchNorm1d does over all
+    positions. Evaluation, or ``present`` None (every position real), is BatchNorm1d itself,
+    same numbers and same kernel. Positions not present get the same affine map of their
+    (meaningless) values; nothing downstream reads them into a loss or a score.
+    """
+
+    def forward(self, x: Tensor, present: Tensor | None = None) -> Tensor:
+        if present is None or not self.training:
+            return super().forward(x)
+        w = present.unsqueeze(1).to(x.dtype)  # (B, 1, L)
+        n = w.sum()
+        # a masked_fill, not a product: inf/NaN in a padded position cannot reach the sums
+        xr = x.masked_fill(~present.unsqueeze(1), 0.0)
+        mean = xr.sum((0, 2)) / n.clamp(min=1)
+        var = ((xr - mean[:, None]) ** 2 * w).sum((0, 2)) / n.clamp(min=1)
+        if self.track_running_stats and self.running_mean is not None \
+                and self.running_var is not None and self.num_batches_tracked is not None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None \
+                    else 1.0 / float(self.num_batches_tracked)
+                unbiased = var * n / (n - 1).clamp(min=1)
+                self.running_mean.mul_(1 - m).add_(m * mean)
+                self.running_var.mul_(1 - m).add_(m * unbiased)
+        y = (x - mean[:, None]) * torch.rsqrt(var[:, None] + self.eps)
+        if self.affine:
+            y = y * self.weight[:, None] + self.bias[:, None]
+        return y
+
+
 class FusionModel(nn.Module):
     """``feats {m: (B, L, d_m)}``, ``masks {m: bool (B, L)}`` → ``(B, L, n_targets)`` in [-1, 1].
 
@@ -25,21 +63,27 @@ class FusionModel(nn.Module):
     def __init__(self, encoders: dict[str, nn.Module], fusion: nn.Module | None, head: nn.Module):
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
-        self.norms = nn.ModuleDict({m: nn.BatchNorm1d(int(cast(Encoder, e).out_dim))
+        self.norms = nn.ModuleDict({m: MaskedBatchNorm(int(cast(Encoder, e).out_dim))
                                     for m, e in encoders.items()})
         self.fusion = fusion
         self.head = head
 
-    def encode(self, feats: dict[str, Tensor], masks: dict[str, Tensor]) -> dict[str, Tensor]:
+    def encode(self, feats: dict[str, Tensor], masks: dict[str, Tensor],
+               present: Tensor | None = None) -> dict[str, Tensor]:
         out = {}
         for m, enc in self.encoders.items():
-            k = masks[m].unsqueeze(-1).to(feats[m].dtype)
-            h = enc(torch.cat([feats[m] * k, k], dim=-1))  # (B, L, c_m)
-            out[m] = self.norms[m](h.transpose(1, 2)).transpose(1, 2)
+            keep = masks[m].unsqueeze(-1)
+            # masked_fill, not a product: inf/NaN in a missing or padded frame cannot leak
+            x = feats[m].masked_fill(~keep, 0.0)
+            h = enc(torch.cat([x, keep.to(x.dtype)], dim=-1))  # (B, L, c_m)
+            out[m] = self.norms[m](h.transpose(1, 2), present).transpose(1, 2)
         return out
 
-    def forward(self, feats: dict[str, Tensor], masks: dict[str, Tensor]) -> Tensor:
-        z = self.encode(feats, masks)
+    def forward(self, feats: dict[str, Tensor], masks: dict[str, Tensor],
+                present: Tensor | None = None) -> Tensor:
+        """``present``: bool ``(B, L)``, False on padding past a video's end (None: no padding);
+        the normalisation statistics leave those positions out."""
+        z = self.encode(feats, masks, present)
         if self.fusion is None:
             (fused,) = z.values()
         else:

@@ -3,9 +3,13 @@ and make the record. ``run``, ``sweep`` (every executor) and ``submit`` go throu
 shares the checks and the model builder (:func:`fusion_bench.bench.runner.run_bench`).
 
 Order of a run: :func:`preflight` (plugin names and options, no data read), the dataset
-(:func:`load_dataset`), then per target group (:func:`target_groups`) one model trained by
+(:func:`load_dataset`), its windows (:func:`split_windows`: a window or hop the configuration
+leaves to the data is resolved from the train split, and the data summary goes out as a run
+event and into the record), then per target group (:func:`target_groups`) one model trained by
 :func:`fusion_bench.train.fit` and used to predict (:func:`fit_targets`); scores and the record
-last. Run events (:mod:`fusion_bench.events`) go out at the start, after each epoch and at the end.
+last, with a warning where a model's validation history says its training length does not fit
+(:func:`fusion_bench.train.fit_warnings`). Run events (:mod:`fusion_bench.events`) go out at the
+start, with the data summary, after each epoch and at the end.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ from .options import check as check_options
 from .options import data_version
 from .results import ResultsStore, display_name, make_record, model_name
 from .runtime import compute_device, seed_everything
-from .train import FitResult, fit
+from .summary import data_summary, resolve
+from .train import FitResult, TrainingLengthWarning, fit, fit_warnings
 
 
 def plugins_used(reg, cfg: RunConfig) -> dict:
@@ -91,6 +96,15 @@ def load_dataset(reg, cfg: RunConfig):
         for v in videos:
             v.validate(ds.dims, targets)
     return ds, splits
+
+
+def split_windows(cfg: RunConfig, splits: dict[str, list[Video]], mods: tuple[str, ...]
+                  ) -> tuple[RunConfig, dict[str, Windows]]:
+    """``cfg`` resolved on the data (:func:`fusion_bench.summary.resolve`: window and hops the
+    configuration leaves to the data) and every split cut into its windows."""
+    cfg = resolve(cfg, splits)
+    return cfg, {s: make_windows(v, mods, cfg.data.window, cfg.data.hop_for(s))
+                 for s, v in splits.items()}
 
 
 def target_groups(cfg: RunConfig, targets: Sequence[str] = TARGETS) -> list[tuple[int, ...]]:
@@ -164,10 +178,15 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     targets = dataset_targets(ds)
     t_data = time.perf_counter() - t_start
     mods = tuple(ds.dims)
-    wins = {s: make_windows(v, mods, cfg.data.window, cfg.data.hop_for(s)) for s, v in splits.items()}
+    given = cfg
+    cfg, wins = split_windows(given, splits, mods)
+    summary = data_summary(given, cfg, splits, wins)
+    if events is not None and info is not None:
+        events.data_summary(info, summary)
     groups = target_groups(cfg, targets)
     preds = {s: [np.zeros((v.n_frames, len(targets))) for v in splits[s]] for s in ("val", "test")}
     fits: list[dict] = []
+    notes: list[dict] = []  # what the validation histories say about the training length
     params: dict = {}
     flops: dict[str, int] | None = None
     t_eval = t_rob = 0.0
@@ -188,6 +207,7 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
         label = model_label(cfg, cols, targets)
         kept[label] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         columns[label] = list(cols)
+        notes += fit_warnings(res, cfg.train, label)
         t0 = time.perf_counter()
         for s in ("val", "test"):
             predict_into(preds[s], cols, model, wins[s], splits[s], device)
@@ -198,6 +218,8 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
                 dest = rob_preds.setdefault(key, [np.zeros_like(x) for x in preds["test"]])
                 predict_into(dest, cols, model, w, splits["test"], device)
         t_rob += time.perf_counter() - t0
+    for note in notes:
+        warnings.warn(note["message"], TrainingLengthWarning, stacklevel=2)
     metrics = {s: score(preds[s], splits[s], targets) for s in ("val", "test")}
     scorers = metric_functions(reg)
     scores = score_all(preds, splits, scorers, targets)
@@ -223,7 +245,9 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
         "options": options,
         "dataset": {**ds.info(), "targets": list(targets)},
         "baseline": baseline,
+        "data_summary": summary,
         "fits": fits,
+        "training_warnings": notes,
         "device": str(device),
         "throughput": {
             "train_frames_per_s": float(np.mean([f["train_frames_per_s"] for f in fits])),

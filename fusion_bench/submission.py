@@ -42,7 +42,7 @@ def train_and_predict(cfg, registry, videos=None, events=None) -> tuple[dict[str
     from .data.features import load_video
     from .data.windows import make_windows
     from .evaluate import predict_into
-    from .runs import fit_targets, load_dataset, preflight, run_info
+    from .runs import fit_targets, load_dataset, preflight, run_info, split_windows
     from .runtime import compute_device
 
     preflight([cfg], registry)
@@ -59,10 +59,10 @@ def train_and_predict(cfg, registry, videos=None, events=None) -> tuple[dict[str
                             "(affwild2: VA_Estimation_Challenge/Test_Set.txt before extract)")
         videos = [load_video(ds.root, n, ds.modalities, ds.dims) for n in names]
     mods = tuple(ds.dims)
-    L = cfg.data.window
-    wtrain = make_windows(splits["train"], mods, L, cfg.data.hop_for("train"))
-    wval = make_windows(splits["val"], mods, L, cfg.data.hop_for("val"))
-    wtest = make_windows(videos, mods, L, cfg.data.hop_for("test"))
+    info = run_info(cfg, registry)
+    cfg, wins = split_windows(cfg, splits, mods)  # window and hops as a run resolves them
+    wtrain, wval = wins["train"], wins["val"]
+    wtest = make_windows(videos, mods, cfg.data.window, cfg.data.hop_for("test"))
     preds = [np.zeros((v.n_frames, len(TARGETS))) for v in videos]
     scores = {}
     info = run_info(cfg, registry)

@@ -1,9 +1,15 @@
-"""The one training loop (:func:`fit`).
+"""The one training loop (:func:`fit`), its schedule (:func:`schedule`) and what its history
+says about the training length (:func:`fit_warnings`).
 
 Loss 1 − CCC over valid frames (per window, or pooled over the batch); Adam; linear warm-up;
 then plateau decay of the learning rate on validation mean CCC (or a cosine decay); early
 stopping; best weights restored. Each finished epoch is reported through ``on_epoch`` (the run
 path turns it into the ``epoch_end`` run event: progress displays, trackers).
+
+An epoch is a pass over the training windows when ``train.epochs`` > 0; by default
+(``train.epochs`` = 0) the fit makes ``train.steps`` optimizer steps whatever the dataset's size,
+drawing batches from a stream of shuffled passes, and an epoch is ``train.eval_every`` of those
+steps: a small dataset gets as many updates, validations and patience as a large one.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +67,62 @@ def cosine_lr(cfg: TrainConfig, step: int, steps: int) -> float:
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """How a fit on ``n`` training windows is cut into batches, epochs and optimizer steps."""
+
+    mode: str  # "epochs": passes over the windows; "steps": a fixed number of steps
+    batch: int  # windows per batch (steps mode: at most the number of windows)
+    steps_per_pass: int  # batches that train in one pass over the windows
+    steps_per_epoch: int  # optimizer steps between two validations (the last epoch may have fewer)
+    epochs: int  # planned; early stopping may end the fit sooner
+    steps: int  # planned optimizer steps in all
+    warmup_steps: int
+
+
+def schedule(cfg: TrainConfig, n: int) -> Schedule:
+    """The schedule of ``cfg`` on ``n`` training windows.
+
+    Epochs mode (``cfg.epochs`` > 0): each pass is one epoch of ceil(n / batch) batches, less a
+    last batch of one window (BatchNorm cannot train on it) unless n is 1. Steps mode: batches
+    of min(batch_size, n) windows, each pass dropping the remainder (n // batch batches), an
+    epoch of ``eval_every`` steps, ceil(steps / eval_every) epochs. Warm-up: ``warmup_epochs``
+    epochs' worth of steps.
+    """
+    if cfg.epochs > 0:
+        per = max(1, sum(_batch_trains(min(cfg.batch_size, n - lo), n)
+                         for lo in range(0, n, cfg.batch_size)))
+        return Schedule("epochs", cfg.batch_size, per, per, cfg.epochs, cfg.epochs * per,
+                        cfg.warmup_epochs * per)
+    batch = max(1, min(cfg.batch_size, n))
+    per_epoch = min(cfg.eval_every, cfg.steps)
+    return Schedule("steps", batch, max(1, n // batch), per_epoch, math.ceil(cfg.steps / per_epoch),
+                    cfg.steps, cfg.warmup_epochs * per_epoch)
+
+
+def _epoch_batches(s: Schedule, n: int, gen: torch.Generator) -> Iterator[list[torch.Tensor]]:
+    """The window indices of each batch, epoch by epoch: each pass is a fresh permutation drawn
+    from ``gen`` (steps mode: passes follow one another across epochs)."""
+    if s.mode == "epochs":
+        for _ in range(s.epochs):
+            order = torch.randperm(n, generator=gen)
+            yield [order[lo : lo + s.batch] for lo in range(0, n, s.batch)
+                   if _batch_trains(min(s.batch, n - lo), n)]
+        return
+
+    def stream() -> Iterator[torch.Tensor]:
+        while True:
+            order = torch.randperm(n, generator=gen)
+            for lo in range(0, s.steps_per_pass * s.batch, s.batch):
+                yield order[lo : lo + s.batch]
+
+    batches, left = stream(), s.steps
+    for _ in range(s.epochs):
+        k = min(s.steps_per_epoch, left)
+        left -= k
+        yield [next(batches) for _ in range(k)]
+
+
 @dataclass
 class FitResult:
     best_val: float
@@ -69,6 +131,9 @@ class FitResult:
     seconds: float
     train_frames_per_s: float
     history: list[dict] = field(default_factory=list)
+    steps: int = 0  # optimizer steps made (batches with nothing to fit are counted, not stepped)
+    planned_epochs: int = 0
+    stopped_early: bool = False
 
 
 def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, columns: tuple[int, ...],
@@ -80,7 +145,9 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
 
     The validation score is the mean CCC over ``columns`` on ``val`` (overlap-averaged frames).
     On return the model holds the weights of its best validation epoch. ``on_epoch`` receives
-    each finished epoch's numbers (``label`` names the model in them).
+    each finished epoch's numbers (``label`` names the model in them). Padding past a video's
+    end reaches neither the loss (the label mask) nor the encoders' normalisation statistics
+    (the windows' frame-exists mask, :class:`fusion_bench.model.MaskedBatchNorm`).
     """
     model.to(device)
     opt = make_optimizer(model, cfg, device)
@@ -89,23 +156,18 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     )
     gen = torch.Generator().manual_seed(seed)
     n = len(train)
-    starts = range(0, n, cfg.batch_size)
-    steps_per_epoch = max(1, sum(_batch_trains(min(cfg.batch_size, n - lo), n) for lo in starts))
-    warmup_steps = cfg.warmup_epochs * steps_per_epoch
-    total_steps = cfg.epochs * steps_per_epoch
+    sched = schedule(cfg, n)
+    warmup_steps, total_steps = sched.warmup_steps, sched.steps
     cols = torch.tensor(columns)
     best, best_epoch, best_state, stale = -float("inf"), 0, None, 0
     history: list[dict] = []
     frames, t_train, step = 0, 0.0, 0
-    for epoch in range(1, cfg.epochs + 1):
+    stopped = False
+    for epoch, batches in enumerate(_epoch_batches(sched, n, gen), start=1):
         model.train()
         t0 = time.perf_counter()
-        order = torch.randperm(n, generator=gen)
         losses = []
-        for lo in starts:
-            idx = order[lo : lo + cfg.batch_size]
-            if not _batch_trains(len(idx), n):
-                continue
+        for idx in batches:
             if step < warmup_steps:
                 set_lr(opt, cfg.lr * (step + 1) / warmup_steps)
             elif cfg.schedule == "cosine":
@@ -119,7 +181,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 step += 1
                 continue
             f, k, y, ok = train.batch(idx, device)
-            out = model(f, k)  # (b, L, len(columns))
+            out = model(f, k, train.present_of(idx, device))  # (b, L, len(columns))
             y = y[..., cols.to(device)]
             loss = sum(
                 ccc_loss(out[..., j], y[..., j], ok, per_window=cfg.loss == "window")
@@ -149,7 +211,8 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
         val_scores = score(predict(model, val, val_videos, device), val_videos, targets, columns)
         v = val_scores["mean"]
         lr = opt.param_groups[0]["lr"]
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val": val_scores, "lr": lr})
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val": val_scores, "lr": lr,
+                        "step": step})
         if v > best:
             best, best_epoch, stale = v, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -158,10 +221,40 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
         if epoch > cfg.warmup_epochs and cfg.schedule == "plateau":
             plateau.step(v)
         if on_epoch is not None:
-            on_epoch(EpochEnd(label, epoch, cfg.epochs, float(np.mean(losses)), val_scores, lr,
+            on_epoch(EpochEnd(label, epoch, sched.epochs, float(np.mean(losses)), val_scores, lr,
                               best, best_epoch, t_epoch))
         if cfg.early_stop_patience and stale >= cfg.early_stop_patience:  # 0: never stop early
+            stopped = epoch < sched.epochs
             break
     if best_state is not None:
         model.load_state_dict(best_state)
-    return FitResult(best, best_epoch, len(history), t_train, frames / max(t_train, 1e-9), history)
+    return FitResult(best, best_epoch, len(history), t_train, frames / max(t_train, 1e-9), history,
+                     step, sched.epochs, stopped)
+
+
+class TrainingLengthWarning(UserWarning):
+    """The validation history says the training length does not fit the data."""
+
+
+def fit_warnings(res: FitResult, cfg: TrainConfig, label: str = "train") -> list[dict]:
+    """What the validation history of ``res`` says about the training length, as
+    ``{"model", "kind", "message"}`` dicts (none when it says nothing):
+
+    * ``under-trained``: the best epoch was the last of two or more, the fit ran its whole
+      budget: validation was still improving when training stopped;
+    * ``over-fitting``: the best epoch was in the first quarter of four or more epochs run
+      (best_epoch ≤ epochs // 4): validation peaked early and then got worse.
+    """
+    length = "train.steps" if cfg.epochs == 0 else "train.epochs"
+    now = cfg.steps if cfg.epochs == 0 else cfg.epochs
+    where = f"{label}: the best validation epoch was {res.best_epoch} of {res.epochs}"
+    if res.epochs >= 2 and res.best_epoch == res.epochs:
+        return [{"model": label, "kind": "under-trained",
+                 "message": f"{where} (the last): still improving when training stopped; "
+                            f"raise {length} (now {now})"}]
+    if res.epochs >= 4 and res.best_epoch <= res.epochs // 4:
+        return [{"model": label, "kind": "over-fitting",
+                 "message": f"{where}: validation peaked early and then fell (over-fitting); "
+                            f"lower {length} (now {now}) or train.lr ({cfg.lr:g}), or raise "
+                            f"train.weight_decay ({cfg.weight_decay:g})"}]
+    return []

@@ -72,10 +72,12 @@ def test_preset_plugin_options_apply_to_their_plugin_only_and_yield_to_the_user(
 
 def test_a_hop_longer_than_the_window_is_refused():
     with pytest.raises(ConfigError, match="data.hop \\(64\\) is longer than data.window \\(32\\)"):
-        build_config("quick", None, [("data.window", "32")])
+        build_config("quick", None, [("data.window", "32"), ("data.hop", "64")])
     with pytest.raises(ConfigError, match="data.eval_hop \\(16\\) is longer than data.window \\(8\\)"):
-        build_config("quick", None, [("data.window", "8"), ("data.hop", "8")])
-    assert build_config("quick", None, [("data.window", "32"), ("data.hop", "32")]).data.eval_hop == 16
+        build_config("quick", None, [("data.window", "8"), ("data.hop", "8"), ("data.eval_hop", "16")])
+    assert build_config("quick", None, [("data.window", "32"), ("data.hop", "32")]).data.eval_hop == 0
+    # a window left to the data: a hop is checked once the data gives the window
+    assert build_config("quick", None, [("data.hop", "64")]).data.hop == 64
     with pytest.raises(ConfigError, match="train.min_lr"):
         build_config("quick", None, [("train.min_lr", "0.1")])
 
@@ -143,3 +145,54 @@ def test_paper_widths_on_an_encoder_without_width_say_where_they_come_from():
     cleared = build_config("paper", None, [("model.encoder", "identity"), ("model.channels", "")])
     model, _ = build_model(reg, cleared, dims, 2)  # the hint works
     assert all(type(e).__name__ == "Identity" for e in model.encoders.values())
+
+
+# ------------------------------------------- training length and windows left to the data
+
+
+def test_defaults_leave_window_and_hops_to_the_data_and_train_by_steps():
+    cfg = build_config()
+    assert (cfg.data.window, cfg.data.hop, cfg.data.eval_hop) == (0, 0, 0)
+    assert cfg.data.derived() == ("window", "hop", "eval_hop")
+    assert (cfg.train.epochs, cfg.train.steps, cfg.train.eval_every) == (0, 250, 50)
+    paper = build_config("paper")  # the paper keeps its settings exactly
+    assert (paper.data.window, paper.data.hop, paper.data.eval_hop, paper.train.epochs) == (300, 200, 200, 100)
+    assert paper.data.derived() == ()
+
+
+def test_the_schedule_keys_do_not_enter_the_identity_of_a_run_by_passes():
+    def h(*sets):
+        return build_config(overrides=list(sets)).hash("2")
+
+    passes = ("train.epochs", "30")
+    assert h(passes, ("train.steps", "999")) == h(passes) == h(passes, ("train.eval_every", "7"))
+    assert h(("train.steps", "999")) != h()  # by steps, the steps are the run
+    assert h(passes) != h()
+
+
+def test_the_window_rule_version_is_part_of_the_identity_when_the_rule_is_used(monkeypatch):
+    from fusion_bench.config import schema
+
+    explicit = [("data.window", "64"), ("data.hop", "64"), ("data.eval_hop", "16")]
+    same_hop = [("data.window", "64"), ("data.hop", "64"), ("data.eval_hop", "0")]
+    before = {k: build_config(overrides=v).hash("2")
+              for k, v in (("auto", []), ("explicit", explicit), ("same_hop", same_hop),
+                           ("hop_only", [("data.hop", "8")]))}
+    monkeypatch.setattr(schema, "WINDOW_RULE_VERSION", 99)
+    after = {k: build_config(overrides=v).hash("2")
+             for k, v in (("auto", []), ("explicit", explicit), ("same_hop", same_hop),
+                          ("hop_only", [("data.hop", "8")]))}
+    assert after["auto"] != before["auto"] and after["hop_only"] != before["hop_only"]
+    assert after["explicit"] == before["explicit"] and after["same_hop"] == before["same_hop"]
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("data.window", "-1", "data.window must be ≥ 0"),
+    ("data.hop", "-2", "data.hop must be ≥ 0"),
+    ("train.steps", "0", "train.steps must be a positive integer"),
+    ("train.eval_every", "0", "train.eval_every must be a positive integer"),
+    ("train.epochs", "-1", "train.epochs must be ≥ 0"),
+])
+def test_training_length_and_window_ranges(key, value, match):
+    with pytest.raises(ConfigError, match=match):
+        build_config(overrides=[(key, value)])

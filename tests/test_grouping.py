@@ -22,7 +22,9 @@ from .data.test_features import make_folder
 def record(*overrides: tuple[str, str], seed: int = 0, mean: float = 0.5, folder: str = "mine",
            fp: str | None = "f" * 16) -> dict:
     """A run record on a features folder (``fp``: its fingerprint; None: a synthetic record)."""
-    over = [("data.name", "features" if fp else "synthetic"), *overrides, ("seed", str(seed))]
+    # windows set as the quick preset had them (0 now: derived from the data by the rule)
+    over = [("data.name", "features" if fp else "synthetic"), ("data.window", "64"),
+            ("data.hop", "64"), *overrides, ("seed", str(seed))]
     cfg = build_config("quick", None, over)
     ccc = {"valence": mean, "arousal": mean, "mean": mean}
     dataset = ({"name": "features", "version": "1", "root": f"/data/{folder}", "fingerprint": fp,

@@ -147,6 +147,10 @@ def _committed_runs() -> list[Path]:
     return paths
 
 
+# the quick preset's windows and length before they were derived from the data and counted in steps
+OLD_QUICK = [("data.window", "64"), ("data.hop", "64"), ("data.eval_hop", "16"), ("train.epochs", "4")]
+
+
 def test_committed_records_keep_their_identity(tmp_path, reg):
     from fusion_bench.results import ResultsStore
 
@@ -161,10 +165,12 @@ def test_committed_records_keep_their_identity(tmp_path, reg):
         assert rec["config_hash"] in cfg.legacy_hashes(VERSION), p.name
         assert is_stored(store, cfg, reg), p.name
     # and the configuration a user would give today finds them: the long sweep's first rcma run
-    fresh = grid(["rcma"], [0], [("train.epochs", "8")], "quick", None)[0]
+    # (with the windows and passes the quick preset had then, which the data now derives)
+    fresh = grid(["rcma"], [0], OLD_QUICK + [("train.epochs", "8")], "quick", None)[0]
     first = json.loads(sorted(ROOT.glob("leaderboards/synthetic-cpu-long/runs/*-rcma-s0-*.json"))[0].read_text())
     assert first["config_hash"] in fresh.legacy_hashes(VERSION) and is_stored(store, fresh, reg)
-    other = grid(["rcma"], [0], [("train.epochs", "8"), ("fusion.rcma.iterations", "1")], "quick", None)[0]
+    other = grid(["rcma"], [0], OLD_QUICK + [("train.epochs", "8"), ("fusion.rcma.iterations", "1")],
+                 "quick", None)[0]
     assert not is_stored(store, other, reg)
 
 
@@ -184,7 +190,9 @@ B558DD0 = [
 
 @pytest.mark.parametrize("preset, overrides, old_hash, old_model_hash", B558DD0)
 def test_legacy_hashes_include_the_previous_scheme(reg, preset, overrides, old_hash, old_model_hash):
-    h = hashes(build_config(preset, None, overrides), reg)
+    # the quick preset of then, spelled out (its windows and length are derived and counted in
+    # steps now); set before the case's own overrides, as that preset was
+    h = hashes(build_config(preset, None, (OLD_QUICK if preset == "quick" else []) + overrides), reg)
     assert old_hash in h["legacy"] and old_model_hash in h["legacy"]
     assert h["hash"] != old_hash  # the current scheme is another layout
 
@@ -209,7 +217,7 @@ def test_a_one_modality_runs_identity_ignores_the_fusion(reg, tmp_path):
 
     from fusion_bench.results import ResultsStore, display_name
 
-    one = [("data.modalities", "audio")]
+    one = [("data.modalities", "audio"), *OLD_QUICK]  # settings a record before could have
     concat, rcma = (build_config("quick", None, [*one, ("model.fusion", f)]) for f in ("concat", "rcma"))
     assert hashes(concat, reg)["hash"] == hashes(rcma, reg)["hash"]
     assert hashes(concat, reg)["model_hash"] == hashes(rcma, reg)["model_hash"]
@@ -221,6 +229,7 @@ def test_a_one_modality_runs_identity_ignores_the_fusion(reg, tmp_path):
     # the same run asked with another --fusion: the previous scheme, digested by hand
     d = concat.to_dict()
     d.pop("device"), d["train"].pop("progress"), d.pop("robustness")
+    d["train"].pop("steps"), d["train"].pop("eval_every")  # unused by a run by passes
     d["data_version"] = VERSION
     before = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
     assert before != hashes(concat, reg)["hash"] and before in hashes(rcma, reg)["legacy"]

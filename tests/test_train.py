@@ -127,3 +127,89 @@ def test_learnable_needs_two_valid_frames_in_a_window_or_the_batch():
     assert not _learnable(one_each, per_window=True) and _learnable(one_each, per_window=False)
     assert _learnable(torch.tensor([[True, True, False]]), per_window=True)
     assert not _learnable(torch.zeros(2, 3, dtype=torch.bool), per_window=False)
+
+
+# --------------------------------------------------------------- schedule and training length
+
+
+def test_schedule_counts_steps_by_hand():
+    from fusion_bench.config import TrainConfig
+    from fusion_bench.train import schedule
+
+    # passes: 65 windows in batches of 32 → 32, 32 and a last one of 1 that cannot train
+    s = schedule(TrainConfig(epochs=4, batch_size=32, warmup_epochs=1), 65)
+    assert (s.mode, s.steps_per_epoch, s.epochs, s.steps, s.warmup_steps) == ("epochs", 2, 4, 8, 2)
+    # steps (the default): 135 windows (the short-sequence data at window 64) → 4 batches
+    # a pass, the remainder dropped; 250 steps in 5 epochs of 50, warm-up 50
+    s = schedule(TrainConfig(), 135)
+    assert (s.mode, s.batch, s.steps_per_pass, s.steps_per_epoch, s.epochs, s.steps,
+            s.warmup_steps) == ("steps", 32, 4, 50, 5, 250, 50)
+    # fewer windows than a batch: the batch is all of them; a last, shorter epoch
+    s = schedule(TrainConfig(steps=120, eval_every=50, warmup_epochs=0), 10)
+    assert (s.batch, s.steps_per_pass, s.epochs, s.steps, s.warmup_steps) == (10, 1, 3, 120, 0)
+
+
+def test_steps_mode_makes_the_steps_whatever_the_data_size():
+    from fusion_bench.config import TrainConfig
+    from fusion_bench.train import _epoch_batches, schedule
+
+    for n in (3, 40, 1000):  # windows
+        s = schedule(TrainConfig(steps=7, eval_every=3, batch_size=8), n)
+        epochs = list(_epoch_batches(s, n, torch.Generator().manual_seed(0)))
+        assert [len(e) for e in epochs] == [3, 3, 1]
+        batches = [b for e in epochs for b in e]
+        assert all(len(b) == min(8, n) and len(set(b.tolist())) == len(b) for b in batches)
+    # a pass is a permutation: 40 windows of batch 8 → 5 batches cover each window once
+    s = schedule(TrainConfig(steps=5, eval_every=5, batch_size=8), 40)
+    (first,) = _epoch_batches(s, 40, torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(first).tolist()) == list(range(40))
+
+
+def test_a_default_run_trains_the_planned_steps_and_records_them():
+    _, r = _run(("train.epochs", "0"), ("train.steps", "7"), ("train.eval_every", "3"),
+                ("train.early_stop_patience", "0"))
+    (f,) = r["fits"]
+    assert (f["epochs"], f["planned_epochs"], f["steps"]) == (3, 3, 7)
+    assert [h["step"] for h in f["history"]] == [3, 6, 7]
+    sched = r["data_summary"]["schedule"]
+    assert (sched["mode"], sched["steps"], sched["steps_per_epoch"], sched["epochs"]) == ("steps", 7, 3, 3)
+
+
+def _fit_result(best_epoch: int, epochs: int):
+    from fusion_bench.train import FitResult
+
+    return FitResult(0.5, best_epoch, epochs, 1.0, 1.0)
+
+
+def test_training_length_warnings_trigger_as_documented():
+    from fusion_bench.config import TrainConfig
+    from fusion_bench.train import fit_warnings
+
+    steps, passes = TrainConfig(), TrainConfig(epochs=30)
+    (w,) = fit_warnings(_fit_result(5, 5), steps, "rcma valence+arousal")
+    assert w["kind"] == "under-trained" and "raise train.steps (now 250)" in w["message"]
+    assert "best validation epoch was 5 of 5" in w["message"]
+    (w,) = fit_warnings(_fit_result(30, 30), passes)
+    assert "raise train.epochs (now 30)" in w["message"]
+    # over-fitting: best in the first quarter (best ≤ epochs // 4) of 4 or more epochs run
+    assert fit_warnings(_fit_result(1, 4), steps)[0]["kind"] == "over-fitting"
+    assert fit_warnings(_fit_result(2, 8), steps)[0]["kind"] == "over-fitting"
+    assert "lower train.steps" in fit_warnings(_fit_result(2, 8), steps)[0]["message"]
+    for best, ran in ((3, 8), (1, 3), (1, 1), (2, 3), (4, 5)):  # neither
+        assert fit_warnings(_fit_result(best, ran), steps) == [], (best, ran)
+
+
+def test_a_run_warns_and_records_what_the_history_says(monkeypatch):
+    import warnings as w
+
+    from fusion_bench import runs
+    from fusion_bench.train import TrainingLengthWarning
+
+    note = {"model": "m", "kind": "under-trained", "message": "m: raise train.steps"}
+    monkeypatch.setattr(runs, "fit_warnings", lambda res, cfg, label: [dict(note, model=label)])
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        _, r = _run()
+    assert [str(c.message) for c in caught if c.category is TrainingLengthWarning] == \
+        ["m: raise train.steps"]
+    assert r["training_warnings"] == [dict(note, model="concat valence+arousal")]

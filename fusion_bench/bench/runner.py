@@ -10,6 +10,7 @@ import torch
 
 from ..config import RunConfig
 from ..costs import count_flops, parameter_counts
+from ..data.windows import WINDOW_CAP
 from ..errors import ConfigError
 from ..runtime import compute_device, seed_everything
 from ..train import make_optimizer
@@ -41,6 +42,8 @@ def run_bench(cfg: RunConfig, registry, settings: BenchSettings,
     cfg = copy.deepcopy(cfg)  # the shapes measured are written back into the returned config
     if settings.seq_len is not None:
         cfg.data.window = settings.seq_len
+    elif cfg.data.window == 0:  # left to the data, which a benchmark does not read: the rule's cap
+        cfg.data.window = WINDOW_CAP
     if settings.batch_size is not None:
         cfg.train.batch_size = settings.batch_size
     batch, length = cfg.train.batch_size, cfg.data.window

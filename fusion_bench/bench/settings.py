@@ -30,7 +30,7 @@ class BenchSettings:
     # launch cost that dominates these small models on a fast GPU
     compile_mode: str = "default"
     batch_size: int | None = None  # None: train.batch_size
-    seq_len: int | None = None  # None: data.window
+    seq_len: int | None = None  # None: data.window (64, the window rule's cap, where it is 0)
     scope: str = "model"  # "model": encoders + fusion + head; "fusion": the fusion alone
     warmup: int | None = None  # untimed calls per measurement (CPU 1, GPU 10)
     repeats: int | None = None  # timed calls at the run batch (CPU 3, GPU 30)

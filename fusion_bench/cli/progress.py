@@ -1,4 +1,5 @@
-"""A progress bar per trained model on stderr, as a run-events plugin (``epoch_end``)."""
+"""What a run shows on stderr as it goes, as run-events plugins: the data summary before
+training (``data_summary``) and a progress bar per trained model (``epoch_end``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,45 @@ import sys
 import click
 
 from .. import hookimpl
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """The data summary (``record["data_summary"]``) as the CLI prints it."""
+    derived = summary.get("derived", [])
+    how = ""
+    rule = summary.get("window_rule")
+    if derived and rule:
+        how = (f" ({', '.join(derived)} derived from the train split's sequence lengths: largest "
+               f"power of two ≤ their {rule['quantile']:.0%} quantile, at most {rule['cap']}; "
+               f"hop window/2, eval hop window/4)")
+    elif derived:
+        how = " (eval hop = hop)"
+    lines = [f"data: window {summary['window']}, hop {summary['hop']}, eval hop "
+             f"{summary['eval_hop']}{how}"]
+    for name, s in summary["splits"].items():
+        lines.append(
+            f"  {name:<5} {s['sequences']:>5} sequences, {s['frames']:>7} frames "
+            f"({s['min_frames']}/{s['median_frames']:g}/{s['max_frames']} min/median/max, "
+            f"{s['shorter_than_window']} shorter than a window), {s['windows']:>6} windows, "
+            f"{s['padding']:.1%} padding")
+    t = summary["schedule"]
+    if t["mode"] == "steps":
+        lines.append(f"training: {t['steps']} steps of {t['batch']} windows, validated every "
+                     f"{t['steps_per_epoch']} ({t['epochs']} epochs; one pass over the windows is "
+                     f"{t['steps_per_pass']} steps), warm-up {t['warmup_steps']}")
+    else:
+        lines.append(f"training: {t['epochs']} passes of {t['steps_per_epoch']} steps of "
+                     f"{t['batch']} windows ({t['steps']} steps), warm-up {t['warmup_steps']}")
+    return lines
+
+
+class SummaryDisplay:
+    """Prints each run's data summary to stderr before it trains."""
+
+    @hookimpl
+    def data_summary(self, run, summary):
+        for line in summary_lines(summary):
+            click.echo(line, err=True)
 
 
 class ProgressDisplay:
@@ -41,8 +81,8 @@ class ProgressDisplay:
 
 
 def run_events(reg, show: bool):
-    """The run events of ``reg``'s plugins, plus a progress display when ``show``; use as a
-    context manager (the display is removed, and its bar closed, on the way out)."""
+    """The run events of ``reg``'s plugins, plus the data summary's display and, when ``show``,
+    a progress display; use as a context manager (the display is removed, and its bar closed, on the way out)."""
     import contextlib
 
     from ..events import Events
@@ -50,11 +90,14 @@ def run_events(reg, show: bool):
     @contextlib.contextmanager
     def scope():
         display = ProgressDisplay() if show else None
+        summary = SummaryDisplay()
+        reg.pm.register(summary, name="fusion-bench-summary")
         if display is not None:
             reg.pm.register(display, name="fusion-bench-progress")
         try:
             yield Events(reg.pm)
         finally:
+            reg.pm.unregister(summary)
             if display is not None:
                 display.close()
                 reg.pm.unregister(display)

@@ -85,18 +85,26 @@ def _set(cfg: RunConfig, key: str, value, origin: str | None) -> None:
         raise ConfigError(f"{origin}: {e}" if origin else str(e)) from None
 
 
+_ZERO = {"data.window": "derived from the train split's sequence lengths",
+         "data.hop": "data.window / 2", "data.eval_hop": "data.hop if set, else data.window / 4",
+         "train.epochs": "train for train.steps optimizer steps"}
+
+
 def validate(cfg: RunConfig) -> None:
     """Reject impossible settings with a message naming the key."""
     d, t = cfg.data, cfg.train
-    if d.eval_hop < 0:
-        raise ConfigError(f"data.eval_hop must be ≥ 0 (0: the same as data.hop), got {d.eval_hop}")
-    for key, val in (("data.window", d.window), ("data.hop", d.hop), ("train.batch_size", t.batch_size),
+    for key, val in (("data.window", d.window), ("data.hop", d.hop), ("data.eval_hop", d.eval_hop),
                      ("train.epochs", t.epochs)):
+        if val < 0:
+            raise ConfigError(f"{key} must be ≥ 0 (0: {_ZERO[key]}), got {val}")
+    for key, val in (("train.batch_size", t.batch_size), ("train.steps", t.steps),
+                     ("train.eval_every", t.eval_every)):
         if val <= 0:
             raise ConfigError(f"{key} must be a positive integer, got {val}")
     # a hop longer than the window leaves frames in no window: never trained on, or scored as 0
+    # (a window derived from the data is checked once it is known: data.windows.resolve_windows)
     for key, hop in (("data.hop", d.hop_for("train")), ("data.eval_hop", d.hop_for("test"))):
-        if hop > d.window:
+        if d.window > 0 and hop > d.window:
             raise ConfigError(
                 f"{key} ({hop}) is longer than data.window ({d.window}): the frames between "
                 f"windows would be skipped; set {key} to at most {d.window}"

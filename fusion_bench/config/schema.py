@@ -15,17 +15,25 @@ class DataConfig:
     name: str = "synthetic"  # dataset plugin
     root: str = ""  # folder of a dataset on disk (unused by the synthetic one)
     modalities: tuple[str, ...] = ("visual", "audio", "text")
-    window: int = 64  # L, frames per window
-    hop: int = 64  # H, frames between the starts of training windows
-    # frames between the starts of validation/test windows (0: the same as hop); a frame covered
-    # by several windows is scored with the mean of their predictions
-    eval_hop: int = 16
+    # L, frames per window; 0: derived from the train split's sequence lengths (the largest power
+    # of two ≤ their lower quartile, at most 64: fusion_bench.data.windows.window_rule)
+    window: int = 0
+    hop: int = 0  # H, frames between the starts of training windows; 0: window / 2
+    # frames between the starts of validation/test windows (0: the same as hop where hop is set,
+    # else window / 4); a frame covered by several windows is scored with the mean of their
+    # predictions
+    eval_hop: int = 0
     seed: int = 0  # draws the data (synthetic videos, fold split); `seed` draws the model
     fold: int = 0  # cross-validation fold of datasets that have them (Aff-Wild2: 0-5)
 
     def hop_for(self, split: str) -> int:
-        """Hop of ``split``'s windows: ``hop`` for training, ``eval_hop`` (if set) otherwise."""
+        """Hop of ``split``'s windows: ``hop`` for training, ``eval_hop`` (if set) otherwise.
+        On a configuration whose windows are resolved (:meth:`derived` empty)."""
         return self.hop if split == "train" or self.eval_hop == 0 else self.eval_hop
+
+    def derived(self) -> tuple[str, ...]:
+        """The keys of ``window``, ``hop`` and ``eval_hop`` left to the data (value 0)."""
+        return tuple(k for k in ("window", "hop", "eval_hop") if getattr(self, k) == 0)
 
 
 @dataclass
@@ -40,10 +48,15 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    # The quick schedule is 4 passes over 192 videos at a constant lr after a 1-epoch warm-up:
-    # its plateau decay and early stopping (patience 3 and 6) cannot trigger within 4 epochs;
-    # they act in longer runs (--set train.epochs=...) and in the paper preset.
-    epochs: int = 4
+    # Training length. epochs > 0: that many passes over the training windows (the paper preset:
+    # 100). epochs = 0 (the default): ``steps`` optimizer steps whatever the dataset's size, in
+    # "epochs" of ``eval_every`` steps (the windows drawn as a stream of shuffled passes); each
+    # epoch ends with a validation, and warm-up, plateau and early-stopping patience count these.
+    # The quick schedule: 250 steps, validation every 50, a 50-step warm-up; on the default data
+    # that is about as many steps as 4 passes at window 64, hop 64 were.
+    epochs: int = 0
+    steps: int = 250
+    eval_every: int = 50
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 0.0
@@ -72,6 +85,11 @@ class RobustnessConfig:
     enabled: bool = False
     levels: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
 
+
+#: Version of the rule that derives window and hops from the data (fusion_bench.data.windows:
+#: window_rule, resolve_windows): part of the identity of a run that leaves any of them to it,
+#: so a changed rule is another run. Here, not beside the rule, so the identity needs no torch.
+WINDOW_RULE_VERSION = 1
 
 PLUGIN_KINDS = ("dataset", "encoder", "fusion")  # kinds whose options are ``<kind>.<name>.<option>``
 
@@ -196,6 +214,7 @@ class RunConfig:
             d[kind] = {n: {k: _canonical(v) for k, v in o.items()} for n, o in d[kind].items()}
         if "fusion" not in self.used():
             d["model"].pop("fusion")
+        _length_and_windows(d)
         return d
 
     def _legacy_layout(self, fusion: str | None = None) -> dict:
@@ -222,6 +241,7 @@ class RunConfig:
         """``progress``: None for the current schemes; a value for the oldest one (above)."""
         d = json.loads(json.dumps(d, default=str))  # a copy
         d.pop("device")
+        _length_and_windows(d)  # again for the legacy layouts (identity() has done it)
         if progress is None:
             d["train"].pop("progress")  # a progress bar changes no result
             if data_version is not None:
@@ -231,6 +251,19 @@ class RunConfig:
         if not with_robustness:
             d.pop("robustness")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _length_and_windows(d: dict) -> None:
+    """The training length and windows as identity: the step-based schedule's keys, unused when
+    ``train.epochs`` counts passes, are left out (such a run, the paper preset, keeps the
+    identity it had before they existed); a window or hop left to the data (0) means what the
+    rule makes of it, so the rule's version joins (records made before the rule set both, and
+    ``eval_hop`` 0 with a hop set still means "the hop", as it did then)."""
+    if d["train"].get("epochs", 0) > 0:
+        d["train"].pop("steps", None)
+        d["train"].pop("eval_every", None)
+    if d["data"].get("window") == 0 or d["data"].get("hop") == 0:
+        d["data"]["window_rule"] = WINDOW_RULE_VERSION
 
 
 def _section(cls, values: dict):

@@ -1,4 +1,6 @@
-"""Cut videos into fixed-length windows (length L, hop H) and stack them into tensors."""
+"""Cut videos into fixed-length windows (length L, hop H) and stack them into tensors, and the
+rule that picks L and H from a dataset's sequence lengths where the user set none
+(:func:`window_rule`, :func:`resolve_windows`)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,41 @@ import torch
 
 from ..errors import ConfigError
 from . import Video
+
+# Changing the rule below? Bump fusion_bench.config.schema.WINDOW_RULE_VERSION (part of the
+# identity of every run that leaves a window or hop to it).
+WINDOW_CAP = 64  # longest window the rule picks: the quick model (RCMA's L×L time maps) is sized for it
+WINDOW_QUANTILE = 0.25  # the rule's quantile of the train split's sequence lengths
+
+
+def window_rule(lengths) -> int:
+    """The window length L the rule gives for training sequences of ``lengths`` frames: the
+    largest power of two at most the lower quartile (:data:`WINDOW_QUANTILE`, numpy's linear
+    interpolation) of the lengths, capped at :data:`WINDOW_CAP`; at least 1.
+
+    So three quarters of the sequences fill at least one whole window, and with them most window
+    positions are frames rather than padding; e.g. lengths 10..300 evenly spread → quartile 82.5
+    → 64; most sequences of 10–40 frames → 16 or 8.
+    """
+    if len(lengths) == 0:
+        raise ConfigError("the train split has no sequences to derive data.window from")
+    q = float(np.quantile(np.asarray(lengths, float), WINDOW_QUANTILE))
+    return int(min(WINDOW_CAP, 2 ** int(np.floor(np.log2(max(q, 1.0))))))
+
+
+def resolve_windows(window: int, hop: int, eval_hop: int, lengths) -> tuple[int, int, int]:
+    """``(window, hop, eval_hop)`` as a run uses them, from the config's values (0: derive) and the
+    train split's sequence ``lengths``. Window 0: :func:`window_rule`. Hop 0: window / 2 (at least
+    1). Eval hop 0: the hop where the user set one (its meaning before the rule), else window / 4
+    (at least 1; the quick setting's 16 at L = 64). A value set (> 0) is kept as it is."""
+    w = window if window > 0 else window_rule(lengths)
+    h = hop if hop > 0 else max(1, w // 2)
+    e = eval_hop if eval_hop > 0 else (hop if hop > 0 else max(1, w // 4))
+    for key, value in (("data.hop", h), ("data.eval_hop", e)):
+        if value > w:  # only possible with a hop set and the window derived
+            raise ConfigError(f"{key} ({value}) is longer than the window the data gives "
+                              f"(data.window {w}, derived); set data.window too, or {key} ≤ {w}")
+    return w, h, e
 
 
 def window_starts(n_frames: int, length: int, hop: int) -> list[int]:
@@ -35,7 +72,8 @@ class Windows:
     """A split cut into N windows of length L.
 
     feats: modality → float32 (N, L, d_m); masks: modality → bool (N, L); labels: float32 (N, L, T);
-    valid: bool (N, L), frame exists and is labelled; video: long (N,) index into the split's
+    valid: bool (N, L), frame exists and is labelled; present: bool (N, L), the frame exists
+    (False only on the padding past a video's end); video: long (N,) index into the split's
     videos; start: long (N,) first frame of each window.
     """
 
@@ -45,6 +83,7 @@ class Windows:
     valid: torch.Tensor
     video: torch.Tensor
     start: torch.Tensor
+    present: torch.Tensor
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -54,6 +93,16 @@ class Windows:
         f = {m: x[idx].to(device, non_blocking=True) for m, x in self.feats.items()}
         k = {m: x[idx].to(device, non_blocking=True) for m, x in self.masks.items()}
         return f, k, self.labels[idx].to(device), self.valid[idx].to(device)
+
+    def present_of(self, idx: torch.Tensor, device) -> torch.Tensor | None:
+        """The frame-exists mask of the windows ``idx`` on ``device``, or None when none of them
+        has padding (read on the CPU copy: no device sync; the model then takes its fast path)."""
+        p = self.present[idx]
+        return None if bool(p.all()) else p.to(device, non_blocking=True)
+
+    def padding_share(self) -> float:
+        """Share of window positions that are padding (past a video's end); 0 for no windows."""
+        return float((~self.present).sum()) / max(1, self.present.numel())
 
 
 def make_windows(videos: list[Video], modalities: tuple[str, ...], length: int, hop: int) -> Windows:
@@ -67,6 +116,7 @@ def make_windows(videos: list[Video], modalities: tuple[str, ...], length: int, 
     n_targets = videos[0].labels.shape[1] if videos else 0  # the dataset's targets
     labels = np.full((n, length, n_targets), -5.0, np.float32)
     valid = np.zeros((n, length), bool)
+    present = np.zeros((n, length), bool)
     for w, (i, s) in enumerate(index):
         v = videos[i]
         e = min(s + length, v.n_frames)
@@ -76,6 +126,7 @@ def make_windows(videos: list[Video], modalities: tuple[str, ...], length: int, 
             masks[m][w, :k] = v.masks[m][s:e]
         labels[w, :k] = v.labels[s:e]
         valid[w, :k] = v.valid[s:e]
+        present[w, :k] = True
     return Windows(
         feats={m: torch.from_numpy(x) for m, x in feats.items()},
         masks={m: torch.from_numpy(x) for m, x in masks.items()},
@@ -83,4 +134,5 @@ def make_windows(videos: list[Video], modalities: tuple[str, ...], length: int, 
         valid=torch.from_numpy(valid),
         video=torch.tensor([i for i, _ in index], dtype=torch.long),
         start=torch.tensor([s for _, s in index], dtype=torch.long),
+        present=torch.from_numpy(present),
     )

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from fusion_bench.data import Video
 from fusion_bench.data.windows import make_windows, window_starts
@@ -43,3 +44,51 @@ def test_video_validation_names_video_and_modality():
                 np.array([[0, 0], [2.0, 0], [0, 0]], np.float32))
     with pytest.raises(DataError, match="frame 1"):
         bad.validate({"visual": 2})
+
+
+# ------------------------------------------------------------------------- the window rule
+
+
+@pytest.mark.parametrize("lengths,expected", [
+    ([10, 20, 30, 40, 50], 16),  # lower quartile 20 → 16
+    (list(range(10, 301)), 64),  # 10..300 evenly: quartile 82.5 → 64
+    (list(range(300, 901)), 64),  # the default synthetic data: capped at 64
+    ([33, 33, 33, 33], 32),  # exactly 33 → 32; exactly a power of two stays
+    ([32, 32, 100, 200], 32),  # quartile 32 → 32
+    ([5, 6, 7, 900], 4),  # quartile 5.75 → 4
+    ([1], 1),
+    ([3, 1000], 64),  # quartile 252.25 → 128, capped
+])
+def test_window_rule_is_a_power_of_two_at_most_the_lower_quartile_capped_at_64(lengths, expected):
+    from fusion_bench.data.windows import window_rule
+
+    assert window_rule(lengths) == expected
+
+
+def test_resolve_windows_derives_only_what_is_left_to_the_data():
+    from fusion_bench.data.windows import resolve_windows
+
+    short = [10, 20, 30, 40, 50]  # → window 16
+    assert resolve_windows(0, 0, 0, short) == (16, 8, 4)  # hop window/2, eval hop window/4
+    assert resolve_windows(64, 64, 16, short) == (64, 64, 16)  # set: kept as set
+    assert resolve_windows(32, 0, 0, short) == (32, 16, 8)
+    assert resolve_windows(64, 64, 0, short) == (64, 64, 64)  # eval hop 0 with a hop: the hop
+    assert resolve_windows(0, 4, 0, short) == (16, 4, 4)
+    assert resolve_windows(0, 0, 0, [1, 1, 1]) == (1, 1, 1)  # never below 1
+    with pytest.raises(ConfigError, match=r"data.hop \(20\) is longer.*window 16"):
+        resolve_windows(0, 20, 0, short)
+
+
+def test_present_marks_the_padding_and_its_share_is_counted_by_hand():
+    def video(n):
+        return Video("v", {"a": np.ones((n, 2), np.float32)}, {"a": np.ones(n, bool)},
+                     np.zeros((n, 2), np.float32))
+
+    # 10 frames: one window of 16, 6 padded; 40 frames: starts 0, 8, 16, 24, no padding
+    w = make_windows([video(10), video(40)], ("a",), 16, 8)
+    assert len(w) == 5
+    assert w.present[0, :10].all() and not w.present[0, 10:].any()
+    assert w.present[1:].all()
+    assert w.padding_share() == 6 / (5 * 16)
+    assert w.present_of(torch.tensor([1, 2]), "cpu") is None  # no padding: the fast path
+    assert w.present_of(torch.tensor([0, 1]), "cpu").tolist() == w.present[[0, 1]].tolist()

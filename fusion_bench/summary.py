@@ -1,0 +1,61 @@
+"""What a run trains on, settled once the data is read: the windows resolved from the train
+split's sequence lengths where the configuration leaves them to the data (:func:`resolve`), and
+the data summary every run prints and records (:func:`data_summary`, ``record["data_summary"]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .config import RunConfig
+from .config.schema import WINDOW_RULE_VERSION
+from .data import Video
+from .data.windows import WINDOW_CAP, WINDOW_QUANTILE, Windows, resolve_windows
+from .train import schedule
+
+
+def resolve(cfg: RunConfig, splits: dict[str, list[Video]]) -> RunConfig:
+    """``cfg`` with ``data.window``, ``data.hop`` and ``data.eval_hop`` as the run uses them
+    (:func:`fusion_bench.data.windows.resolve_windows` on the train split's lengths); a copy.
+    Its identity stays ``cfg``'s: hash the configuration as given, not this one."""
+    d = cfg.data
+    w, h, e = resolve_windows(d.window, d.hop, d.eval_hop, [v.n_frames for v in splits["train"]])
+    return dataclasses.replace(cfg, data=dataclasses.replace(d, window=w, hop=h, eval_hop=e))
+
+
+def _split(videos: list[Video], windows: Windows) -> dict:
+    lengths = sorted(v.n_frames for v in videos)
+    return {
+        "sequences": len(videos),
+        "frames": int(sum(lengths)),
+        "labelled_frames": int(sum(int(v.valid.sum()) for v in videos)),
+        "min_frames": lengths[0] if lengths else 0,
+        "median_frames": float(lengths[len(lengths) // 2]) if lengths else 0.0,
+        "max_frames": lengths[-1] if lengths else 0,
+        "shorter_than_window": sum(n < windows.labels.shape[1] for n in lengths),
+        "windows": len(windows),
+        "padding": windows.padding_share(),
+    }
+
+
+def data_summary(given: RunConfig, cfg: RunConfig, splits: dict[str, list[Video]],
+                 wins: dict[str, Windows]) -> dict:
+    """The record's ``data_summary``: per split, sequences and frames (with the shortest, median
+    and longest), windows and the share of window positions that are padding; the window and
+    hops the run used and which of them the rule derived; the training schedule (steps per
+    epoch, epochs, steps in all; per trained model). ``given``: the configuration as set;
+    ``cfg``: as resolved (:func:`resolve`)."""
+    sched = schedule(cfg.train, len(wins["train"]))
+    derived = given.data.derived()
+    return {
+        "splits": {s: _split(splits[s], wins[s]) for s in splits},
+        "window": cfg.data.window,
+        "hop": cfg.data.hop,
+        "eval_hop": cfg.data.hop_for("test"),
+        "derived": list(derived),
+        "window_rule": ({"version": WINDOW_RULE_VERSION, "quantile": WINDOW_QUANTILE,
+                         "cap": WINDOW_CAP} if "window" in derived or "hop" in derived else None),
+        "schedule": {"mode": sched.mode, "batch": sched.batch, "steps_per_pass": sched.steps_per_pass,
+                     "steps_per_epoch": sched.steps_per_epoch, "epochs": sched.epochs,
+                     "steps": sched.steps, "warmup_steps": sched.warmup_steps},
+    }

@@ -1,0 +1,73 @@
+"""The data summary a run prints and records, and the windows it resolves from the data."""
+
+import json
+
+import numpy as np
+
+from fusion_bench.config import build_config
+from fusion_bench.data.synthetic import SyntheticDataset
+from fusion_bench.data.windows import make_windows, window_starts
+from fusion_bench.plugins import load_registry
+from fusion_bench.runs import run
+
+from .conftest import tiny_overrides
+
+SHORT = [("dataset.synthetic.min_frames", "10"), ("dataset.synthetic.max_frames", "60"),
+         ("dataset.synthetic.n_train", "8")]
+
+
+def test_the_record_summarises_the_data_and_schedule_by_hand():
+    cfg = build_config("quick", None, tiny_overrides() + SHORT + [("train.epochs", "0"),
+                                                                   ("train.steps", "4"),
+                                                                   ("train.eval_every", "2")])
+    splits = SyntheticDataset.from_config(cfg).splits()
+    lengths = sorted(v.n_frames for v in splits["train"])
+    q = np.quantile(lengths, 0.25)
+    window = max(p for p in (1, 2, 4, 8, 16, 32, 64) if p <= q)
+    r = run(cfg, load_registry(entry_points=False))
+    s = r["data_summary"]
+    assert (s["window"], s["hop"], s["eval_hop"]) == (window, window // 2, window // 4)
+    assert s["derived"] == ["window", "hop", "eval_hop"] and s["window_rule"]["version"] == 1
+    for name, videos in splits.items():
+        w = make_windows(videos, tuple(cfg.data.modalities), window,
+                         window // 2 if name == "train" else window // 4)
+        assert len(w)
+        got = s["splits"][name]
+        assert got["sequences"] == len(videos)
+        assert got["frames"] == sum(v.n_frames for v in videos)
+        assert got["windows"] == len(w)
+        assert got["shorter_than_window"] == sum(v.n_frames < window for v in videos)
+        # padding: the positions of each window past its video's end
+        hop = window // 2 if name == "train" else window // 4
+        starts = [(v.n_frames, st) for v in videos for st in window_starts(v.n_frames, window, hop)]
+        assert got["padding"] == sum(max(0, st + window - n) for n, st in starts) / (len(starts) * window)
+    n = s["splits"]["train"]["windows"]
+    assert s["schedule"] == {"mode": "steps", "batch": min(32, n), "steps_per_pass": n // min(32, n),
+                             "steps_per_epoch": 2, "epochs": 2, "steps": 4, "warmup_steps": 2}
+    assert r["fits"][0]["steps"] == 4
+    json.dumps(s)  # a record holds it
+
+
+def test_a_set_window_is_kept_and_only_the_rest_derived():
+    cfg = build_config("quick", None, tiny_overrides() + [("data.window", "32")])
+    s = run(cfg, load_registry(entry_points=False))["data_summary"]
+    assert (s["window"], s["hop"], s["eval_hop"], s["derived"]) == (32, 16, 8, ["hop", "eval_hop"])
+    assert s["schedule"]["mode"] == "epochs"  # tiny: train.epochs=2
+
+
+def test_the_cli_prints_the_summary_and_a_warning_as_one_line(cli_run, tiny_args, tmp_path, monkeypatch):
+    from fusion_bench import runs
+
+    monkeypatch.setattr(runs, "fit_warnings", lambda res, cfg, label: [
+        {"model": label, "kind": "under-trained", "message": f"{label}: raise train.epochs"}])
+    code, out, err = cli_run("run", *tiny_args, "--out", tmp_path)
+    assert code == 0, err
+    lines = err.splitlines()
+    assert lines[0].startswith("data: window 64, hop 32, eval hop 16 (window, hop, eval_hop derived")
+    assert lines[1].lstrip().startswith("train") and "6 sequences" in lines[1] and "padding" in lines[1]
+    assert any(line.startswith("training: 2 passes of ") for line in lines)
+    assert "warning: concat valence+arousal: raise train.epochs" in lines
+    record = json.loads(next((tmp_path / "runs").glob("*.json")).read_text())
+    assert record["training_warnings"][0]["kind"] == "under-trained"
+    assert record["data_summary"]["window"] == 64
+    assert record["config"]["data"]["window"] == 0  # the configuration as given; the hash's
