@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import RunConfig
-from .errors import ConfigError
+from .errors import ConfigError, PluginError
 from .heads import RegressionHead
 from .options import check_channels, plugin_options
 from .protocols import Encoder
@@ -60,8 +60,11 @@ class FusionModel(nn.Module):
     features go straight to the head.
     """
 
-    def __init__(self, encoders: dict[str, nn.Module], fusion: nn.Module | None, head: nn.Module):
+    def __init__(self, encoders: dict[str, nn.Module], fusion: nn.Module | None, head: nn.Module,
+                 fusion_name: str = "fusion"):
         super().__init__()
+        self.fusion_name = fusion_name
+        self._fusion_checked = False  # the plugin's output is checked on the first real batch
         self.encoders = nn.ModuleDict(encoders)
         self.norms = nn.ModuleDict({m: MaskedBatchNorm(int(cast(Encoder, e).out_dim))
                                     for m, e in encoders.items()})
@@ -88,7 +91,25 @@ class FusionModel(nn.Module):
             (fused,) = z.values()
         else:
             fused = self.fusion(z, masks)
+            if not self._fusion_checked:
+                self._check_fusion_output(fused, next(iter(z.values())))
         return self.head(fused)
+
+    def _check_fusion_output(self, fused, like: Tensor) -> None:
+        """A fusion plugin's output must be ``(B, L, out_dim)`` and finite: a wrong shape can
+        otherwise train (broadcasting) and score a few frames, and store a result."""
+        B, L = like.shape[:2]
+        want = (B, L, int(getattr(self.fusion, "out_dim", -1)))
+        got = tuple(fused.shape) if isinstance(fused, Tensor) else type(fused).__name__
+        if got != want:
+            raise PluginError(f"fusion {self.fusion_name!r} returned {got} for a batch of {B} "
+                              f"windows of {L} frames; a fusion returns (B, L, out_dim) = {want}")
+        if fused.is_meta or torch.compiler.is_compiling():
+            return  # nothing to read on the meta device (FLOP counting); compiled: checked eager
+        if not bool(torch.isfinite(fused).all()):  # one device sync, on the first batch only
+            raise PluginError(f"fusion {self.fusion_name!r} returned NaN or inf on its first "
+                              "batch of finite inputs; check its initialisation and operations")
+        self._fusion_checked = True
 
 
 def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) -> tuple[FusionModel, dict]:
@@ -121,4 +142,5 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
     else:
         out_dim = next(iter(enc_dims.values()))
     head = RegressionHead(out_dim, n_targets, cfg.model.head_hidden, cfg.model.head_dropout)
-    return FusionModel(encoders, fusion, head), {"encoder": enc_opts, "fusion": fus_opts}
+    return (FusionModel(encoders, fusion, head, fusion_name=cfg.model.fusion),
+            {"encoder": enc_opts, "fusion": fus_opts})

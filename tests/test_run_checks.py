@@ -255,3 +255,46 @@ def test_leaderboard_out_on_a_file_is_one_line_and_writes_nothing(cli_run, tmp_p
     folder = __import__("pathlib").Path(__file__).resolve().parent.parent / "leaderboards" / "synthetic-cpu"
     code, _, err = cli_run("leaderboard", "--results", folder, "--out", a_file)
     assert code == 2 and "is a file, not a folder" in err and a_file.read_text() == "x"
+
+
+BAD_SHAPE = '''
+import torch
+import fusion_bench
+
+
+class OneFrame(torch.nn.Module):
+    description = "returns one frame per window (a plugin bug)"
+
+    def __init__(self, dims, seq_len):
+        super().__init__()
+        self.out_dim = sum(dims.values())
+
+    def forward(self, feats, mask=None):
+        return torch.cat(list(feats.values()), -1).mean(1, keepdim=True)  # (B, 1, W)
+
+
+class Exploding(OneFrame):
+    description = "returns inf (a plugin bug)"
+
+    def forward(self, feats, mask=None):
+        return torch.cat(list(feats.values()), -1) * float("inf")
+
+
+@fusion_bench.hookimpl
+def register_fusions(register):
+    register("oneframe", OneFrame)
+    register("exploding", Exploding)
+'''
+
+
+@pytest.mark.parametrize("fusion,message", [
+    ("oneframe", "fusion 'oneframe' returned (32, 1, "),
+    ("exploding", "fusion 'exploding' returned NaN or inf on its first batch"),
+])
+def test_a_fusions_output_is_checked_on_its_first_batch(cli_run, tmp_path, fusion, message):
+    plugin = tmp_path / "badfusions.py"
+    plugin.write_text(BAD_SHAPE)
+    code, _, err = cli_run("--plugin", plugin, "run", "--fusion", fusion, "--out", tmp_path / "r",
+                           *TINY_DATA)
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not list(tmp_path.glob("r/runs/*.json"))  # the old code stored a result, exit 0
