@@ -6,7 +6,8 @@ Each value is zeroed with probability p rounded to a multiple of 1/65536 (p = 0.
 stream differs from ``torch.nn.functional.dropout``. On a 2-core CPU a (32, 64, 32) mask costs
 ~120 µs this way, ~320 µs as ``rand >= p`` and ~730 µs as ``F.dropout`` (``bernoulli_``); the quick
 RCMA model draws ~30 masks per training step (TCN blocks, RCMA steps). On GPU ``F.dropout`` is one
-fused kernel (and ``torch.compile`` generates its own), so it is used there.
+fused kernel (and ``torch.compile`` generates its own: ``random_`` over int64 does not compile),
+so it is used there and inside a compiled graph.
 """
 
 from __future__ import annotations
@@ -45,14 +46,14 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
     """``F.dropout(x, p, training)``; on CPU with the cheaper mask of :func:`keep_mask`."""
     if not training or p == 0.0:
         return x
-    if x.device.type == "cpu":
+    if x.device.type == "cpu" and not torch.compiler.is_compiling():
         return x * keep_mask(x, p)
-    return F.dropout(x, p, True)
+    return F.dropout(x, p, True)  # GPU, or a compiled graph (which fuses its own mask)
 
 
 def add_dropout(x: Tensor, update: Tensor, p: float, training: bool) -> Tensor:
     """``x + dropout(update)``; on CPU one ``addcmul`` pass instead of a multiply and an add."""
-    if training and p > 0.0 and update.device.type == "cpu":
+    if training and p > 0.0 and update.device.type == "cpu" and not torch.compiler.is_compiling():
         return torch.addcmul(x, update, keep_mask(update, p))
     return x + dropout(update, p, training)
 
