@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import textwrap
 
+import numpy as np
 import pytest
 
 from fusion_bench.cli.options import build_run_config
@@ -298,3 +299,24 @@ def test_a_fusions_output_is_checked_on_its_first_batch(cli_run, tmp_path, fusio
                            *TINY_DATA)
     assert code == 2 and message in err and "Traceback" not in err, err
     assert not list(tmp_path.glob("r/runs/*.json"))  # the old code stored a result, exit 0
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda path, x: np.savez(open(path, "wb"), x=x), "an .npz archive, not one .npy array"),
+    (lambda path, x: np.save(path, x.astype(np.complex64)), "values of type complex64"),
+])
+def test_features_that_are_not_real_arrays_are_one_line(cli_run, tmp_path, damage, message):
+    from fusion_bench.data.features import write_splits, write_video
+    from fusion_bench.data.synthetic import SyntheticConfig, SyntheticDataset
+
+    root = tmp_path / "feats"
+    splits = SyntheticDataset(SyntheticConfig(n_train=4, n_val=2, n_test=2, min_frames=100,
+                                              max_frames=120), ("visual", "audio")).splits()
+    for videos in splits.values():
+        for v in videos:
+            write_video(root, v)
+    write_splits(root, {s: [v.name for v in vs] for s, vs in splits.items()})
+    path = root / "features" / "visual" / f"{splits['train'][0].name}.npy"
+    damage(path, np.load(path))
+    code, _, err = cli_run("run", "--root", root, "--out", tmp_path / "r", "--quiet")
+    assert code == 2 and message in err and str(path) in err and "Traceback" not in err, err

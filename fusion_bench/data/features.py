@@ -146,11 +146,21 @@ def _read_split_file(root: Path) -> tuple[Path, dict[str, list[str]]]:
     raise DataError(f"{root}: no splits.csv (header video,split) or splits.json; add one")
 
 
-def _load_array(path: Path) -> np.ndarray:
+def _load_array(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """One ``.npy`` array of real numbers (or booleans, for a mask); anything else (an ``.npz``
+    archive saved under the name, complex or object values) is one line naming the file."""
     try:
-        return np.load(path, allow_pickle=False)
+        x = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)  # type: ignore[arg-type]
     except (OSError, ValueError, EOFError) as e:
         raise DataError(f"{path}: cannot read the array: {e}") from None
+    if not isinstance(x, np.ndarray):  # np.load returns an archive for .npz content
+        x.close()
+        raise DataError(f"{path}: an .npz archive, not one .npy array; save each video's "
+                        "array with numpy.save")
+    if x.dtype.kind not in "fiub":
+        raise DataError(f"{path}: values of type {x.dtype}; features must be real numbers "
+                        "(float or int), masks booleans")
+    return x
 
 
 def load_video(root: Path, name: str, modalities: tuple[str, ...], dims: dict[str, int] | None = None,
@@ -237,10 +247,7 @@ class FeaturesDataset:
             for name in self.split_names[split]:
                 fp = self.root / "features" / m / f"{name}.npy"
                 if fp.is_file():
-                    try:
-                        x = np.load(fp, mmap_mode="r", allow_pickle=False)
-                    except (OSError, ValueError) as e:
-                        raise DataError(f"{fp}: cannot read the array: {e}") from None
+                    x = _load_array(fp, mmap_mode="r")  # the header only: no data read
                     if x.ndim != 2:
                         raise DataError(f"{fp}: expected an array (frames, dim); got shape {x.shape}")
                     return int(x.shape[1])
