@@ -89,8 +89,21 @@ class FusionModel(nn.Module):
         z = self.encode(feats, masks, present)
         if self.fusion is None:
             (fused,) = z.values()
-        else:
+        elif torch.compiler.is_compiling():
             fused = self.fusion(z, masks)
+        else:
+            try:
+                fused = self.fusion(z, masks)
+            except (torch.OutOfMemoryError, MemoryError):
+                raise  # the device's limit, not the plugin's fault (bench searches batches on it)
+            except Exception as e:  # noqa: BLE001 - a plugin's fault: one line naming it
+                text = str(e).lower()
+                if isinstance(e, RuntimeError) and ("out of memory" in text
+                                                    or "can't allocate memory" in text):
+                    raise
+                raise PluginError(f"fusion {self.fusion_name!r} raised {type(e).__name__} in "
+                                  f"forward: {str(e).strip().splitlines()[0] if str(e) else ''} "
+                                  "(--debug shows the traceback)") from e
             if not self._fusion_checked:
                 self._check_fusion_output(fused, next(iter(z.values())))
         return self.head(fused)
@@ -128,6 +141,9 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
             encoders[m] = enc_entry.obj(d + 1, **opts)  # +1: the mask channel
         except (TypeError, ValueError) as e:
             raise ConfigError(f"encoder {cfg.model.encoder!r} ({enc_entry.plugin}): {e}") from None
+        except Exception as e:  # noqa: BLE001 - a plugin's own fault, named as such
+            raise PluginError(f"encoder {cfg.model.encoder!r} ({enc_entry.plugin}) raised "
+                              f"{type(e).__name__} when built: {e}") from e
     enc_dims = {m: int(e.out_dim) for m, e in encoders.items()}
     fusion, fus_opts = None, {}
     if len(dims) > 1:
@@ -138,6 +154,9 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
             fusion = fus_entry.obj(enc_dims, cfg.data.window, **fus_opts)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"fusion {cfg.model.fusion!r} ({fus_entry.plugin}): {e}") from None
+        except Exception as e:  # noqa: BLE001 - a plugin's own fault, named as such
+            raise PluginError(f"fusion {cfg.model.fusion!r} ({fus_entry.plugin}) raised "
+                              f"{type(e).__name__} when built: {e}") from e
         out_dim = int(fusion.out_dim)
     else:
         out_dim = next(iter(enc_dims.values()))

@@ -54,7 +54,7 @@ class Entry:
             module, _, attr = self._obj.partition(":")
             try:
                 self._obj = getattr(importlib.import_module(module), attr)
-            except Exception as e:  # noqa: BLE001 - any failure of a plugin's module at import
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure at import
                 raise PluginError(f"{self.kind[:-1]} {self.name!r} ({self.plugin}): cannot load "
                                   f"{self._obj}: {type(e).__name__}: {e}") from None
         return self._obj
@@ -188,7 +188,7 @@ class Registry:
             version = dist.version if dist is not None else "?"
             try:
                 module = ep.load()
-            except Exception as e:
+            except (Exception, SystemExit) as e:  # a plugin calling sys.exit() at import too
                 self._fail(ep.name, f"import failed: {type(e).__name__}: {e}")
                 continue
             self.add(module, ep.name, version, f"entry point {dist.name if dist else ep.value}")
@@ -224,7 +224,7 @@ class Registry:
                     raise
             else:
                 module = importlib.import_module(spec)
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # a plugin calling sys.exit() at import too
             self._fail(name, f"import of {spec!r} failed: {type(e).__name__}: {e}")
             return
         self.add(module, name, str(getattr(module, "__version__", "-")), f"--plugin {spec}")

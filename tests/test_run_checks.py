@@ -320,3 +320,52 @@ def test_features_that_are_not_real_arrays_are_one_line(cli_run, tmp_path, damag
     damage(path, np.load(path))
     code, _, err = cli_run("run", "--root", root, "--out", tmp_path / "r", "--quiet")
     assert code == 2 and message in err and str(path) in err and "Traceback" not in err, err
+
+
+FAULTY = '''
+import torch
+import fusion_bench
+
+
+class RaisesInForward(torch.nn.Module):
+    description = "raises in forward (a plugin bug)"
+
+    def __init__(self, dims, seq_len):
+        super().__init__()
+        self.out_dim = sum(dims.values())
+
+    def forward(self, feats, mask=None):
+        return 1 / 0
+
+
+class RaisesWhenBuilt(RaisesInForward):
+    description = "raises when built (a plugin bug)"
+
+    def __init__(self, dims, seq_len):
+        raise RuntimeError("no GPU kernel for this")
+
+
+@fusion_bench.hookimpl
+def register_fusions(register):
+    register("fwd", RaisesInForward)
+    register("init", RaisesWhenBuilt)
+'''
+
+
+@pytest.mark.parametrize("fusion,message", [
+    ("fwd", "fusion 'fwd' raised ZeroDivisionError in forward: division by zero"),
+    ("init", "fusion 'init' (faulty) raised RuntimeError when built: no GPU kernel for this"),
+])
+def test_a_plugins_exception_is_one_line_naming_it(cli_run, tmp_path, fusion, message):
+    plugin = tmp_path / "faulty.py"
+    plugin.write_text(FAULTY)
+    code, _, err = cli_run("--plugin", plugin, "run", "--fusion", fusion, "--out", tmp_path / "r",
+                           *TINY_DATA)
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_a_plugin_calling_sys_exit_at_import_is_a_failed_plugin(cli_run, tmp_path):
+    plugin = tmp_path / "quitter.py"
+    plugin.write_text("import sys\nsys.exit(3)\n")
+    code, out, err = cli_run("--plugin", plugin, "list", "fusions")
+    assert code == 0 and "quitter" in err and "SystemExit" in err and "concat" in out
