@@ -139,6 +139,9 @@ def check_gradients(cls, dims, seq_len=16, device="cpu", **options) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         out = fusion(feats, mask)
+    if not out.requires_grad:  # backward() would raise a RuntimeError that names nothing
+        raise AssertionError(f"{label}: the output carries no gradient (computed under no_grad, "
+                             "detached, or from no parameter and no input); nothing can train it")
     # random weights, not a plain sum: a sum over a LayerNorm's output has zero gradient
     weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out.device)
     (out * weights).sum().backward()

@@ -179,3 +179,21 @@ def test_check_cuda_runs_with_cuda():
 @pytest.mark.slow
 def test_check_compiles():
     testing.check_compiles(Good, DIMS, fullgraph=True)
+
+
+class Detached(nn.Module):
+    description = "returns a detached output (a plugin bug)"
+    reference = ""
+
+    def __init__(self, dims, seq_len):
+        super().__init__()
+        self.proj = nn.ModuleDict({m: nn.Linear(d, 4) for m, d in dims.items()})
+        self.out_dim = 4 * len(dims)
+
+    def forward(self, feats, mask=None):
+        return torch.cat([self.proj[m](x) for m, x in feats.items()], -1).detach()
+
+
+def test_an_output_without_gradient_is_an_assertion_naming_the_fusion():
+    with pytest.raises(AssertionError, match="Detached.*the output carries no gradient"):
+        testing.check_gradients(Detached, {"a": 3, "b": 2})
