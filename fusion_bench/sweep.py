@@ -230,12 +230,23 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _ignore_sigint() -> None:
-    """Process-pool initializer: Ctrl-C reaches the whole terminal process group, but only the
-    driver should react to it (it ends the workers itself), not print a traceback per worker."""
+def _init_worker(driver: int) -> None:
+    """Process-pool initializer. Ctrl-C reaches the whole terminal process group, but only the
+    driver should react to it (it ends the workers itself), not print a traceback per worker.
+    And a worker ends itself when its driver is gone: a driver killed with SIGKILL cannot end
+    its workers, which would otherwise train on, unseen, holding their memory."""
     import signal
+    import threading
+    import time
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == driver:  # reparented once the driver has died
+            time.sleep(0.5)
+        os._exit(1)  # nothing of this worker's run can reach the store without the driver
+
+    threading.Thread(target=watch, name="driver-watch", daemon=True).start()
 
 
 def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None
@@ -252,7 +263,7 @@ def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | Non
     # spawn, not fork: forking a process that already runs torch's thread pools can deadlock.
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
                                mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_ignore_sigint)
+                               initializer=_init_worker, initargs=(os.getpid(),))
     futures = {pool.submit(work, cfg, spec, threads): cfg for cfg in todo}
     finished = False
     try:

@@ -76,3 +76,16 @@ def test_sigterm_to_a_parallel_sweep_leaves_no_worker(tmp_path):
     assert "Terminated (SIGTERM)" in err
     assert wait_for(lambda: not any(alive(k) for k in kids), 20), \
         f"left behind: {[k for k in kids if alive(k)]}"
+
+
+def test_sigkill_of_a_parallel_sweeps_driver_leaves_no_worker(tmp_path):
+    """The driver cannot clean up after SIGKILL: its workers notice it is gone and end."""
+    p = start(["sweep", "--fusion", "concat,lstm", "--seeds", "1", "--jobs", "2", *LONG[:-1]],
+              tmp_path)
+    assert wait_for(lambda: len(children(p.pid)) >= 2, 60), "the workers never started"
+    time.sleep(2)
+    kids = children(p.pid)
+    p.kill()
+    p.communicate(timeout=30)
+    assert wait_for(lambda: not any(alive(k) for k in kids), 30), \
+        f"left behind: {[k for k in kids if alive(k)]}"
