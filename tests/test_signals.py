@@ -53,11 +53,32 @@ def start(args, tmp_path):
                             cwd=tmp_path)
 
 
+def read_until(p, text: str, timeout: float) -> list[str]:
+    """Lines of ``p``'s stderr up to one containing ``text`` (read in a thread: never hangs)."""
+    import threading
+
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in p.stderr:
+            lines.append(line)
+            if text in line:
+                seen.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert seen.wait(timeout), "".join(lines)
+    return lines
+
+
 def test_sigterm_during_a_run_exits_143_with_one_line_and_keeps_nothing_half_made(tmp_path):
     p = start(["run", "--fusion", "concat", "--device", "cpu", *LONG], tmp_path)
-    time.sleep(4)  # started, training (500 epochs: far from done)
+    head = read_until(p, "training:", 120)  # the data summary: the run is about to train
+    time.sleep(1)
     p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
+    _, rest = p.communicate(timeout=60)
+    err = "".join(head) + rest
     assert p.returncode == 143, err
     assert "Terminated (SIGTERM)" in err and "Traceback" not in err
     assert not list(tmp_path.glob("runs/*.json"))  # an unfinished run writes no record
