@@ -61,9 +61,9 @@ class FusionModel(nn.Module):
     """
 
     def __init__(self, encoders: dict[str, nn.Module], fusion: nn.Module | None, head: nn.Module,
-                 fusion_name: str = "fusion"):
+                 fusion_name: str = "fusion", encoder_name: str = "encoder"):
         super().__init__()
-        self.fusion_name = fusion_name
+        self.fusion_name, self.encoder_name = fusion_name, encoder_name
         self._fusion_checked = False  # the plugin's output is checked on the first real batch
         self.encoders = nn.ModuleDict(encoders)
         self.norms = nn.ModuleDict({m: MaskedBatchNorm(int(cast(Encoder, e).out_dim))
@@ -78,7 +78,8 @@ class FusionModel(nn.Module):
             keep = masks[m].unsqueeze(-1)
             # masked_fill, not a product: inf/NaN in a missing or padded frame cannot leak
             x = feats[m].masked_fill(~keep, 0.0)
-            h = enc(torch.cat([x, keep.to(x.dtype)], dim=-1))  # (B, L, c_m)
+            h = self._call(f"encoder {self.encoder_name!r} ({m})", enc,
+                           torch.cat([x, keep.to(x.dtype)], dim=-1))  # (B, L, c_m)
             out[m] = self.norms[m](h.transpose(1, 2), present).transpose(1, 2)
         return out
 
@@ -89,24 +90,30 @@ class FusionModel(nn.Module):
         z = self.encode(feats, masks, present)
         if self.fusion is None:
             (fused,) = z.values()
-        elif torch.compiler.is_compiling():
-            fused = self.fusion(z, masks)
         else:
-            try:
-                fused = self.fusion(z, masks)
-            except (torch.OutOfMemoryError, MemoryError):
-                raise  # the device's limit, not the plugin's fault (bench searches batches on it)
-            except Exception as e:  # noqa: BLE001 - a plugin's fault: one line naming it
-                text = str(e).lower()
-                if isinstance(e, RuntimeError) and ("out of memory" in text
-                                                    or "can't allocate memory" in text):
-                    raise
-                raise PluginError(f"fusion {self.fusion_name!r} raised {type(e).__name__} in "
-                                  f"forward: {str(e).strip().splitlines()[0] if str(e) else ''} "
-                                  "(--debug shows the traceback)") from e
+            fused = self._call(f"fusion {self.fusion_name!r}", self.fusion, z, masks)
             if not self._fusion_checked:
                 self._check_fusion_output(fused, next(iter(z.values())))
         return self.head(fused)
+
+    @staticmethod
+    def _call(what: str, plugin: nn.Module, *args):
+        """``plugin(*args)``; an exception of the plugin's own is one line naming it (out of
+        memory excepted: the device's limit, on which bench searches batch sizes)."""
+        if torch.compiler.is_compiling():
+            return plugin(*args)
+        try:
+            return plugin(*args)
+        except (torch.OutOfMemoryError, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - a plugin's fault: one line naming it
+            text = str(e).strip()
+            if isinstance(e, RuntimeError) and ("out of memory" in text.lower()
+                                                or "can't allocate memory" in text.lower()):
+                raise
+            first = text.splitlines()[0] if text else ""
+            raise PluginError(f"{what} raised {type(e).__name__} in forward: {first} "
+                              "(--debug shows the traceback)") from e
 
     def _check_fusion_output(self, fused, like: Tensor) -> None:
         """A fusion plugin's output must be ``(B, L, out_dim)`` and finite: a wrong shape can
@@ -161,5 +168,6 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
     else:
         out_dim = next(iter(enc_dims.values()))
     head = RegressionHead(out_dim, n_targets, cfg.model.head_hidden, cfg.model.head_dropout)
-    return (FusionModel(encoders, fusion, head, fusion_name=cfg.model.fusion),
+    return (FusionModel(encoders, fusion, head, fusion_name=cfg.model.fusion,
+                        encoder_name=cfg.model.encoder),
             {"encoder": enc_opts, "fusion": fus_opts})

@@ -369,3 +369,30 @@ def test_a_plugin_calling_sys_exit_at_import_is_a_failed_plugin(cli_run, tmp_pat
     plugin.write_text("import sys\nsys.exit(3)\n")
     code, out, err = cli_run("--plugin", plugin, "list", "fusions")
     assert code == 0 and "quitter" in err and "SystemExit" in err and "concat" in out
+
+
+def test_an_encoders_exception_in_forward_is_one_line_naming_it(cli_run, tmp_path):
+    plugin = tmp_path / "badenc.py"
+    plugin.write_text(textwrap.dedent('''
+        import torch
+        import fusion_bench
+
+
+        class Broken(torch.nn.Module):
+            def __init__(self, in_dim):
+                super().__init__()
+                self.lin = torch.nn.Linear(in_dim, 4)
+                self.out_dim = 4
+
+            def forward(self, x):
+                raise KeyError("lost a buffer")
+
+
+        @fusion_bench.hookimpl
+        def register_encoders(register):
+            register("broken", Broken, description="raises in forward")
+    '''))
+    code, _, err = cli_run("--plugin", plugin, "run", "--encoder", "broken", "--out",
+                           tmp_path / "r", *TINY_DATA)
+    assert code == 2 and "encoder 'broken' (visual) raised KeyError in forward" in err, err
+    assert "Traceback" not in err
