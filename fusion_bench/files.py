@@ -5,8 +5,11 @@ Standard library only (the floor: nothing in fusion_bench is imported here).
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -45,3 +48,58 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# -- claims: one live process holds a key at a time ----------------------------------------------
+def claim(path: Path, stale_after_s: float = 7 * 24 * 3600) -> dict | None:
+    """Claim ``path`` for this process: an exclusive-create file holding its pid, host and time.
+    Return None when claimed, or the holder's claim when another live process holds it. A claim
+    whose process is gone (same host, pid not running) or older than ``stale_after_s`` (another
+    host, whose processes cannot be seen) is taken over."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            holder = _read_claim(path)
+            if holder is not None and not _claim_is_stale(holder, mine, stale_after_s):
+                return holder
+            path.unlink(missing_ok=True)  # a stale claim: taken over
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(mine, f)
+        return None
+    return _read_claim(path) or {"pid": None, "host": "?"}
+
+
+def release(path: Path) -> None:
+    """Drop this process's claim ``path`` (another process's claim is left alone)."""
+    holder = _read_claim(Path(path))
+    if holder is not None and holder.get("pid") == os.getpid() \
+            and holder.get("host") == socket.gethostname():
+        Path(path).unlink(missing_ok=True)
+
+
+def _read_claim(path: Path) -> dict | None:
+    try:
+        holder = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # gone, or being written: treated as stale only if it stays unreadable
+    return holder if isinstance(holder, dict) else None
+
+
+def _claim_is_stale(holder: dict, mine: dict, stale_after_s: float) -> bool:
+    if holder.get("host") == mine["host"]:
+        pid = holder.get("pid")
+        if not isinstance(pid, int):
+            return True
+        try:
+            os.kill(pid, 0)  # signal 0: does the process exist?
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # exists, another user's
+        return False
+    return mine["time"] - float(holder.get("time", 0)) > stale_after_s

@@ -21,16 +21,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import sqlite3
-import time
 import typing
 import uuid
 import warnings
 from pathlib import Path
 
 from .errors import DataError
-from .files import atomic_write_text
+from .files import atomic_write_text, claim, release
 from .provenance import git_commit, now_utc
 
 SCHEMA_VERSION = 1
@@ -73,34 +71,13 @@ class ResultsStore:
 
     # -- claims: one process trains a configuration at a time -----------------------------------
     def claim(self, key: str, stale_after_s: float = 7 * 24 * 3600) -> dict | None:
-        """Claim configuration ``key`` for this process (an exclusive-create file
-        ``claims/<key>.json`` with its pid, host and time); return None when claimed, or the
-        holder's claim when another live process holds it. A claim whose process is gone (same
-        host, pid not running) or older than ``stale_after_s`` (another host) is taken over."""
-        path = self.root / "claims" / f"{key}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        mine = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-            except FileExistsError:
-                holder = _read_claim(path)
-                if holder is not None and not _claim_is_stale(holder, mine, stale_after_s):
-                    return holder
-                path.unlink(missing_ok=True)  # a stale claim: taken over
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(mine, f)
-            return None
-        return _read_claim(path) or {"pid": None, "host": "?"}
+        """Claim configuration ``key`` for this process (``claims/<key>.json``, see
+        :func:`fusion_bench.files.claim`); None when claimed, else the live holder's claim."""
+        return claim(self.root / "claims" / f"{key}.json", stale_after_s)
 
     def release(self, key: str) -> None:
         """Drop this process's claim of ``key`` (another's is left alone)."""
-        path = self.root / "claims" / f"{key}.json"
-        holder = _read_claim(path)
-        if holder is not None and holder.get("pid") == os.getpid() \
-                and holder.get("host") == socket.gethostname():
-            path.unlink(missing_ok=True)
+        release(self.root / "claims" / f"{key}.json")
 
     def _connect(self, sync: bool = True) -> sqlite3.Connection:
         """The index, synced with ``runs/``; an index SQLite cannot read (random bytes, a
@@ -275,29 +252,6 @@ class ResultsStore:
             return sorted(recs, key=lambda r: (str(r["created"]), str(r["run_id"])))
         paths = [r[0] for r in self._query("SELECT path FROM runs ORDER BY created, run_id")]
         return [r for r in (read_record_or_warn(self.root / p) for p in paths) if r is not None]
-
-
-def _read_claim(path: Path) -> dict | None:
-    try:
-        holder = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # gone, or being written: treated as stale only if it stays unreadable
-    return holder if isinstance(holder, dict) else None
-
-
-def _claim_is_stale(holder: dict, mine: dict, stale_after_s: float) -> bool:
-    if holder.get("host") == mine["host"]:
-        pid = holder.get("pid")
-        if not isinstance(pid, int):
-            return True
-        try:
-            os.kill(pid, 0)  # signal 0: does the process exist?
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False  # exists, another user's
-        return False
-    return mine["time"] - float(holder.get("time", 0)) > stale_after_s
 
 
 _WARNED: set[tuple[str, str]] = set()  # (file, problem): each said once per process

@@ -27,7 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write_text
+from ..errors import DataError
+from ..files import atomic_write_text, claim, release
 from .features import write_modality, write_splits
 from .labels import write_labels
 
@@ -85,6 +86,21 @@ def extract(entries, load_media, backbones: dict, cache_root: Path, source: str 
     ``on_video(done, total, status)`` is called after each extracted video (a progress display);
     ``echo`` takes the one-line notes (resuming, a changed backbone).
     """
+    lock = Path(cache_root) / ".extract.lock"
+    holder = claim(lock, stale_after_s=24 * 3600)
+    if holder is not None:  # two extractions into one cache would interleave its manifest
+        raise DataError(f"{cache_root}: being extracted by process {holder.get('pid')} on "
+                        f"{holder.get('host')}; wait for it (or, if it is gone from another "
+                        f"machine, remove {lock.name})")
+    try:
+        return _extract(entries, load_media, backbones, cache_root, source, dataset, splits,
+                        workers, on_video, extra_files, echo)
+    finally:
+        release(lock)
+
+
+def _extract(entries, load_media, backbones: dict, cache_root: Path, source, dataset: str,
+             splits: dict[str, list[str]], workers: int, on_video, extra_files, echo) -> dict:
     cache = FeatureCache(cache_root)
     cache.manifest.update({"format": FORMAT, "dataset": dataset, "source": str(source)})
     for m, b in backbones.items():

@@ -42,3 +42,37 @@ def test_extract_writes_the_splits_it_is_given_and_resumes(tmp_path):
             echo=notes.append)
     assert notes == ["cache: 3 of 3 videos already extracted; resuming"]
     assert len(loaded) == 3  # every video already cached: no media loaded again
+
+
+def test_a_cache_being_extracted_by_a_live_process_is_refused_and_a_dead_ones_lock_taken(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    import pytest
+
+    from fusion_bench.errors import DataError
+
+    entries = [SimpleNamespace(name="a", split="train", labels=np.zeros((4, 2), np.float32),
+                               bad_lines=[])]
+
+    def load(e, mods):
+        return SimpleNamespace(n_frames=4, fps=30.0)
+
+    def run():
+        return extract(entries, load, {"visual": _Backbone()}, tmp_path, "src", "toy",
+                       {"train": ["a"]}, workers=1, echo=lambda _: None)
+
+    lock = tmp_path / ".extract.lock"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(json.dumps({"pid": other.pid, "host": socket.gethostname(),
+                                    "time": 0}))
+        with pytest.raises(DataError, match=f"being extracted by process {other.pid}"):
+            run()
+        assert not (tmp_path / "features").exists()  # nothing touched
+    finally:
+        other.kill()
+        other.wait()
+    assert "a" in run()["videos"]  # its process is gone: the lock is taken over
+    assert not lock.exists()  # and released
