@@ -258,6 +258,13 @@ def test_leaderboard_out_on_a_file_is_one_line_and_writes_nothing(cli_run, tmp_p
     assert code == 2 and "is a file, not a folder" in err and a_file.read_text() == "x"
 
 
+def run_with_plugin(cli_run, tmp_path, source: str, filename: str, *args):
+    """``fusion-bench --plugin <source written to filename> run ARGS`` on tiny data."""
+    plugin = tmp_path / filename
+    plugin.write_text(source)
+    return cli_run("--plugin", plugin, "run", *args, "--out", tmp_path / "r", *TINY_DATA)
+
+
 BAD_SHAPE = '''
 import torch
 import fusion_bench
@@ -293,10 +300,7 @@ def register_fusions(register):
     ("exploding", "fusion 'exploding' returned NaN or inf on its first batch"),
 ])
 def test_a_fusions_output_is_checked_on_its_first_batch(cli_run, tmp_path, fusion, message):
-    plugin = tmp_path / "badfusions.py"
-    plugin.write_text(BAD_SHAPE)
-    code, _, err = cli_run("--plugin", plugin, "run", "--fusion", fusion, "--out", tmp_path / "r",
-                           *TINY_DATA)
+    code, _, err = run_with_plugin(cli_run, tmp_path, BAD_SHAPE, "badfusions.py", "--fusion", fusion)
     assert code == 2 and message in err and "Traceback" not in err, err
     assert not list(tmp_path.glob("r/runs/*.json"))  # the old code stored a result, exit 0
 
@@ -357,10 +361,7 @@ def register_fusions(register):
     ("init", "fusion 'init' (faulty) raised RuntimeError when built: no GPU kernel for this"),
 ])
 def test_a_plugins_exception_is_one_line_naming_it(cli_run, tmp_path, fusion, message):
-    plugin = tmp_path / "faulty.py"
-    plugin.write_text(FAULTY)
-    code, _, err = cli_run("--plugin", plugin, "run", "--fusion", fusion, "--out", tmp_path / "r",
-                           *TINY_DATA)
+    code, _, err = run_with_plugin(cli_run, tmp_path, FAULTY, "faulty.py", "--fusion", fusion)
     assert code == 2 and message in err and "Traceback" not in err, err
 
 

@@ -84,29 +84,33 @@ def test_sigterm_during_a_run_exits_143_with_one_line_and_keeps_nothing_half_mad
     assert not list(tmp_path.glob("runs/*.json"))  # an unfinished run writes no record
 
 
-def test_sigterm_to_a_parallel_sweep_leaves_no_worker(tmp_path):
+def start_parallel_sweep(tmp_path):
+    """A 2-job sweep, once its workers run; return it and its child processes."""
     p = start(["sweep", "--fusion", "concat,lstm", "--seeds", "1", "--jobs", "2", *LONG[:-1]],
               tmp_path)
     # the spawned workers (and multiprocessing's resource tracker) are the driver's children
     assert wait_for(lambda: len(children(p.pid)) >= 2, 60), "the workers never started"
     time.sleep(2)
-    kids = children(p.pid)
+    return p, children(p.pid)
+
+
+def assert_gone(kids, timeout: float) -> None:
+    assert wait_for(lambda: not any(alive(k) for k in kids), timeout), \
+        f"left behind: {[k for k in kids if alive(k)]}"
+
+
+def test_sigterm_to_a_parallel_sweep_leaves_no_worker(tmp_path):
+    p, kids = start_parallel_sweep(tmp_path)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 143, err
     assert "Terminated (SIGTERM)" in err
-    assert wait_for(lambda: not any(alive(k) for k in kids), 20), \
-        f"left behind: {[k for k in kids if alive(k)]}"
+    assert_gone(kids, 20)
 
 
 def test_sigkill_of_a_parallel_sweeps_driver_leaves_no_worker(tmp_path):
     """The driver cannot clean up after SIGKILL: its workers notice it is gone and end."""
-    p = start(["sweep", "--fusion", "concat,lstm", "--seeds", "1", "--jobs", "2", *LONG[:-1]],
-              tmp_path)
-    assert wait_for(lambda: len(children(p.pid)) >= 2, 60), "the workers never started"
-    time.sleep(2)
-    kids = children(p.pid)
+    p, kids = start_parallel_sweep(tmp_path)
     p.kill()
     p.communicate(timeout=30)
-    assert wait_for(lambda: not any(alive(k) for k in kids), 30), \
-        f"left behind: {[k for k in kids if alive(k)]}"
+    assert_gone(kids, 30)
