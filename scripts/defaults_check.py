@@ -64,42 +64,47 @@ def ar_folder(root: Path, n: int = 60, lo: int = 50, hi: int = 500, dim: int = 2
     write_splits(root, names)
 
 
+#: shape -> writer of its folder for a data seed (the seed draws the sequences and the split)
 SHAPES = {
-    "many-short-1m": lambda r: synthetic_folder(r, 100, 10, 300, ("visual",), 1),
-    "many-short-2m": lambda r: synthetic_folder(r, 100, 10, 300, ("visual", "audio"), 2),
-    "few-long-2m": lambda r: synthetic_folder(r, 12, 2000, 4000, ("visual", "audio"), 3),
-    "ar-1m": lambda r: ar_folder(r),
+    "many-short-1m": lambda r, s: synthetic_folder(r, 100, 10, 300, ("visual",), s),
+    "many-short-2m": lambda r, s: synthetic_folder(r, 100, 10, 300, ("visual", "audio"), s + 1),
+    "few-long-2m": lambda r, s: synthetic_folder(r, 12, 2000, 4000, ("visual", "audio"), s + 2),
+    "ar-1m": lambda r, s: ar_folder(r, seed=s - 1),
 }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=3, help="model seeds 0..N-1 per folder")
+    ap.add_argument("--data-seeds", default="1",
+                    help="comma list: one folder per shape and data seed (1: the folders of the "
+                         "closing notes; others draw other sequences and splits)")
     ap.add_argument("--only", default="")
     ap.add_argument("--extra", default="", help="extra arguments for every run, e.g. '--set ...'")
     args = ap.parse_args()
     out = Path(args.out)
     shapes = [s for s in SHAPES if not args.only or s in args.only.split(",")]
-    print("shape | seed | test valence (ridge) | test arousal (ridge) | epochs/steps | wall s")
-    for shape in shapes:
-        root = out / shape
+    print("shape | data seed | seed | test valence (ridge) | test arousal (ridge) | epochs | wall s")
+    for shape, data_seed in [(s, int(d)) for s in shapes for d in args.data_seeds.split(",")]:
+        name = shape if data_seed == 1 else f"{shape}-d{data_seed}"
+        root = out / name
         if not (root / "splits.csv").exists():
-            SHAPES[shape](root)
+            SHAPES[shape](root, data_seed)
         for seed in range(args.seeds):
-            store = out / f"results-{shape}"
+            store = out / f"results-{name}"
             cmd = [sys.executable, "-m", "fusion_bench", "run", "--root", str(root), "--seed",
                    str(seed), "--quiet", "--out", str(store), *args.extra.split()]
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:
-                print(f"{shape} | {seed} | FAILED: {p.stderr.strip().splitlines()[-1]}")
+                print(f"{shape} | {data_seed} | {seed} | FAILED: {p.stderr.strip().splitlines()[-1]}")
                 continue
             path = next(line.split("record: ", 1)[1] for line in p.stdout.splitlines()
                         if line.startswith("record: "))
             rec = json.loads(Path(path).read_text())
             t, b = rec["metrics"]["test"], rec.get("baseline", {}).get("metrics", {}).get("test", {})
             length = ", ".join(str(f.get("epochs")) for f in rec["fits"])
-            print(f"{shape} | {seed} | {t['valence']:.3f} ({b.get('valence', float('nan')):.3f}) | "
+            print(f"{shape} | {data_seed} | {seed} | {t['valence']:.3f} ({b.get('valence', float('nan')):.3f}) | "
                   f"{t['arousal']:.3f} ({b.get('arousal', float('nan')):.3f}) | {length} | "
                   f"{rec['wall']['total_s']:.0f}", flush=True)
     return 0

@@ -19,6 +19,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from fusion_bench.bench.workload import build_workload, infer_step, make_inputs, train_step
 from fusion_bench.config import build_config
+from fusion_bench.data.windows import WINDOW_CAP
 from fusion_bench.plugins import load_registry
 from fusion_bench.runtime import resolve_device, seed_everything
 from fusion_bench.train import make_optimizer
@@ -71,6 +72,8 @@ def main() -> None:
             amp = None if amp == "none" else amp
             for phase in args.phases.split(","):
                 cfg = build_config(args.preset, None, [("model.fusion", name)])
+                if cfg.data.window == 0:  # left to the data, which a profile does not read
+                    cfg.data.window = WINDOW_CAP  # as `fusion-bench bench` does
                 seed_everything(cfg.seed)
                 work = build_workload(cfg, reg, args.scope)
                 work.model.to(device)
