@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from fusion_bench.report.leaderboard import build_rows, table
-from fusion_bench.report.render import render
+from fusion_bench.report.formats import render_table
+from fusion_bench.report.leaderboard import build_rows, build_table
 from fusion_bench.results import ResultsStore
 
 ROOT = Path(__file__).resolve().parent.parent / "leaderboards"
@@ -20,7 +20,7 @@ def test_committed_leaderboard_regenerates(folder, fmt):
     for ds, rows in build_rows(ResultsStore(folder).records()).items():
         committed = folder / f"leaderboard_{ds}.{EXT[fmt]}"
         assert committed.exists(), f"{committed} missing; regenerate (leaderboards/README.md)"
-        assert committed.read_text() == render(*table(rows), fmt)
+        assert committed.read_text() == render_table(build_table(rows), fmt)
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])

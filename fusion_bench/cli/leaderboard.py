@@ -1,4 +1,10 @@
-"""``fusion-bench leaderboard``: tables (and plots) from the results store; no torch."""
+"""``fusion-bench leaderboard``: tables (and plots) from the results store; no torch.
+
+With ``--out`` each table is a file (``leaderboard_<dataset>.<ext>``). On stdout, md and latex
+print each table under its name (``## name``, ``% name``); csv, json and html print one document
+holding every table, with nothing else on stdout (a CSV with a ``dataset`` column, a JSON array,
+one page), so ``fusion-bench leaderboard --format csv > t.csv`` is a file pandas reads as is.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,12 @@ from .app import cli
 @cli.command()
 @click.option("--results", "results_dir", default="results", show_default=True, help="Results store.")
 @click.option("--dataset", default=None, help="Only this dataset.")
-@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "json", "latex", "html"]),
+              default="md", show_default=True,
+              help="md: the table and its caption; csv: numbers only (mean and std in their own "
+                   "columns); json: every row's settings, per-seed values, mean, std and "
+                   "verdicts; latex: booktabs, best values bold; html: a standalone page with "
+                   "sortable columns and the plots.")
 @click.option("--out", default=None, help="Folder to write leaderboard_<dataset>.<ext> into.")
 @click.option("--sort", default="test_mean", show_default=True,
               help="Column to rank by: test_mean, test_<target> (test_valence, test_arousal, "
@@ -21,6 +32,12 @@ from .app import cli
 @click.option("--metric", default="ccc", show_default=True, metavar="NAME",
               help="Metric the test/val columns show (`fusion-bench list metrics`), ranked in "
                    "its direction (e.g. rmse: lowest first); --plots stay CCC.")
+@click.option("--compact", is_flag=True,
+              help="Only the accuracy columns (model, n, the metric's test/val columns, ≈ best, "
+                   "beats ridge), with the caption cut to match: a table that fits a paper.")
+@click.option("--label", "latex_label", default=None, metavar="LABEL",
+              help="The LaTeX \\label (--format latex); {dataset} is replaced by the table's "
+                   "dataset  [default: tab:leaderboard-{dataset}]")
 @click.option("--plots", "plots_dir", default=None, metavar="DIR",
               help="Also write pareto_<dataset>.png and noise_<dataset>.png into DIR "
                    '(needs pip install "fusion-bench[plots]").')
@@ -30,36 +47,57 @@ from .app import cli
 @click.option("--bench", "bench_tables", is_flag=True,
               help="Throughput tables of `fusion-bench bench` records instead, one per device "
                    "(throughput_<device>.<ext>).")
-def leaderboard(results_dir, dataset, fmt, out, sort, metric, plots_dir, explain, bench_tables):
+def leaderboard(results_dir, dataset, fmt, out, sort, metric, compact, latex_label, plots_dir,
+                explain, bench_tables):
     """Tables of test CCC, or another --metric (mean ± sample std over seeds), per dataset from
     the results store."""
-    from ..errors import FusionBenchError
-    from ..report import grouping
-    from ..report.leaderboard import build_rows, metric_direction, table
-    from ..report.render import render
+    from ..report import formats
     from ..results import ResultsStore
 
-    ext = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}[fmt]
+    ext = formats.EXTENSIONS[fmt]
+    if latex_label is not None and fmt != "latex":
+        raise click.UsageError("--label is the LaTeX table's \\label: use it with --format latex")
+    if explain and not out and fmt in ("csv", "json", "html"):
+        raise click.UsageError(f"--explain prints text, which would break the {fmt} on stdout: "
+                               "add --out DIR (the json holds every row's settings)")
     if out:  # before any table is made: a file or an unwritable folder is one error
         ResultsStore(out).check_writable()
     if bench_tables:
-        from ..report import bench_table
-
-        if plots_dir or dataset or sort != "test_mean" or metric != "ccc" or explain:
-            raise click.UsageError("--bench takes none of --plots, --dataset, --sort, --metric, "
-                                   "--explain")
-        by_device = bench_table.build_tables(ResultsStore(results_dir).records())
-        if not by_device:
-            raise FusionBenchError(f"no benchmark records in {results_dir!r}; run "
-                                   "`fusion-bench bench` first")
-        for name, bench_records in by_device.items():
-            emit(bench_table.render_table(bench_records, fmt), f"throughput_{name}.{ext}", name,
-                 out)
-        return
+        return bench(results_dir, fmt, out, ext, dataset or sort != "test_mean" or metric != "ccc"
+                     or explain or plots_dir or compact or latex_label)
     if plots_dir:  # fail before writing any table, not after
-        from ..report.plots import require_matplotlib, write_plots
+        from ..report.plots import require_matplotlib
 
         require_matplotlib()
+    per_ds, tables = make_tables(results_dir, dataset, sort, metric, compact, latex_label, fmt)
+    if not out and fmt in ("csv", "json", "html"):  # one document on stdout, nothing else
+        click.echo(document(list(tables.values()), per_ds, fmt), nl=False)
+    for ds, rows in per_ds.items():
+        if out:
+            emit(render(tables[ds], rows, fmt, latex_label), f"leaderboard_{ds}.{ext}", ds, out)
+        elif fmt in ("md", "latex"):
+            emit(render(tables[ds], rows, fmt, latex_label), "", ds, None,
+                 heading="% " if fmt == "latex" else "## ")
+        if explain:  # in the table's order
+            from ..report import grouping
+
+            by_label = {r.label: r for r in rows}
+            order = [r.label for r in tables[ds].rows if r.kind == "model"]
+            click.echo("\n" + grouping.explain([(lab, by_label[lab].records) for lab in order]).rstrip())
+        if plots_dir:
+            from ..report.plots import write_plots
+
+            write_plots(rows, plots_dir, echo=click.echo)
+
+
+def make_tables(results_dir, dataset, sort, metric, compact, latex_label, fmt):
+    """(dataset → rows, dataset → Table) of the store; every table is made (and a LaTeX label
+    checked) before any is written, so a bad --sort writes nothing at all."""
+    from ..errors import FusionBenchError
+    from ..report.formats import latex_label as check_label
+    from ..report.leaderboard import build_rows, build_table, metric_direction
+    from ..results import ResultsStore
+
     per_ds = build_rows(ResultsStore(results_dir).records(), dataset)
     if not per_ds:
         raise FusionBenchError(f"no successful runs in {results_dir!r}"
@@ -68,22 +106,83 @@ def leaderboard(results_dir, dataset, fmt, out, sort, metric, plots_dir, explain
     higher_is_better = metric_direction([rec for rows in per_ds.values() for r in rows
                                          for rec in r.records], metric, results_dir)
     tables = {}
-    for ds, rows in per_ds.items():  # every table first: a bad --sort writes nothing at all
+    for ds, rows in per_ds.items():
         try:  # the valid --sort keys depend on the dataset's modalities
-            tables[ds] = table(rows, sort, metric, higher_is_better)
+            tables[ds] = build_table(rows, sort, metric, higher_is_better)
         except ValueError as e:
             raise click.BadParameter(f"dataset {ds!r}: {e}", param_hint="'--sort'") from e
-    for ds, rows in per_ds.items():
-        emit(render(*tables[ds], fmt), f"leaderboard_{ds}.{ext}", ds, out)
-        if explain:  # in the table's order
-            by_label = {r.label: r for r in rows}
-            order = [b[0] for b in tables[ds][1] if b[0] in by_label]  # a reference row has none
-            click.echo("\n" + grouping.explain([(lab, by_label[lab].records) for lab in order]).rstrip())
-        if plots_dir:
-            write_plots(rows, plots_dir, echo=click.echo)
+        if compact:
+            tables[ds] = tables[ds].compact()
+        if fmt == "latex":
+            try:
+                check_label(latex_label, ds)
+            except ValueError as e:
+                raise click.BadParameter(str(e), param_hint="'--label'") from e
+    return per_ds, tables
 
 
-def emit(text: str, filename: str, title: str, out: str | None) -> None:
+def _figures(per_ds) -> tuple[dict, str]:
+    """The plots to embed in an html page (dataset → [(title, PNG)]), or a note saying why none."""
+    from ..errors import FusionBenchError
+    from ..report import plots
+
+    try:
+        plots.require_matplotlib()
+    except FusionBenchError:
+        return {}, f"No plots: {plots.INSTALL_HINT}."
+    return {ds: plots.figures(rows) for ds, rows in per_ds.items()}, ""
+
+
+def render(table, rows, fmt: str, latex_label: str | None) -> str:
+    """One table as a file's text."""
+    from ..report import formats
+
+    if fmt == "html":
+        return document([table], {table.dataset: rows}, fmt)
+    return formats.render_table(table, fmt, label=latex_label)
+
+
+def document(tables: list, per_ds: dict, fmt: str) -> str:
+    """Every table in one csv, json or html document."""
+    from ..report import formats
+
+    if fmt == "csv":
+        return formats.csv_text(tables)
+    if fmt == "json":
+        return formats.json_text(tables)
+    from ..report.html_page import leaderboard_page
+
+    figures, note = _figures({t.dataset: per_ds[t.dataset] for t in tables})
+    return leaderboard_page(tables, figures, note)
+
+
+def bench(results_dir: str, fmt: str, out: str | None, ext: str, other_options) -> None:
+    """``--bench``: the throughput tables, one per device and workload."""
+    from ..errors import FusionBenchError
+    from ..report import bench_table
+    from ..results import ResultsStore
+
+    if other_options:
+        raise click.UsageError("--bench takes none of --plots, --dataset, --sort, --metric, "
+                               "--explain, --compact, --label")
+    if fmt == "json":
+        raise click.UsageError("--bench tables come as md, csv, latex or html; json is for run "
+                               "leaderboards")
+    by_device = bench_table.build_tables(ResultsStore(results_dir).records())
+    if not by_device:
+        raise FusionBenchError(f"no benchmark records in {results_dir!r}; run "
+                               "`fusion-bench bench` first")
+    if not out and fmt in ("csv", "html"):  # one document on stdout
+        click.echo(bench_table.document(by_device, fmt), nl=False)
+        return
+    for name, bench_records in by_device.items():
+        text = (bench_table.document({name: bench_records}, fmt) if fmt == "html"
+                else bench_table.render_table(bench_records, fmt))
+        emit(text, f"throughput_{name}.{ext}", name, out,
+             heading="% " if fmt == "latex" else "## ")
+
+
+def emit(text: str, filename: str, title: str, out: str | None, heading: str = "## ") -> None:
     """Write a table to OUT/filename (atomically), or print it under a title."""
     from pathlib import Path
 
@@ -94,4 +193,4 @@ def emit(text: str, filename: str, title: str, out: str | None) -> None:
         atomic_write_text(path, text)
         click.echo(f"wrote {path}")
     else:
-        click.echo(f"## {title}\n\n{text}")
+        click.echo(f"{heading}{title}\n\n{text}")

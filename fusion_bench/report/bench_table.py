@@ -12,7 +12,9 @@ optimiser, precision, compiler) held equal.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import re
 from collections import Counter
@@ -191,3 +193,24 @@ def table(rows: list[dict]) -> tuple[list[str], list[list[str]], str]:
 def render_table(rows: list[dict], fmt: str) -> str:
     """One throughput table as md, csv, latex or html, every cell as written."""
     return render(*table(rows), fmt, numparse=False)
+
+
+def document(tables: dict[str, list[dict]], fmt: str) -> str:
+    """Every throughput table (name → rows) in one csv, a ``table`` column first, or one
+    standalone html page (:mod:`.html_page`)."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["table", *HEADERS])
+        for name, rows in tables.items():
+            w.writerows([name, *cells] for cells in table(rows)[1])
+        return buf.getvalue()
+    if fmt == "html":
+        from .html_page import Section, page, text_table_markup
+
+        sections = []
+        for name, rows in tables.items():
+            headers, body, caption = table(rows)
+            sections.append(Section(name, text_table_markup(headers, body), caption))
+        return page("fusion-bench throughput", sections)
+    raise ValueError(f"unknown document format {fmt!r}; use csv or html")

@@ -2,8 +2,9 @@
 
 A table never mixes data: runs on two folders, or two draws of generated data, are two tables.
 Runs are grouped by their configuration minus the model seed, so a row is one configuration
-and its n seeds, labelled by the settings that tell it from the other rows (:mod:`.grouping`). The table is a pure function of the stored records (no clock, no machine
-state), so a committed leaderboard regenerates byte for byte from the same records.
+and its n seeds, labelled by the settings that tell it from the other rows (:mod:`.grouping`).
+The table is a pure function of the stored records (no clock, no machine state), so a committed
+leaderboard regenerates byte for byte from the same records.
 
 Fields added to the record format later (robustness, FLOPs) are optional: a row whose records
 lack one shows ``MISSING`` in that column, so old stores keep working.
@@ -12,6 +13,9 @@ The stat columns show one metric (``table(metric=...)``, default CCC) from the r
 ``scores``; records made before ``scores`` existed hold CCC only, under ``metrics``. There is a
 test column per target of the table's records (``record["dataset"]["targets"]``; valence and
 arousal in records made before targets were recorded), then the test and val means.
+
+:func:`build_table` makes the table as data (:class:`.table.Table`: every cell's per-seed values,
+mean and std beside the text printed); :mod:`.formats` and :mod:`.html_page` render it.
 """
 
 from __future__ import annotations
@@ -21,10 +25,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .grouping import dataset_sentence, draws_data, row_key, row_labels, table_keys
-from .reference import with_references
+from .grouping import (
+    dataset_sentence,
+    draws_data,
+    flatten,
+    row_config,
+    row_key,
+    row_labels,
+    table_keys,
+)
+from .reference import add_references
 from .render import MISSING, human
 from .statistics import mean_std, paired_contains_zero
+from .table import Cell, Column, Table, TableRow, partial, stat_cell
 
 #: the targets of a record that names none (every record made before targets were recorded)
 LEGACY_TARGETS = ("valence", "arousal")
@@ -192,25 +205,38 @@ def paired_indistinguishable(best: Row, other: Row, column: str = "test_mean",
     return paired_contains_zero([a[s] - b[s] for s in shared])
 
 
-def _partial(cell: str, have: int, n: int) -> str:
-    """Mark a value that only some of the row's seeds recorded (a store mixing record formats)."""
-    return cell if have == n else f"{cell} (n={have})"
+def _seeded(row: Row, column: str, metric: str = "ccc") -> tuple[list[int], list[float]]:
+    """(seeds, values) of the row's records that have the column, in seed order."""
+    pairs = [(r["config"]["seed"], v) for r in row.records
+             if (v := value(r, column, metric)) is not None]
+    return [s for s, _ in pairs], [v for _, v in pairs]
 
 
-def _stat_cell(row: Row, column: str, metric: str = "ccc") -> str:
-    xs = row.values(column, metric)
+def _stat_cell(row: Row, column: str, metric: str = "ccc") -> Cell:
+    seeds, xs = _seeded(row, column, metric)
+    return stat_cell(xs, len(row.records), seeds)
+
+
+def _speed_cell(row: Row, column: str) -> Cell:
+    seeds, xs = _seeded(row, column)
     if not xs:
-        return MISSING
-    m, s = mean_std(xs)
-    return _partial(f"{m:.3f} ± {s:.3f}" if s == s else f"{m:.3f}", len(xs), len(row.records))
+        return Cell(MISSING)
+    devices = ", ".join(sorted({device(r) for r in row.records if value(r, column) is not None}))
+    med = float(np.median(xs))
+    return Cell(partial(f"{med:,.0f} ({devices})", len(xs), len(row.records)), med, None, xs,
+                seeds, shown=f"{med:,.0f}", note=devices)
 
 
-def _speed_cell(row: Row, column: str) -> str:
-    recs = [r for r in row.records if value(r, column) is not None]
-    if not recs:
-        return MISSING
-    devices = ", ".join(sorted({device(r) for r in recs}))
-    return _partial(f"{row.summary(column):,.0f} ({devices})", len(recs), len(row.records))
+def _cost_cell(row: Row, column: str) -> Cell:
+    """Parameters (the first seed's: a configuration has one count) or FLOPs (median)."""
+    seeds, xs = _seeded(row, column)
+    if not xs:
+        return Cell(MISSING)
+    if column == "params":
+        text = f"{int(xs[0]):,}"
+        return Cell(text, xs[0], None, xs, seeds, shown=text)
+    med = float(np.median(xs))
+    return Cell(human(med), med, None, xs, seeds, shown=human(med))
 
 
 def _level_sets(records: list[dict]) -> set[tuple[float, ...]]:
@@ -221,24 +247,47 @@ def _level_text(levels: tuple[float, ...]) -> str:
     return ", ".join(f"{x:g}" for x in levels)
 
 
-def _noise_cell(row: Row, with_levels: bool) -> str:
+def _noise_cell(row: Row, with_levels: bool) -> Cell:
     """The noise area, unless the row's seeds were scored at different noise levels: an area
     over other levels is another number, and their mean would be neither. ``with_levels``: the
     table's rows differ in levels (the caption names none), so each cell names its own."""
     sets = _level_sets(row.records)
-    if len(sets) > 1:
-        return "mixed levels"
     cell = _stat_cell(row, "noise_area")
-    if with_levels and sets and cell != MISSING:
-        cell += f" (levels {_level_text(next(iter(sets)))})"
+    if len(sets) > 1:
+        return Cell("mixed levels", None, None, cell.values, cell.seeds, note="mixed")
+    if sets:
+        cell.note = _level_text(next(iter(sets)))
+        if with_levels and cell.text != MISSING:
+            cell.text += f" (levels {cell.note})"
     return cell
+
+
+def columns(targets, mods) -> list[Column]:
+    """The columns of a table of ``targets`` and modalities ``mods`` (no 'beats ridge': the
+    reference rows add it, :mod:`.reference`)."""
+    stats = [Column(c, c.replace("_", " ", 1), "stat") for c in metric_columns(targets)]
+    return [Column("model", "model", "label"), Column("n", "n", "count"), *stats,
+            Column("vs_best", "≈ best", "verdict"),
+            *(Column(f"drop_{m}", f"drop {m}", "stat", "higher") for m in mods),
+            Column("noise_area", "noise area", "stat", "higher", note="levels"),
+            Column("params", "params", "summary", "lower"),
+            Column("flops", "FLOPs/window", "summary", "lower"),
+            Column("train_fps", "train frames/s", "summary", "higher", note="devices"),
+            Column("infer_fps", "infer frames/s", "summary", "higher", note="devices")]
 
 
 def table(rows: list[Row], sort: str = "test_mean", metric: str = "ccc",
           higher_is_better: bool = True) -> tuple[list[str], list[list], str]:
-    """(headers, body, caption) of one dataset's leaderboard; body cells are strings. The
-    test/val columns show ``metric`` (a registered metric's name), ranked and compared with the
-    best row in its direction (``higher_is_better``)."""
+    """(headers, body, caption) of one dataset's leaderboard as printed, body cells strings
+    (:func:`build_table`, displayed)."""
+    return build_table(rows, sort, metric, higher_is_better).display()
+
+
+def build_table(rows: list[Row], sort: str = "test_mean", metric: str = "ccc",
+                higher_is_better: bool = True) -> Table:
+    """One dataset's leaderboard as data (:class:`.table.Table`). The test/val columns show
+    ``metric`` (a registered metric's name), ranked and compared with the best row in its
+    direction (``higher_is_better``)."""
     valid = sort_columns(rows)
     if sort not in valid:
         raise ValueError(f"--sort must be one of {', '.join(valid)}; got {sort!r}")
@@ -254,53 +303,71 @@ def table(rows: list[Row], sort: str = "test_mean", metric: str = "ccc",
     best = max(scored, key=lambda r: direction * mean_std(r.values("test_mean", metric))[0],
                default=None)
     level_sets = _level_sets([rec for r in rows for rec in r.records])
-    several_levels = len(level_sets) > 1
-    mods = modality_order(rows)
-    headers = ["model", "n", *(f"test {t}" for t in targets), "test mean", "val mean", "≈ best",
-               *(f"drop {m}" for m in mods), "noise area", "params", "FLOPs/window",
-               "train frames/s", "infer frames/s"]
-    body = []
+    cols = columns(targets, modality_order(rows))
+    for c in cols:
+        if c.key in stats:
+            c.better = "higher" if higher_is_better else "lower"
+    out_rows = []
     for r in rows:
-        cells = [r.label, str(len(r.records))]
-        cells += [_stat_cell(r, c, metric) for c in stats]
+        cells = {"model": Cell(r.label), "n": Cell(str(len(r.records)), len(r.records))}
+        cells |= {c: _stat_cell(r, c, metric) for c in stats}
         same = None if best is None else paired_indistinguishable(best, r, metric=metric)
-        cells.append("best" if r is best else {True: "yes", False: "no", None: "?"}[same])
-        cells += [_stat_cell(r, f"drop_{m}") for m in mods]
-        cells.append(_noise_cell(r, with_levels=several_levels))
-        params, flops = r.values("params"), r.summary("flops")
-        cells.append(f"{int(params[0]):,}" if params else MISSING)
-        cells.append(human(flops) if flops is not None else MISSING)
-        cells += [_speed_cell(r, "train_fps"), _speed_cell(r, "infer_fps")]
-        body.append(cells)
-    headers, body, ridge_note = with_references(headers, body, rows, sort, sign, metric,
-                                                higher_is_better, targets)  # if the records have ridge fits
+        verdict = "best" if r is best else {True: "yes", False: "no", None: "?"}[same]
+        cells["vs_best"] = Cell(verdict)
+        cells |= {c.key: _stat_cell(r, c.key) for c in cols if c.key.startswith("drop_")}
+        cells["noise_area"] = _noise_cell(r, with_levels=len(level_sets) > 1)
+        cells |= {c: _cost_cell(r, c) for c in ("params", "flops")}
+        cells |= {c: _speed_cell(r, c) for c in ("train_fps", "infer_fps")}
+        out_rows.append(TableRow(r.label, "model", len(r.records), cells, r.seeds(),
+                                 [x["run_id"] for x in r.records],
+                                 settings(r.records[0]), verdict))
+    levels = _level_text(next(iter(level_sets))) if len(level_sets) == 1 else None
+    out = Table(rows[0].dataset, metric, higher_is_better, sort, cols, out_rows,
+                caption_notes(rows, metric, higher_is_better, levels))
+    add_references(out, rows, sign, targets)  # if the records have ridge fits
+    return out
+
+
+def settings(rec: dict) -> dict:
+    """A row's configuration, flattened (``data.window``), as its json shows it."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in flatten(row_config(rec)).items()}
+
+
+def caption_notes(rows: list[Row], metric: str, higher_is_better: bool,
+                  levels: str | None) -> list[tuple[str, str]]:
+    """The caption's sentences, (topic, text), in order; joined they are the caption."""
     rec = max((x for r in rows for x in r.records), key=lambda x: x["created"])
     info = rec["dataset"]
     ceiling = info.get("ceiling", {}).get("test", {}).get("mean")
     seeds = sorted({s for r in rows for s in r.seeds()})
-    levels = _level_text(next(iter(level_sets))) if len(level_sets) == 1 else None
-    caption = (
-        dataset_sentence(rec)
-        + (f"Metric {metric} ({'higher' if higher_is_better else 'lower'} is better)"
-           if metric != "ccc" else "CCC")
-        + f" as mean ± sample standard deviation over n model seeds ({', '.join(map(str, seeds))}) "
-        + ("on one fixed data draw" if draws_data(rec) else "on the dataset's fixed splits")
-        + ": the spread is seed variance, not data variance. "
-        "'≈ best': a paired t-test over shared seeds cannot tell the row's test mean from the "
-        "best's (95 % interval of the difference contains 0); '?': fewer than 3 shared seeds. "
-        "'drop m': test mean CCC of the trained model with modality m masked out at test time; "
-        "'noise area': its test mean CCC averaged over the level of Gaussian noise added to all "
-        "modalities (normalised area under CCC against level; levels "
-        + (f"{levels} × " if levels else "in units of ")
-        + "each feature's std), the clean CCC if noise did no harm. "
-        "FLOPs: one window through the whole model at inference; frames/s: median over seeds; "
-        "infer frames/s counts video frames scored, each in every evaluation window covering it "
-        "(window/eval hop of them). "
-        f"'{MISSING}': not in the records (runs made before it was measured, or nothing to drop "
-        "from one modality); '(n=k)': from only k of the n seeds."
-        + (f" Ceiling (noiseless latent vs noisy label), test mean{'' if metric == 'ccc' else ' CCC'}: "
-           f"{ceiling:.3f}." if ceiling else "")
-        + f" fusion-bench {rec['environment']['fusion_bench']}, commit "
-        f"{(rec['environment'].get('commit') or 'unknown')[:10]}, newest run {rec['created']}."
-    )
-    return headers, body, caption + ridge_note
+    return [
+        ("dataset", dataset_sentence(rec)),
+        ("statistic",
+         (f"Metric {metric} ({'higher' if higher_is_better else 'lower'} is better)"
+          if metric != "ccc" else "CCC")
+         + f" as mean ± sample standard deviation over n model seeds ({', '.join(map(str, seeds))}) "
+         + ("on one fixed data draw" if draws_data(rec) else "on the dataset's fixed splits")
+         + ": the spread is seed variance, not data variance. "),
+        ("vs_best",
+         "'≈ best': a paired t-test over shared seeds cannot tell the row's test mean from the "
+         "best's (95 % interval of the difference contains 0); '?': fewer than 3 shared seeds. "),
+        ("robustness",
+         "'drop m': test mean CCC of the trained model with modality m masked out at test time; "
+         "'noise area': its test mean CCC averaged over the level of Gaussian noise added to all "
+         "modalities (normalised area under CCC against level; levels "
+         + (f"{levels} × " if levels else "in units of ")
+         + "each feature's std), the clean CCC if noise did no harm. "),
+        ("costs",
+         "FLOPs: one window through the whole model at inference; frames/s: median over seeds; "
+         "infer frames/s counts video frames scored, each in every evaluation window covering it "
+         "(window/eval hop of them). "),
+        ("missing",
+         f"'{MISSING}': not in the records (runs made before it was measured, or nothing to drop "
+         "from one modality); '(n=k)': from only k of the n seeds."),
+        ("ceiling",
+         f" Ceiling (noiseless latent vs noisy label), test mean{'' if metric == 'ccc' else ' CCC'}: "
+         f"{ceiling:.3f}." if ceiling else ""),
+        ("provenance",
+         f" fusion-bench {rec['environment']['fusion_bench']}, commit "
+         f"{(rec['environment'].get('commit') or 'unknown')[:10]}, newest run {rec['created']}."),
+    ]

@@ -29,12 +29,14 @@ INSTALL_HINT = 'plots need matplotlib: pip install "fusion-bench[plots]"'
 @dataclass
 class Plot:
     """What a plot function drew: ``series`` maps panel → row label → the numbers plotted;
-    ``path`` is None when no row had the data (then nothing was written)."""
+    ``png`` the figure (None when no row had the data); ``path`` where it was written (None
+    when no path was given or no row had the data)."""
 
     path: Path | None
     series: dict[str, dict[str, tuple]] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)  # rows without the data
     front: list[str] = field(default_factory=list)  # pareto: labels on the front, fastest last
+    png: bytes | None = None
 
 
 def require_matplotlib():
@@ -70,17 +72,19 @@ def _device_label(recs: list[dict]) -> str:
     return ", ".join(sorted(names))
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: str | Path | None) -> tuple[bytes, Path | None]:
+    """The figure as PNG bytes, also written to ``path`` if one is given."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    if path is not None:
+        atomic_write_bytes(Path(path), buf.getvalue())
+    return buf.getvalue(), None if path is None else Path(path)
 
 
-def pareto(rows: list[Row], path: str | Path) -> Plot:
+def pareto(rows: list[Row], path: str | Path | None = None) -> Plot:
     """Mean test CCC (error bar: sample std over seeds) against median inference frames/s (log
     x), one labelled point per row, with the Pareto front (higher CCC and faster) as a step line.
-    Rows without inference throughput are left out."""
+    Rows without inference throughput are left out. Written to ``path`` if given."""
     mpl = require_matplotlib()
     pts: dict[str, tuple[float, float, float]] = {}
     left_out, used = [], []
@@ -115,8 +119,8 @@ def pareto(rows: list[Row], path: str | Path) -> Plot:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
-        _save(fig, Path(path))
-    return Plot(Path(path), {"pareto": pts}, left_out, front)
+        png, written = _save(fig, path)
+    return Plot(written, {"pareto": pts}, left_out, front, png)
 
 
 def _curve(recs: list[dict], mod: str) -> tuple[list[float], list[float], list[float]] | None:
@@ -132,10 +136,10 @@ def _curve(recs: list[dict], mod: str) -> tuple[list[float], list[float], list[f
     return [float(x) for x in levels], ys.mean(0).tolist(), std.tolist()
 
 
-def noise_curves(rows: list[Row], path: str | Path) -> Plot:
+def noise_curves(rows: list[Row], path: str | Path | None = None) -> Plot:
     """Mean test CCC against noise level, one line per row with a ±1 std band over seeds, one
     panel per noised modality (each modality alone, then all together) that any row recorded.
-    Rows without robustness data are left out."""
+    Rows without robustness data are left out. Written to ``path`` if given."""
     mpl = require_matplotlib()
     series: dict[str, dict[str, tuple]] = {}
     left_out = []
@@ -170,8 +174,16 @@ def noise_curves(rows: list[Row], path: str | Path) -> Plot:
                    loc="center right")
         fig.suptitle(f"{rows[0].dataset}: test CCC under Gaussian noise", fontsize=10)
         fig.tight_layout(rect=(0, 0, 1 - 1.2 / (3.2 * len(panels) + 1.2), 1))
-        _save(fig, Path(path))
-    return Plot(Path(path), series, left_out)
+        png, written = _save(fig, path)
+    return Plot(written, series, left_out, png=png)
+
+
+def figures(rows: list[Row]) -> list[tuple[str, bytes]]:
+    """(title, PNG) of each plot that some row has the data for (for a page that embeds them)."""
+    ds = rows[0].dataset
+    out = [(f"{ds}: accuracy against inference speed", pareto(rows).png),
+           (f"{ds}: test CCC under Gaussian noise", noise_curves(rows).png)]
+    return [(title, png) for title, png in out if png is not None]
 
 
 def write_plots(rows: list[Row], folder: str | Path, echo: Callable[[str], None] = print) -> None:
@@ -181,7 +193,7 @@ def write_plots(rows: list[Row], folder: str | Path, echo: Callable[[str], None]
     for name, fn, needs in ((f"pareto_{ds}.png", pareto, "inference throughput"),
                             (f"noise_{ds}.png", noise_curves, "robustness.noise")):
         res = fn(rows, Path(folder) / name)
-        if res.path is None:
+        if res.png is None:
             echo(f"skipped {name}: no run of {ds!r} has {needs}")
             continue
         if res.left_out:

@@ -22,16 +22,17 @@ from dataclasses import dataclass, field
 
 from .render import MISSING
 from .statistics import mean_std
+from .table import Cell, Column, Table, TableRow, stat_cell
 
 RIDGE = "ridge (linear)"
 COLUMN = "beats ridge"
 
 
-def stat_cells(targets) -> dict[str, tuple[str, str]]:
-    """The stat columns a ridge row fills, header → (split, target), for a table of ``targets``:
+def stat_columns(targets) -> dict[str, tuple[str, str]]:
+    """The stat columns a ridge row fills, key → (split, target), for a table of ``targets``:
     the test score of each target, the test mean, the val mean."""
-    return {**{f"test {t}": ("test", t) for t in targets},
-            "test mean": ("test", "mean"), "val mean": ("val", "mean")}
+    return {**{f"test_{t}": ("test", t) for t in targets},
+            "test_mean": ("test", "mean"), "val_mean": ("val", "mean")}
 
 
 def ridge_value(rec: dict, split: str, target: str, metric: str = "ccc") -> float | None:
@@ -72,13 +73,6 @@ class Reference:
     def values(self, split: str, target: str, metric: str = "ccc") -> list[float]:
         return [v for r in self.fits if (v := ridge_value(r, split, target, metric)) is not None]
 
-    def cell(self, split: str, target: str, metric: str = "ccc") -> str:
-        xs = self.values(split, target, metric)
-        if not xs:
-            return MISSING
-        m, s = mean_std(xs)
-        return f"{m:.3f} ± {s:.3f}" if s == s else f"{m:.3f}"
-
 
 def references(records: list[dict]) -> list[Reference]:
     """The ridge rows of a table's records (none if no record has a baseline), widest
@@ -114,39 +108,40 @@ def beats(records: list[dict], test_mean: float | None, metric: str = "ccc",
     return "yes" if (test_mean > ridge if higher_is_better else test_mean < ridge) else "no"
 
 
-def with_references(headers: list[str], body: list[list], rows: list, sort: str, sign: int,
-                    metric: str = "ccc", higher_is_better: bool = True,
-                    targets=("valence", "arousal")) -> tuple[list[str], list[list], str]:
-    """``headers`` and ``body`` (one line per row of ``rows``, sorted as the table sorts: by
-    ``sign`` × the ``sort`` column, missing last) with the 'beats ridge' column after
-    '≈ best' and the ridge rows placed where their ``sort`` value falls (last when they have
-    none, e.g. sorted by params), and the caption's sentence about them; unchanged, and no
-    sentence, when no record has a baseline. ``targets``: the table's (a test column each)."""
+def add_references(table: Table, rows: list, sign: int, targets=("valence", "arousal")) -> None:
+    """Add to ``table`` (its model rows one per row of ``rows``, sorted as the table sorts: by
+    ``sign`` × the ``table.sort`` column, missing last) the 'beats ridge' column after '≈ best',
+    the ridge rows placed where their sort value falls (last when they have none, e.g. sorted
+    by params), and the caption's sentence about them; nothing when no record has a baseline.
+    ``targets``: the table's (a test column each)."""
+    metric, hib, sort = table.metric, table.higher_is_better, table.sort
     refs = references([rec for r in rows for rec in r.records])
     if not refs:
-        return headers, body, ""
-    at = headers.index("≈ best") + 1
-    headers = [*headers[:at], COLUMN, *headers[at:]]
-    body = [[*cells[:at], beats(r.records, r.summary("test_mean", metric), metric,
-                                higher_is_better), *cells[at:]]
-            for r, cells in zip(rows, body, strict=True)]
+        return
+    at = [c.key for c in table.columns].index("vs_best") + 1
+    table.columns.insert(at, Column(COLUMN.replace(" ", "_"), COLUMN, "verdict"))
+    for r, row in zip(rows, table.rows, strict=True):
+        word = beats(r.records, r.summary("test_mean", metric), metric, hib)
+        row.cells["beats_ridge"] = Cell(word)
+        row.beats_ridge = {"yes": True, "no": False}.get(word)
     keys = [(v is None, sign * (v or 0.0)) for v in (r.summary(sort, metric) for r in rows)]
-    cells_of = stat_cells(targets)
-    # test_mean → ("test", "mean"); a sort key that is no stat column (params...) → None
-    sort_cell = next((c for c in cells_of.values() if "_".join(c) == sort), None)
     placed = []
     for order, ref in enumerate(refs):
-        xs = ref.values(*sort_cell, metric) if sort_cell else []
+        cells = {"model": Cell(ref.label), "n": Cell(str(len(ref.fits)), len(ref.fits))}
+        for col, (split, target) in stat_columns(targets).items():
+            xs = ref.values(split, target, metric)
+            cells[col] = stat_cell(xs, len(xs))  # a fit without the metric: not a partial row
+        xs = cells[sort].values if sort in cells else []
         key = (not xs, sign * (mean_std(xs)[0] if xs else 0.0))
-        cells = [ref.label, str(len(ref.fits))] + [MISSING] * (len(headers) - 2)
-        for name, (split, target) in cells_of.items():
-            cells[headers.index(name)] = ref.cell(split, target, metric)
+        row = TableRow(ref.label, "reference", len(ref.fits), cells,
+                       run_ids=[r["run_id"] for r in ref.fits],
+                       settings={"modalities": list(ref.modalities), "kind": "ridge"})
         # before the rows it does not beat (an equal row does not beat it either)
-        placed.append((bisect.bisect_left(keys, key), key, order, cells))
-    for i, *_, cells in sorted(placed, key=lambda p: p[:3], reverse=True):  # last first
-        body.insert(i, cells)
+        placed.append((bisect.bisect_left(keys, key), key, order, row))
+    for i, *_, row in sorted(placed, key=lambda p: p[:3], reverse=True):  # last first
+        table.rows.insert(i, row)
     several = any(len(r.fits) > 1 for r in refs)
-    caption = (
+    table.notes.append(("ridge", (
         f" '{RIDGE}': the ridge regression each run fitted on its own splits and targets, a "
         "closed-form linear probe of each frame's features (the run's modalities concatenated, "
         "a missing modality's frames zeroed, plus each modality's mask; standardised on the "
@@ -154,6 +149,4 @@ def with_references(headers: list[str], body: list[list], rows: list, sort: str,
         "of modalities, n = distinct fits"
         + (" (runs on different data; the row shows mean ± sd over the fits)" if several else "")
         + f". '{COLUMN}': whether the row's test mean beats that of the ridge fitted on its own "
-        "runs' data and modalities ('no': a linear probe does as well)."
-    )
-    return headers, body, caption
+        "runs' data and modalities ('no': a linear probe does as well).")))

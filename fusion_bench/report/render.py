@@ -1,5 +1,6 @@
-"""Rendering a table (headers, body, caption) as Markdown, CSV, LaTeX or HTML, and the
-number formats the tables share."""
+"""Rendering a table of strings (headers, body, caption) as Markdown, CSV, LaTeX or HTML (the
+throughput tables; a leaderboard is a :class:`.table.Table`, rendered by :mod:`.formats`), and the
+number formats and LaTeX escaping the tables share."""
 
 from __future__ import annotations
 
@@ -36,13 +37,9 @@ def render(headers, body, caption, fmt: str, numparse: bool = True) -> str:
         w.writerows(body)
         return buf.getvalue()
     if fmt == "latex":
-        def tex(s: str) -> str:
-            return (s.replace("±", r"$\pm$").replace("≈", r"$\approx$").replace("×", r"$\times$")
-                    .replace(MISSING, "--"))
-
-        table_tex = tex(tabulate(body, headers, tablefmt="latex_booktabs"))
+        table_tex = _symbols(tabulate(body, headers, tablefmt="latex_booktabs"))
         return ("\\begin{table}\n\\centering\n" + table_tex + "\n\\caption{"
-                + tex(_latex_escape(caption)) + "}\n\\end{table}\n")
+                + latex_text(caption) + "}\n\\end{table}\n")
     if fmt == "html":
         # tabulate escapes the cells; the caption names records' fusions and commits: escape it
         return tabulate(body, headers, tablefmt="html") + f"\n<p>{html.escape(caption)}</p>\n"
@@ -56,5 +53,12 @@ _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$"
                    "^": r"\textasciicircum{}"}
 
 
-def _latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIALS.get(c, c) for c in text)
+def _symbols(text: str) -> str:
+    return (text.replace("±", r"$\pm$").replace("≈", r"$\approx$").replace("×", r"$\times$")
+            .replace(MISSING, "--"))
+
+
+def latex_text(text: str) -> str:
+    """``text`` (from records, say) as LaTeX: its special characters escaped, ± ≈ × and the
+    dash of a missing value as LaTeX writes them."""
+    return _symbols("".join(_LATEX_SPECIALS.get(c, c) for c in text))

@@ -3,13 +3,20 @@ t-test behind the '≈ best' mark. Standard library and numpy only."""
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import numpy as np
 
 
 def mean_std(xs: list[float]) -> tuple[float, float]:
-    return float(np.mean(xs)), (statistics.stdev(xs) if len(xs) > 1 else float("nan"))
+    """Mean and sample standard deviation (nan with one value; nan where a value is nan:
+    ``statistics.stdev`` raises on one)."""
+    if len(xs) < 2:
+        return float(np.mean(xs)), float("nan")
+    if not all(math.isfinite(x) for x in xs):
+        return float(np.mean(xs)), float("nan")
+    return float(np.mean(xs)), statistics.stdev(xs)
 
 
 # two-sided 95 % quantiles of Student's t, t_{0.975, df}, df = 1..30 (standard tables)
