@@ -22,6 +22,8 @@ import json
 import math
 import os
 import sqlite3
+import sys
+import types
 import typing
 import uuid
 import warnings
@@ -364,3 +366,26 @@ def make_record(cfg, result: dict, plugins: dict, data_version: str | None) -> d
 
 
 git_commit()  # pin the commit of the code this process imported
+
+
+def as_frame(path: str | Path = "results", kind: str | None = "run"):
+    """The records of store ``path`` as a pandas DataFrame, a row per record of ``kind``
+    (:func:`fusion_bench.report.frame.frame`); ``fusion_bench.results(path)`` calls this."""
+    from .report.frame import frame
+
+    if not Path(os.path.expanduser(str(path))).is_dir():
+        raise DataError(f"no results store at {str(path)!r}; give the folder `run` or `sweep` "
+                        "wrote into (out=..., default results)")
+    return frame(ResultsStore(path).records(), kind)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``fusion_bench.results(path)`` (the notebook API) is
+    :func:`as_frame` (an import of this module sets the package's attribute of its name, so a
+    function of that name could not stay there)."""
+
+    def __call__(self, path: str | Path = "results", kind: str | None = "run"):
+        return as_frame(path, kind)
+
+
+sys.modules[__name__].__class__ = _CallableModule

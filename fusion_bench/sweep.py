@@ -19,7 +19,10 @@ import contextlib
 import dataclasses
 import functools
 import os
+import sys
 import traceback
+import types
+import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator
 
 from .artifacts import PENDING, write_run
@@ -353,3 +356,55 @@ def _ray_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None,
 def _wants_cuda(device: str) -> bool:
     """Whether a run with ``device`` trains on a GPU when one is there (auto picks cuda)."""
     return device == "auto" or device.startswith("cuda")
+
+
+# -- the notebook API: fusion_bench.sweep(...) --------------------------------------------------------
+
+def sweep_grid(fusions: str | Iterable[str], seeds: int | Iterable[int] = 5, *,
+               out: str | os.PathLike = "results", preset: str = "quick",
+               config_file: str | os.PathLike | None = None, overrides: dict | None = None,
+               robustness: bool = False, executor: str = "local", jobs: int | None = None,
+               keep_models: bool = True, plugins: Iterable[str] = (), strict_plugins: bool = False,
+               echo: Callable[[str], object] | None = print, **arguments) -> GridResult:
+    """``fusion_bench.sweep(["rcma", "concat"], seeds=3, overrides={"train.steps": 20})``: the
+    ``fusion-bench sweep`` of these settings from Python. ``fusions``: names (``only:audio``
+    adds a one-modality row), or one comma-separated string; ``seeds``: N for 0..N-1, or the
+    seeds; ``arguments``: the CLI's flags as keywords (``dataset``, ``encoder``, ``modalities``,
+    ``root``, ``device``), ``overrides`` any config key (:mod:`fusion_bench.config.arguments`).
+    Skips what ``out`` already holds; returns the counts run, skipped and failed. A mistake
+    raises a :class:`fusion_bench.errors.FusionBenchError` before any run."""
+    from .config.arguments import override_pairs
+    from .plugins import load_registry
+
+    names = list(dict.fromkeys(f.strip() for f in (fusions.split(",") if isinstance(fusions, str)
+                                                    else fusions) if f.strip()))
+    if not names:
+        raise ConfigError("give at least one fusion, e.g. fusions=['rcma', 'concat']")
+    order = list(range(seeds)) if isinstance(seeds, int) else list(dict.fromkeys(seeds))
+    if not order or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in order):
+        raise ConfigError(f"seeds must be a count ≥ 1 or a list of seeds ≥ 0; got {seeds!r}")
+    if "seed" in arguments or "fusion" in arguments:
+        raise ConfigError("a sweep takes fusions=[...] and seeds=..., not fusion= or seed=")
+    base = override_pairs(arguments, overrides, {"robustness.enabled": True if robustness else None})
+    configs = grid(names, order, base, preset, None if config_file is None else os.fspath(config_file))
+    plugins = tuple(plugins)
+    reg = load_registry(plugins, strict=strict_plugins)
+    for f in reg.failures:  # as the CLI says them; strict_plugins makes them errors
+        warnings.warn(f"plugin {f.plugin!r} skipped: {f.error}", stacklevel=2)
+    store = ResultsStore(os.fspath(out))
+    store.check_writable()  # before any run
+    return sweep(configs, reg, store, echo=echo or (lambda _: None), executor=executor, jobs=jobs,
+                 spec=RegistrySpec.of(plugins, strict_plugins), keep_models=keep_models)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``fusion_bench.sweep`` is both the module and the notebook API's
+    function (an import of the module sets the package's attribute of its name, so the function
+    cannot be a separate object there)."""
+
+    def __call__(self, fusions, seeds=5, **options) -> GridResult:
+        """:func:`sweep_grid`."""
+        return sweep_grid(fusions, seeds, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

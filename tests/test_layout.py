@@ -144,7 +144,8 @@ NO_TORCH = [
     "import fusion_bench.report.leaderboard, fusion_bench.report.bench_table, "
     "fusion_bench.report.render, fusion_bench.report.statistics, fusion_bench.report.robustness, "
     "fusion_bench.report.bench_report, fusion_bench.report.plots, fusion_bench.results, "
-    "fusion_bench.report.table, fusion_bench.report.formats, fusion_bench.report.html_page",
+    "fusion_bench.report.table, fusion_bench.report.formats, fusion_bench.report.html_page, "
+    "fusion_bench.report.frame, fusion_bench.api, fusion_bench.config.arguments",
     "from fusion_bench.cli import main; assert main(['list', 'fusions']) == 0",
     "from fusion_bench.cli import main; assert main(['list', 'metrics']) == 0",
     "from fusion_bench.cli import main; assert main(['plugins']) == 0",
