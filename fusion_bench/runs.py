@@ -10,11 +10,17 @@ event and into the record), then per target group (:func:`target_groups`) one mo
 last, with a warning where a model's validation history says its training length does not fit
 (:func:`fusion_bench.train.fit_warnings`). Run events (:mod:`fusion_bench.events`) go out at the
 start, with the data summary, after each epoch and at the end.
+
+Given :class:`fusion_bench.checkpoint.Checkpoints`, a run checkpoints its training after each
+epoch and each trained model, and resumes from the checkpoint of its configuration if it finds
+one: models already trained are rebuilt from their best weights, the one in training goes on
+from its last epoch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 import warnings
@@ -25,6 +31,7 @@ import torch
 
 from .artifacts import PENDING, write_run
 from .baseline import ridge_baseline
+from .checkpoint import Checkpoints, RunCheckpoint
 from .config import RunConfig
 from .costs import count_flops, count_parameters
 from .data import TARGETS, Video, dataset_targets
@@ -46,7 +53,7 @@ from .options import data_version
 from .results import ResultsStore, display_name, make_record, model_name
 from .runtime import compute_device, seed_everything
 from .summary import data_summary, resolve
-from .train import FitResult, TrainingLengthWarning, fit, fit_warnings
+from .train import FitResult, TrainingLengthWarning, fit, fit_warnings, schedule
 
 
 def plugins_used(reg, cfg: RunConfig) -> dict:
@@ -146,19 +153,48 @@ class Fitted:
 
 def fit_targets(cfg: RunConfig, reg, dims: dict[str, int], train: Windows, val: Windows,
                 val_videos: list[Video], device: torch.device, events: Events | None = None,
-                run: RunInfo | None = None, targets: Sequence[str] = TARGETS) -> Iterator[Fitted]:
+                run: RunInfo | None = None, targets: Sequence[str] = TARGETS,
+                checkpoint: RunCheckpoint | None = None) -> Iterator[Fitted]:
     """Train one model per target group of ``cfg`` (``targets``: the dataset's), each from the
-    run's seed; yield each as it is trained (holding its best validation weights)."""
+    run's seed; yield each as it is trained (holding its best validation weights). With a
+    ``checkpoint`` (checked: :meth:`RunCheckpoint.check`), a model it holds finished is rebuilt
+    from its weights and the one it holds in training resumed; each epoch and model is saved."""
     for cols in target_groups(cfg, targets):
+        label = model_label(cfg, cols, targets)
         seed_everything(cfg.seed)
         model, options = build_model(reg, cfg, dims, n_targets=len(cols))
-        on_epoch = None
-        if events is not None and run is not None:
-            def on_epoch(epoch, _run=run):
-                events.epoch_end(_run, epoch)
-        res = fit(model, train, val, val_videos, cols, cfg.train, device, cfg.seed,
-                  label=model_label(cfg, cols, targets), on_epoch=on_epoch, targets=targets)
+        if checkpoint is not None and (done := checkpoint.finished_model(label)) is not None:
+            fitted, weights = done
+            _load_weights(model, weights, label, checkpoint)
+            model.to(device)
+            res = FitResult(**{**fitted, "resumed_from_epoch": fitted["epochs"]})
+        else:
+            res = fit(model, train, val, val_videos, cols, cfg.train, device, cfg.seed,
+                      label=label, on_epoch=_epoch_events(events, run), targets=targets,
+                      resume=checkpoint.fit_state(label) if checkpoint is not None else None,
+                      on_checkpoint=None if checkpoint is None else functools.partial(
+                          checkpoint.epoch_done, label, cols))
+            if checkpoint is not None:
+                checkpoint.model_done(label, cols, dataclasses.asdict(res), model.state_dict())
         yield Fitted(cols, model, res, options)
+
+
+def _epoch_events(events: Events | None, run: RunInfo | None):
+    """The ``on_epoch`` of a fit that sends each epoch out as the ``epoch_end`` run event."""
+    if events is None or run is None:
+        return None
+    return lambda epoch: events.epoch_end(run, epoch)
+
+
+def _load_weights(model: torch.nn.Module, weights: dict, label: str,
+                  checkpoint: RunCheckpoint) -> None:
+    """A finished model's best weights from its checkpoint; one line if they do not fit."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise DataError(f"{label}: its weights in checkpoint {checkpoint.path} do not fit the "
+                        f"model ({str(e).strip().splitlines()[0][:200]}); run again with "
+                        "--restart to train from the start") from None
 
 
 def run_info(cfg: RunConfig, reg, targets: Sequence[str] | None = None) -> RunInfo:
@@ -170,8 +206,10 @@ def run_info(cfg: RunConfig, reg, targets: Sequence[str] | None = None) -> RunIn
                    tuple(model_label(cfg, c, targets) for c in target_groups(cfg, targets)))
 
 
-def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None = None) -> dict:
-    """Train and evaluate ``cfg``; return the result part of its record (not yet stored)."""
+def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None = None,
+        checkpoints: Checkpoints | None = None) -> dict:
+    """Train and evaluate ``cfg``; return the result part of its record (not yet stored). With
+    ``checkpoints``, resume the checkpoint of ``cfg`` found there and write it as it trains."""
     t_start = time.perf_counter()
     device = compute_device(cfg.device)
     ds, splits = load_dataset(reg, cfg)
@@ -184,6 +222,13 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     if events is not None and info is not None:
         events.data_summary(info, summary)
     groups = target_groups(cfg, targets)
+    checkpoint = None
+    if checkpoints is not None:
+        info = info if info is not None else run_info(given, reg, targets)
+        checkpoint = checkpoints.open(info.config_hash, info.name)
+        plan = {**dataclasses.asdict(schedule(cfg.train, len(wins["train"]))),
+                "windows": len(wins["train"])}
+        checkpoint.check([(model_label(cfg, c, targets), list(c)) for c in groups], plan)
     preds = {s: [np.zeros((v.n_frames, len(targets))) for v in splits[s]] for s in ("val", "test")}
     fits: list[dict] = []
     notes: list[dict] = []  # what the validation histories say about the training length
@@ -197,7 +242,7 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     kept: dict[str, dict] = {}  # model label -> best weights, kept with the record
     columns: dict[str, list[int]] = {}
     for fitted in fit_targets(cfg, reg, ds.dims, wins["train"], wins["val"], splits["val"],
-                              device, events, info, targets):
+                              device, events, info, targets, checkpoint):
         cols, model, res, options = fitted.columns, fitted.model, fitted.fit, fitted.options
         if not fits:  # per-target models share one architecture: count one, times their number
             params = count_parameters(model)
@@ -247,6 +292,9 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
         "baseline": baseline,
         "data_summary": summary,
         "fits": fits,
+        # model -> epochs restored from a checkpoint; None: the run trained from the start
+        "resumed": {lab: f["resumed_from_epoch"] for lab, f in zip(columns, fits, strict=True)
+                    if f["resumed_from_epoch"]} or None,
         "training_warnings": notes,
         "device": str(device),
         "throughput": {
@@ -265,25 +313,34 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     }
 
 
-def run_record(cfg: RunConfig, reg, events: Events | None = None) -> dict:
-    """Check, train and evaluate ``cfg``; return its record (not written anywhere)."""
+def run_record(cfg: RunConfig, reg, events: Events | None = None,
+               checkpoints: Checkpoints | None = None) -> dict:
+    """Check, train and evaluate ``cfg``; return its record (not written anywhere). With
+    ``checkpoints``, the run resumes and writes its checkpoint there (:func:`run`)."""
     preflight([cfg], reg)  # names and options before any data is read
     plugins = plugins_used(reg, cfg)
     info = run_info(cfg, reg)
     if events is not None:
         events.run_start(info)
-    record = make_record(cfg, run(cfg, reg, events, info), plugins, data_version(cfg, reg))
+    record = make_record(cfg, run(cfg, reg, events, info, checkpoints), plugins,
+                         data_version(cfg, reg))
     if events is not None:  # the record as stored: without the weights in memory
         events.run_end(info, {k: v for k, v in record.items() if k != PENDING})
     return record
 
 
 def run_and_store(cfg: RunConfig, reg, store: ResultsStore, events: Events | None = None,
-                  keep_model: bool = True) -> tuple[dict, str]:
+                  keep_model: bool = True, restart: bool = False,
+                  keep_checkpoint: bool = False) -> tuple[dict, str]:
     """:func:`run_record`, written to ``store`` with what it trained (``keep_model``: the best
     weights and the test predictions, :mod:`fusion_bench.artifacts`); return (record, path).
-    Nothing is written if the run raises."""
-    record = run_record(cfg, reg, events)
+    The run checkpoints into ``store`` and resumes its configuration's checkpoint found there
+    (``restart``: removes it instead); the checkpoint goes once the record is written, unless
+    ``keep_checkpoint``. No record is written if the run raises (its checkpoint stays)."""
+    checkpoints = Checkpoints(str(store.root), restart=restart, keep=keep_checkpoint)
+    record = run_record(cfg, reg, events, checkpoints)
     if not keep_model:
         record.pop(PENDING, None)
-    return record, str(write_run(store, record))
+    path = str(write_run(store, record))
+    checkpoints.stored(record["config_hash"])
+    return record, path

@@ -1,8 +1,10 @@
 """Run one configuration into the store, or a grid of them (fusions × seeds), resumably.
 
 A sweep skips every configuration whose hash (:meth:`RunConfig.hash`) the store already holds,
-so running it again after Ctrl-C or a kill completes only the missing runs. A run that fails is
-recorded with ``status = "failed"`` and its error, and the sweep goes on.
+so running it again after Ctrl-C or a kill completes only the missing runs; a run that was
+interrupted mid-training resumes from its checkpoint in the store (:mod:`fusion_bench.checkpoint`),
+which goes once its record is written. A run that fails is recorded with ``status = "failed"``
+and its error (its checkpoint is kept: the next sweep resumes it), and the sweep goes on.
 
 Executors: ``local`` with one job runs the configurations one after the other in this process;
 ``local`` with ``jobs > 1`` runs that many at once in spawned worker processes; ``ray`` runs each
@@ -26,6 +28,7 @@ import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator
 
 from .artifacts import PENDING, write_run
+from .checkpoint import Checkpoints
 from .config import RunConfig, build_config
 from .errors import ConfigError, FusionBenchError
 from .events import Events
@@ -79,10 +82,11 @@ class Outcome:
 Outcomes = Generator[tuple[RunConfig, Outcome], None, None]
 
 
-def attempt(cfg: RunConfig, reg) -> Outcome:
-    """Run ``cfg``; an exception becomes a failed outcome (Ctrl-C still propagates)."""
+def attempt(cfg: RunConfig, reg, checkpoints: Checkpoints | None = None) -> Outcome:
+    """Run ``cfg`` (resuming and writing its checkpoint in ``checkpoints``); an exception
+    becomes a failed outcome (Ctrl-C still propagates)."""
     try:
-        return Outcome(record=run_record(cfg, reg, Events(getattr(reg, "pm", None))))
+        return Outcome(record=run_record(cfg, reg, Events(getattr(reg, "pm", None)), checkpoints))
     except Exception as e:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
         return Outcome.failure(e)
 
@@ -95,10 +99,12 @@ class GridResult:
 
 
 def store_outcome(store: ResultsStore, cfg: RunConfig, outcome: Outcome, tag: str, res: GridResult,
-                  echo: Callable[[str], object], version: str | None = None) -> None:
-    """Write a finished run's record, or a failed record with its error, and print one line.
-    Every executor goes through here, in the driver only. ``version``: the data version of
-    ``cfg``'s dataset (:func:`fusion_bench.options.data_version`), for a failed record's hash."""
+                  echo: Callable[[str], object], version: str | None = None,
+                  checkpoints: Checkpoints | None = None) -> None:
+    """Write a finished run's record, or a failed record with its error, and print one line;
+    a finished run's checkpoint then goes (:meth:`Checkpoints.stored`). Every executor goes
+    through here, in the driver only. ``version``: the data version of ``cfg``'s dataset
+    (:func:`fusion_bench.options.data_version`), for a failed record's hash."""
     if outcome.record is None:
         res.failed += 1
         failed = make_record(cfg, {"device": "cpu", "metrics": {}}, {}, version)
@@ -107,6 +113,8 @@ def store_outcome(store: ResultsStore, cfg: RunConfig, outcome: Outcome, tag: st
         echo(f"{tag}: FAILED ({outcome.error})")
         return
     path = str(write_run(store, outcome.record))
+    if checkpoints is not None:
+        checkpoints.stored(outcome.record["config_hash"])
     res.done += 1
     echo(f"{tag}: test mean CCC {outcome.record['metrics']['test']['mean']:.3f} -> {path}")
 
@@ -128,7 +136,8 @@ def grid(fusions: list[str], seeds: list[int], base: list[tuple[str, str]], pres
 
 def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, executor: str = "local",
           jobs: int | None = None, spec: RegistrySpec | None = None,
-          keep_models: bool = True) -> GridResult:
+          keep_models: bool = True, restart: bool = False,
+          keep_checkpoints: bool = False) -> GridResult:
     """Run every configuration not yet stored; record failures and continue. What every run
     would fail on (an unknown plugin name, a modality the dataset lacks) is raised before any
     run (:func:`preflight`).
@@ -136,6 +145,8 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     ``jobs`` is how many runs go at once: default 1 locally, and one per cluster CPU with Ray.
     ``spec`` rebuilds ``reg`` in workers; it is needed by every executor but sequential local.
     ``keep_models``: store each run's trained weights and test predictions with its record.
+    Each run checkpoints into the store and resumes its checkpoint found there (``restart``:
+    removes it instead); a finished run's checkpoint goes unless ``keep_checkpoints``.
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
@@ -145,6 +156,8 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     if not sequential and spec is None:
         raise ValueError("a parallel sweep needs spec= to rebuild the plugin registry in workers")
     res = GridResult()
+    # absolute: a Ray worker need not share the driver's directory
+    checkpoints = Checkpoints(os.path.abspath(store.root), restart=restart, keep=keep_checkpoints)
     counter = iter(range(1, len(configs) + 1))
 
     def tag(cfg: RunConfig) -> str:
@@ -173,7 +186,7 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
         todo = list(missing())
         preflight(todo, reg)  # a wrong name is one error before any run, not a failed record per run
         _run_all(todo, reg, store, echo, res, tag, executor, jobs, spec, sequential, claimed,
-                 keep_models)
+                 keep_models, checkpoints)
     finally:  # an interrupted sweep frees what it did not finish
         for key in claimed.values():
             store.release(key)
@@ -183,22 +196,23 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
 def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[str], object],
              res: GridResult, tag: Callable[[RunConfig], str], executor: str, jobs: int | None,
              spec: RegistrySpec | None, sequential: bool, claimed: dict[int, str],
-             keep_models: bool) -> None:
+             keep_models: bool, checkpoints: Checkpoints) -> None:
     """Run ``todo`` on the executor and store each outcome as it arrives, releasing its claim."""
     if sequential:
-        outcomes: Outcomes = ((c, attempt(c, reg)) for c in todo)
+        outcomes: Outcomes = ((c, attempt(c, reg, checkpoints)) for c in todo)
     elif executor == "local":
         assert spec is not None  # checked above
-        outcomes = _process_outcomes(todo, spec, jobs)
+        outcomes = _process_outcomes(todo, spec, jobs, checkpoints)
     else:
         assert spec is not None  # checked above
-        outcomes = _ray_outcomes(todo, spec, jobs, echo)
+        outcomes = _ray_outcomes(todo, spec, jobs, echo, checkpoints)
     # closing(): on Ctrl-C here the executor's clean-up (cancel pending work) runs at once.
     with contextlib.closing(outcomes):
         for cfg, outcome in outcomes:
             if not keep_models and outcome.record is not None:
                 outcome.record.pop(PENDING, None)
-            store_outcome(store, cfg, outcome, tag(cfg), res, echo, data_version(cfg, reg))
+            store_outcome(store, cfg, outcome, tag(cfg), res, echo, data_version(cfg, reg),
+                          checkpoints)
             store.release(claimed.pop(id(cfg)))
 
 
@@ -212,8 +226,10 @@ def _worker_registry(spec: RegistrySpec):
     return load_registry(spec.plugins, strict=spec.strict, entry_points=spec.entry_points)
 
 
-def work(cfg: RunConfig, spec: RegistrySpec, threads: int) -> Outcome:
-    """Run ``cfg`` in a worker process with ``threads`` torch threads; never writes the store."""
+def work(cfg: RunConfig, spec: RegistrySpec, threads: int,
+         checkpoints: Checkpoints | None = None) -> Outcome:
+    """Run ``cfg`` in a worker process with ``threads`` torch threads; never writes a record
+    (only its checkpoint, into ``checkpoints``)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -221,7 +237,7 @@ def work(cfg: RunConfig, spec: RegistrySpec, threads: int) -> Outcome:
         reg = _worker_registry(spec)
     except Exception as e:  # noqa: BLE001 - e.g. --strict-plugins with a broken plugin
         return Outcome.failure(e)
-    return attempt(cfg, reg)
+    return attempt(cfg, reg, checkpoints)
 
 
 def usable_cpus() -> int:
@@ -252,8 +268,8 @@ def _init_worker(driver: int) -> None:
     threading.Thread(target=watch, name="driver-watch", daemon=True).start()
 
 
-def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None
-                      ) -> Outcomes:
+def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None,
+                      checkpoints: Checkpoints | None = None) -> Outcomes:
     """Run ``todo`` in ``jobs`` spawned processes; yield (config, outcome) as each finishes."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -267,7 +283,7 @@ def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | Non
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
                                mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(os.getpid(),))
-    futures = {pool.submit(work, cfg, spec, threads): cfg for cfg in todo}
+    futures = {pool.submit(work, cfg, spec, threads, checkpoints): cfg for cfg in todo}
     finished = False
     try:
         for fut in as_completed(futures):
@@ -317,7 +333,8 @@ def ray_threads(cpus: int, node_cpus: int, jobs: int | None) -> tuple[int, str |
 
 
 def _ray_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None,
-                  echo: Callable[[str], object] = print) -> Outcomes:
+                  echo: Callable[[str], object] = print,
+                  checkpoints: Checkpoints | None = None) -> Outcomes:
     """Run each of ``todo`` as a Ray task; yield (config, outcome) as each finishes."""
     if not todo:
         return
@@ -336,7 +353,8 @@ def _ray_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None,
         task = ray.remote(work)
         for cfg in todo:
             gpus = 1 if cluster.get("GPU", 0) > 0 and _wants_cuda(cfg.device) else 0
-            ref = task.options(num_cpus=threads, num_gpus=gpus).remote(cfg, spec, threads)
+            ref = task.options(num_cpus=threads, num_gpus=gpus).remote(cfg, spec, threads,
+                                                                       checkpoints)
             pending[ref] = cfg
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .checkpoint import FitState, capture_rng, restore_rng
 from .config import TrainConfig
 from .data import TARGETS
 from .data.windows import Windows
@@ -134,12 +135,14 @@ class FitResult:
     steps: int = 0  # optimizer steps made (batches with nothing to fit are counted, not stepped)
     planned_epochs: int = 0
     stopped_early: bool = False
+    resumed_from_epoch: int = 0  # epochs restored from a checkpoint (0: trained from the start)
 
 
 def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, columns: tuple[int, ...],
         cfg: TrainConfig, device: torch.device, seed: int, label: str = "train",
         on_epoch: Callable[[EpochEnd], object] | None = None,
-        targets: Sequence[str] = TARGETS) -> FitResult:
+        targets: Sequence[str] = TARGETS, resume: FitState | None = None,
+        on_checkpoint: Callable[[FitState], object] | None = None) -> FitResult:
     """Train ``model`` to predict label ``columns`` (its output j is label column columns[j]) of
     a dataset whose label columns are ``targets``.
 
@@ -148,6 +151,11 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     each finished epoch's numbers (``label`` names the model in them). Padding past a video's
     end reaches neither the loss (the label mask) nor the encoders' normalisation statistics
     (the windows' frame-exists mask, :class:`fusion_bench.model.MaskedBatchNorm`).
+
+    ``on_checkpoint`` receives the state after each validated epoch after which the fit goes on
+    (its tensors are the live ones: save them before returning); ``resume``, such a state, makes
+    the fit go on from it as it would have gone on then, bit for bit on CPU: the batch order is
+    replayed from the seed, everything else is restored.
     """
     model.to(device)
     opt = make_optimizer(model, cfg, device)
@@ -163,7 +171,17 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     history: list[dict] = []
     frames, t_train, step = 0, 0.0, 0
     stopped = False
+    done = 0 if resume is None else resume.epoch
+    if resume is not None:
+        _restore(resume, model, opt, plateau, label)
+        best, best_epoch, best_state, stale = (resume.best, resume.best_epoch, resume.best_state,
+                                               resume.stale)
+        history, frames, t_train, step = (list(resume.history), resume.frames, resume.seconds,
+                                          resume.step)
+        restore_rng(resume.rng, device)
     for epoch, batches in enumerate(_epoch_batches(sched, n, gen), start=1):
+        if epoch <= done:  # drawn and dropped: the batch order goes on where it stopped
+            continue
         model.train()
         t0 = time.perf_counter()
         losses = []
@@ -220,16 +238,35 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
             stale += 1
         if epoch > cfg.warmup_epochs and cfg.schedule == "plateau":
             plateau.step(v)
+        stop = bool(cfg.early_stop_patience) and stale >= cfg.early_stop_patience  # 0: never
+        if on_checkpoint is not None and not stop and epoch < sched.epochs:
+            # after validation and every decision on it: a resumed fit starts the next epoch
+            on_checkpoint(FitState(epoch, model.state_dict(), opt.state_dict(),
+                                   plateau.state_dict(), capture_rng(device), best, best_epoch,
+                                   best_state, stale, history, step, frames, t_train))
         if on_epoch is not None:
             on_epoch(EpochEnd(label, epoch, sched.epochs, float(np.mean(losses)), val_scores, lr,
                               best, best_epoch, t_epoch))
-        if cfg.early_stop_patience and stale >= cfg.early_stop_patience:  # 0: never stop early
+        if stop:
             stopped = epoch < sched.epochs
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     return FitResult(best, best_epoch, len(history), t_train, frames / max(t_train, 1e-9), history,
-                     step, sched.epochs, stopped)
+                     step, sched.epochs, stopped, done)
+
+
+def _restore(state: FitState, model: torch.nn.Module, opt: torch.optim.Optimizer, plateau,
+             label: str) -> None:
+    """Load a checkpoint's weights, optimizer and scheduler state; one line if they do not fit."""
+    try:
+        model.load_state_dict(state.model)
+        opt.load_state_dict(state.optimizer)
+        plateau.load_state_dict(state.plateau)
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise DataError(f"{label}: its checkpoint does not fit the model ({type(e).__name__}: "
+                        f"{first}); run again with --restart to train from the start") from None
 
 
 class TrainingLengthWarning(UserWarning):

@@ -127,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         e.show()
         return e.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        click.echo("Interrupted: finished runs are stored, nothing was written for unfinished "
-                   "ones; run the same command again to complete a sweep.", err=True)
+        click.echo("Interrupted: finished runs are stored; run the same command again to "
+                   "resume an unfinished one from its last checkpoint.", err=True)
         return 130
     except Terminated:
-        click.echo("Terminated (SIGTERM): finished runs are stored, nothing was written for "
-                   "unfinished ones; run the same command again to complete a sweep.", err=True)
+        click.echo("Terminated (SIGTERM): finished runs are stored; run the same command "
+                   "again to resume an unfinished one from its last checkpoint.", err=True)
         return 143
     finally:
         if on_term is not None:

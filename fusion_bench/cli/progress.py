@@ -65,6 +65,7 @@ class ProgressDisplay:
             self.bar = click.progressbar(length=epoch.epochs, label=epoch.model, file=sys.stderr,
                                          item_show_func=lambda _: self.status, show_eta=False)
             self.bar.__enter__()
+            self.bar.update(epoch.epoch - 1)  # a resumed model starts past its first epoch
         self.status = (f"loss {epoch.loss:.3f}  val CCC {epoch.val.get('mean', float('nan')):.3f}"
                        f"  best {epoch.best:.3f}@{epoch.best_epoch}")
         self.bar.update(1)

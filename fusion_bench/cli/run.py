@@ -17,9 +17,21 @@ from .options import build_run_config, config_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--no-model", is_flag=True,
               help="Keep only the record, not the trained weights and test predictions.")
+@click.option("--restart", is_flag=True,
+              help="Train from the start: remove this configuration's checkpoint instead of "
+                   "resuming it.")
+@click.option("--keep-checkpoint", is_flag=True,
+              help="Keep the checkpoint once the record is written (it is removed by default).")
 @click.pass_obj
-def run(state: State, out, robustness, quiet, no_model, **opts):
-    """Train and evaluate one configuration; print validation/test CCC and store the record."""
+def run(state: State, out, robustness, quiet, no_model, restart, keep_checkpoint, **opts):
+    """Train and evaluate one configuration; print validation/test CCC and store the record.
+
+    The run writes a checkpoint into --out after each validated epoch
+    (checkpoints/<config hash>.pt, atomically). An interrupted run (Ctrl-C, kill, crash)
+    resumes from it when the same configuration runs again into the same --out, and ends
+    with the record the run would have made uninterrupted (the same scores, bit for bit on
+    CPU); a note says so. --restart trains from the start instead.
+    """
     from tabulate import tabulate
 
     from ..report.robustness import robustness_table
@@ -33,7 +45,8 @@ def run(state: State, out, robustness, quiet, no_model, **opts):
     store = ResultsStore(out)
     store.check_writable()  # before any training
     with run_events(reg, show=cfg.train.progress) as events:
-        record, path = run_and_store(cfg, reg, store, events, keep_model=not no_model)
+        record, path = run_and_store(cfg, reg, store, events, keep_model=not no_model,
+                                     restart=restart, keep_checkpoint=keep_checkpoint)
     m, ceiling = record["metrics"], record["dataset"].get("ceiling", {})
     columns = [*record["dataset"]["targets"], "mean"]  # a column per target of the dataset
     rows = [[s, *(m[s][t] for t in columns)] for s in ("val", "test")]

@@ -24,9 +24,19 @@ from .options import config_options, pop_config_args
               help="Score every run with modalities dropped and noised, as `run --robustness`.")
 @click.option("--no-model", is_flag=True,
               help="Keep only the records, not the trained weights and test predictions.")
+@click.option("--restart", is_flag=True,
+              help="Train every run from the start: remove the checkpoints of interrupted runs "
+                   "instead of resuming them.")
+@click.option("--keep-checkpoints", is_flag=True,
+              help="Keep each run's checkpoint once its record is written.")
 @click.pass_obj
-def sweep(state: State, fusions, seeds, out, executor, jobs, robustness, no_model, **opts):
-    """Run fusions × seeds, skipping runs already stored; resumable after an interruption."""
+def sweep(state: State, fusions, seeds, out, executor, jobs, robustness, no_model, restart,
+          keep_checkpoints, **opts):
+    """Run fusions × seeds, skipping runs already stored; resumable after an interruption.
+
+    A run interrupted mid-training resumes from its checkpoint in --out (written after each
+    validated epoch), not from the start; see `fusion-bench run --help`.
+    """
     from ..results import ResultsStore
     from ..sweep import RegistrySpec, grid
     from ..sweep import sweep as run_sweep
@@ -43,6 +53,7 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, robustness, no_mode
     store.check_writable()  # before any run
     res = run_sweep(configs, state.registry, store, echo=click.echo, executor=executor,
                     jobs=jobs, spec=RegistrySpec.of(state.plugin_specs, state.strict),
-                    keep_models=not no_model)
+                    keep_models=not no_model, restart=restart,
+                    keep_checkpoints=keep_checkpoints)
     click.echo(f"{res.done} run, {res.skipped} already stored, {res.failed} failed")
     return 1 if res.failed else 0
