@@ -32,13 +32,19 @@ from .conftest import tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
-# 23 training windows: batches of 4 make passes of 5 steps, epochs of 3 steps end mid-pass, so a
-# resumed stream must go on inside a pass; plateau patience 1 and warm-up make the scheduler's
-# state matter; the TCN's dropout makes the global generator's state matter
-STEPS = [("train.epochs", "0"), ("train.steps", "12"), ("train.eval_every", "3"),
+# Chosen so that every piece of state changes the result when it is lost (each checked by
+# planting the loss). Steps: 23 training windows in batches of 4 make passes of 5 steps, and
+# epochs of 3 steps end mid-pass, so a resumed stream must go on inside a pass; validation
+# falls after epoch 3 and the plateau (patience 1) halves the rate after epoch 5, counting bad
+# epochs from before an interruption after epoch 4. Epochs: validation falls from epoch 1, so
+# the rate halves after epoch 3 (patience 0, counted from epoch 2: warm-up) and early stopping
+# (patience 3) ends the fit after epoch 4 of 5 with epoch 1's weights; an interruption after
+# epoch 2 must carry the best weights, the stale count and the plateau's best. The TCN's
+# dropout makes the global generator's state matter in both.
+STEPS = [("train.epochs", "0"), ("train.steps", "18"), ("train.eval_every", "3"),
          ("train.batch_size", "4"), ("train.plateau_patience", "1"), ("train.plateau_factor", "0.5"),
          ("train.early_stop_patience", "0"), ("device", "cpu")]
-EPOCHS = [("train.epochs", "4"), ("train.batch_size", "8"), ("train.plateau_patience", "1"),
+EPOCHS = [("train.epochs", "5"), ("train.batch_size", "8"), ("train.plateau_patience", "0"),
           ("train.plateau_factor", "0.5"), ("train.early_stop_patience", "3"), ("device", "cpu")]
 PER_TARGET = [("model.per_target", "true")]
 
@@ -106,8 +112,8 @@ def _hash(cfg, reg) -> str:
 
 
 @pytest.mark.parametrize("mode, model, epoch, resumed", [
-    pytest.param(STEPS, 1, 2, {"concat valence+arousal": 2}, id="steps-mid-pass"),
-    pytest.param(EPOCHS, 1, 1, {"concat valence+arousal": 1}, id="epochs"),
+    pytest.param(STEPS, 1, 4, {"concat valence+arousal": 4}, id="steps-mid-pass"),
+    pytest.param(EPOCHS, 1, 2, {"concat valence+arousal": 2}, id="epochs"),
 ])
 def test_an_interrupted_run_resumes_to_the_uninterrupted_record(reg, tmp_path, mode, model,
                                                                 epoch, resumed):
@@ -118,6 +124,8 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_record(reg, tmp_path, m
     cfg = config(mode)
     whole = run_record(cfg, reg)
     assert whole["resumed"] is None
+    (f,) = whole["fits"]  # the configuration does what the comment above says
+    assert f["stopped_early"] == (mode is EPOCHS) and len({h["lr"] for h in f["history"]}) == 2
     again = interrupted_then_resumed(cfg, reg, tmp_path, model, epoch)
     same_result(whole, again)
     assert again["resumed"] == resumed
