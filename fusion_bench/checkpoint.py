@@ -19,6 +19,11 @@ checkpoint that cannot be read, or that was written for other models or another 
 moved aside (``<hash>.pt.unusable-<time>``) with a one-line warning and the run starts from the
 beginning. Loading uses ``torch.load(weights_only=True)``: a checkpoint holds tensors, plain
 containers, numbers and strings only.
+
+Two processes training one configuration at once (a ``run`` beside a sweep that claimed it)
+share its file: each write is whole, and any of them is a point of the same training, so a
+resume from either is right; the first to finish removes it, the other's next epoch writes it
+again.
 """
 
 from __future__ import annotations

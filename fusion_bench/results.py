@@ -3,10 +3,12 @@
 Layout under the store's root (default ``results/``)::
 
     runs/<run_id>.json       the record, written atomically (temp file + os.replace)
+    checkpoints/<hash>.pt    a run in training, until its record is written (fusion_bench.checkpoint)
     fusion_bench.sqlite      index: run_id, config_hash, model_hash, dataset, fusion, seed,
                              metrics, path
 
-A record is written only when a run finished; a failed or interrupted run leaves nothing behind.
+A record is written only when a run finished; an interrupted run leaves no record, only its
+last checkpoint, which the next run of its configuration resumes.
 The JSON files are the truth and the index only a cache of them: each use of the store first
 adds the records it lacks (files copied in, a folder of records committed without its index)
 and drops rows whose file is gone. A file in ``runs/`` that is not a readable record (truncated,

@@ -4,6 +4,7 @@ holds, where it goes, and what happens to one that is unusable."""
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import signal
@@ -56,6 +57,17 @@ def config(*extra):
 @pytest.fixture(scope="module")
 def reg():
     return load_registry(entry_points=False)
+
+
+_WHOLE: dict[str, dict] = {}
+
+
+def uninterrupted(cfg, reg) -> dict:
+    """The record of ``cfg`` run without checkpoints, made once per configuration."""
+    key = _hash(cfg, reg)
+    if key not in _WHOLE:
+        _WHOLE[key] = run_record(cfg, reg)
+    return _WHOLE[key]
 
 
 class Interrupt(Events):
@@ -122,7 +134,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_record(reg, tmp_path, m
     instead of going on mid-pass; the best weights or early-stopping count lost) changes the
     weights, so the scores and kept weights differ from the uninterrupted run's."""
     cfg = config(mode)
-    whole = run_record(cfg, reg)
+    whole = uninterrupted(cfg, reg)
     assert whole["resumed"] is None
     (f,) = whole["fits"]  # the configuration does what the comment above says
     assert f["stopped_early"] == (mode is EPOCHS) and len({h["lr"] for h in f["history"]}) == 2
@@ -138,7 +150,7 @@ def test_a_per_target_run_resumes_in_its_second_model(reg, tmp_path, mode):
     """Bugs: the first model retrained (or its weights or fit lost) when the run resumes in
     the second; the second model resumed with the first one's state."""
     cfg = config(mode, PER_TARGET)
-    whole = run_record(cfg, reg)
+    whole = uninterrupted(cfg, reg)
     again = interrupted_then_resumed(cfg, reg, tmp_path, 2, 2)
     same_result(whole, again)
     first_epochs = whole["fits"][0]["epochs"]
@@ -152,7 +164,7 @@ def test_a_per_target_run_in_its_second_model_restores_the_first(reg, tmp_path, 
     from fusion_bench import runs
 
     cfg = config(STEPS, PER_TARGET)
-    whole = run_record(cfg, reg)
+    whole = uninterrupted(cfg, reg)
     where = Checkpoints(str(tmp_path))
     with pytest.raises(KeyboardInterrupt):
         run_record(cfg, reg, Interrupt(2, 1), where)
@@ -215,42 +227,74 @@ def test_random_states_come_back_exactly():
     assert first[2:] == again[2:]
 
 
-def _unusable(path: Path, how: str) -> None:
+@pytest.fixture(scope="module")
+def written(reg, tmp_path_factory) -> tuple[str, bytes]:
+    """(configuration hash, bytes) of a real checkpoint: STEPS stopped after epoch 1."""
+    cfg, where = config(STEPS), Checkpoints(str(tmp_path_factory.mktemp("written")))
+    with pytest.raises(KeyboardInterrupt):
+        run_record(cfg, reg, Interrupt(1, 1), where)
+    return _hash(cfg, reg), where.path(_hash(cfg, reg)).read_bytes()
+
+
+def opened_with_warnings(where: Checkpoints, key: str):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ck = where.open(key, "concat-s0")
+    return ck, [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "pickle", "other-run"])
+def test_an_unreadable_checkpoint_is_set_aside_in_one_warning(tmp_path, written, how):
+    """Bugs: a traceback on a torn or foreign file (or torch's own warnings on top of ours);
+    code in a pickle run (weights_only refuses it); a checkpoint of another configuration
+    resumed; the unusable file deleted instead of moved aside."""
+    key, data = written
+    where = Checkpoints(str(tmp_path))
+    path = where.path(key)
+    path.parent.mkdir()
     if how == "truncated":
-        data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
     elif how == "garbage":
         path.write_bytes(os.urandom(4096))
-    elif how == "pickle":  # an object weights_only refuses to build: must not run
+    elif how == "pickle":  # an object weights_only refuses to build: it must not run
         import pickle
 
         path.write_bytes(pickle.dumps({"format": 1, "x": os.getcwd}))
-    else:  # a readable checkpoint of this configuration, but for another amount of data
-        ck = torch.load(path, weights_only=True)
-        ck["plan"]["windows"] += 1
+    else:  # a whole checkpoint of another configuration, copied under this one's name
+        ck = torch.load(io.BytesIO(data), weights_only=True)
+        ck["config_hash"] = "0123456789abcdef"
         torch.save(ck, path)
+    ck, said = opened_with_warnings(where, key)
+    assert ck.found is None
+    assert len(said) == 1 and said[0].startswith(f"checkpoint {path}: "), said
+    assert said[0].endswith("concat-s0 trains from the start")
+    assert ("not a fusion-bench checkpoint" in said[0] or "not readable" in said[0]
+            or "0123456789abcdef" in said[0])
+    aside = [p.name for p in path.parent.iterdir() if ".unusable-" in p.name]
+    assert not path.exists() and len(aside) == 1 and aside[0].startswith(path.name)
+    ck, said = opened_with_warnings(where, key)  # nothing left to warn about
+    assert ck.found is None and said == []
 
 
-@pytest.mark.parametrize("how", ["truncated", "garbage", "pickle", "other-schedule"])
-def test_an_unusable_checkpoint_is_set_aside_and_the_run_starts_over(reg, tmp_path, how):
-    """Bugs: a traceback (or a failed run) on a torn or foreign checkpoint; a checkpoint of
-    another schedule resumed; the unusable file deleted instead of kept aside."""
-    cfg = config(STEPS)
+def test_a_checkpoint_of_another_schedule_is_set_aside_and_the_run_starts_over(reg, tmp_path,
+                                                                                written):
+    """The same configuration on data that changed (one training window more): the run says
+    so in one warning and trains from the start, to the uninterrupted record. Bug: a
+    checkpoint resumed on another schedule (its batch order and epochs would not be this
+    run's)."""
+    key, data = written
     where = Checkpoints(str(tmp_path))
-    path = where.path(_hash(cfg, reg))
-    with pytest.raises(KeyboardInterrupt):
-        run_record(cfg, reg, Interrupt(1, 2), where)
-    _unusable(path, how)
+    ck = torch.load(io.BytesIO(data), weights_only=True)
+    ck["plan"]["windows"] += 1
+    where.path(key).parent.mkdir()
+    torch.save(ck, where.path(key))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        record = run_record(cfg, reg, None, where)
+        record = run_record(config(STEPS), reg, None, where)
     said = [str(w.message) for w in caught if "checkpoint" in str(w.message)]
-    assert len(said) == 1 and "trains from the start" in said[0], said
-    assert ("another schedule (windows 24 -> 23)" in said[0]) == (how == "other-schedule")
+    assert len(said) == 1 and "another schedule (windows 24 -> 23)" in said[0], said
     assert record["resumed"] is None
-    same_result(run_record(cfg, reg), record)
-    aside = [p.name for p in path.parent.iterdir() if ".unusable-" in p.name]
-    assert len(aside) == 1 and aside[0].startswith(path.name)
+    same_result(uninterrupted(config(STEPS), reg), record)
 
 
 def test_the_cli_says_it_resumes_in_one_line(cli_run, tiny_args, tmp_path, reg):
@@ -306,7 +350,7 @@ def test_a_sweep_resumes_a_half_trained_run(tmp_path):
     assert (res.done, res.failed) == (1, 0)
     (stored,) = store.records()
     assert stored["resumed"] == {"concat valence+arousal": 2}
-    whole = run_record(cfgs[0], reg)
+    whole = uninterrupted(cfgs[0], reg)
     assert stored["metrics"] == whole["metrics"] and stored["scores"] == whole["scores"]
     assert not path.exists()
 
@@ -357,8 +401,44 @@ def test_a_writer_killed_mid_checkpoint_leaves_the_previous_one(reg, tmp_path):
     assert all(p.startswith(".") and p.endswith(".tmp") for p in left), left
     record, _ = run_and_store(cfg, reg, ResultsStore(tmp_path))
     assert record["resumed"] == {"concat valence+arousal": 1}
-    whole = run_record(cfg, reg)
+    whole = uninterrupted(cfg, reg)
     assert record["metrics"] == whole["metrics"] and record["scores"] == whole["scores"]
     (label, rel), = record["artifacts"]["models"].items()
     kept = torch.load(tmp_path / rel, weights_only=True)
     assert all(torch.equal(kept[k], v) for k, v in whole[PENDING]["models"][label].items())
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_from_the_command_line(reg, tmp_path, cli_run):
+    """``fusion-bench run`` killed with SIGKILL once its first checkpoint is there, then run
+    again: it resumes and stores the uninterrupted run's scores. Bug: anything that works only
+    when the process unwinds (a checkpoint written on the way out, kept in memory)."""
+    import time
+
+    from .conftest import TINY
+
+    args = ["run", "--out", str(tmp_path), *TINY,
+            *[x for k, v in STEPS for x in ("--set", f"{k}={v}")]]
+    cfg = config(STEPS)
+    path = Checkpoints(str(tmp_path)).path(_hash(cfg, reg))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # as this process
+    proc = subprocess.Popen([sys.executable, "-m", "fusion_bench", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.exists(), "no checkpoint appeared"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+    code, _, err = cli_run(*args)
+    assert code == 0, err
+    assert "note: resuming concat-s0 from epoch " in err
+    (stored,) = ResultsStore(tmp_path).records()
+    whole = uninterrupted(cfg, reg)
+    assert stored["resumed"] and stored["metrics"] == whole["metrics"]
+    assert stored["fits"][0]["history"] == whole["fits"][0]["history"]
+    assert not path.exists()
