@@ -256,16 +256,20 @@ def test_an_unreadable_checkpoint_is_set_aside_in_one_warning(tmp_path, written,
         path.write_bytes(data[: len(data) // 2])
     elif how == "garbage":
         path.write_bytes(os.urandom(4096))
-    elif how == "pickle":  # an object weights_only refuses to build: it must not run
+    elif how == "pickle":  # a pickle that runs code when loaded: weights_only refuses it
         import pickle
 
-        path.write_bytes(pickle.dumps({"format": 1, "x": os.getcwd}))
+        class Payload:
+            def __reduce__(self):
+                return os.mkdir, (str(tmp_path / "ran"),)
+
+        path.write_bytes(pickle.dumps({"format": 1, "x": Payload()}))
     else:  # a whole checkpoint of another configuration, copied under this one's name
         ck = torch.load(io.BytesIO(data), weights_only=True)
         ck["config_hash"] = "0123456789abcdef"
         torch.save(ck, path)
     ck, said = opened_with_warnings(where, key)
-    assert ck.found is None
+    assert ck.found is None and not (tmp_path / "ran").exists()
     assert len(said) == 1 and said[0].startswith(f"checkpoint {path}: "), said
     assert said[0].endswith("concat-s0 trains from the start")
     assert ("not a fusion-bench checkpoint" in said[0] or "not readable" in said[0]
