@@ -46,6 +46,16 @@ FOLDER = "checkpoints"
 FORMAT = 1  # raised when what a checkpoint holds changes; another format is set aside
 
 
+def error_line(e: BaseException) -> str:
+    """``e`` in one line: its first line that says something (``load_state_dict`` opens with a
+    line ending in a colon, then names each mismatch on a line of its own), at most 200
+    characters, after its type."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        lines = lines[1:]
+    return f"{type(e).__name__}: {(lines or [''])[0][:200]}"
+
+
 # -- random generators -----------------------------------------------------------------------------
 def capture_rng(device: torch.device) -> dict:
     """Torch's (CPU, and ``device``'s when CUDA), numpy's and Python's global random states, as
@@ -175,8 +185,7 @@ class RunCheckpoint:
         except FileNotFoundError:
             return None  # removed since exists(): by a run of the same configuration finishing
         except Exception as e:  # noqa: BLE001 - any unreadable file: set aside, never a traceback
-            first = (str(e).strip().splitlines() or [""])[0][:200]
-            problem = f"not readable ({type(e).__name__}: {first})"
+            problem = f"not readable ({error_line(e)})"
         if problem is not None:
             self._set_aside(problem)
             return None

@@ -31,7 +31,7 @@ import torch
 
 from .artifacts import PENDING, write_run
 from .baseline import ridge_baseline
-from .checkpoint import Checkpoints, RunCheckpoint
+from .checkpoint import Checkpoints, RunCheckpoint, error_line
 from .config import RunConfig
 from .costs import count_flops, count_parameters
 from .data import TARGETS, Video, dataset_targets
@@ -193,8 +193,8 @@ def _load_weights(model: torch.nn.Module, weights: dict, label: str,
         model.load_state_dict(weights)
     except RuntimeError as e:
         raise DataError(f"{label}: its weights in checkpoint {checkpoint.path} do not fit the "
-                        f"model ({str(e).strip().splitlines()[0][:200]}); run again with "
-                        "--restart to train from the start") from None
+                        f"model ({error_line(e)}); run again with --restart to train from the "
+                        "start") from None
 
 
 def run_info(cfg: RunConfig, reg, targets: Sequence[str] | None = None) -> RunInfo:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .checkpoint import FitState, capture_rng, restore_rng
+from .checkpoint import FitState, capture_rng, error_line, restore_rng
 from .config import TrainConfig
 from .data import TARGETS
 from .data.windows import Windows
@@ -264,9 +264,8 @@ def _restore(state: FitState, model: torch.nn.Module, opt: torch.optim.Optimizer
         opt.load_state_dict(state.optimizer)
         plateau.load_state_dict(state.plateau)
     except (RuntimeError, KeyError, ValueError, TypeError) as e:
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise DataError(f"{label}: its checkpoint does not fit the model ({type(e).__name__}: "
-                        f"{first}); run again with --restart to train from the start") from None
+        raise DataError(f"{label}: its checkpoint does not fit the model ({error_line(e)}); run "
+                        "again with --restart to train from the start") from None
 
 
 class TrainingLengthWarning(UserWarning):

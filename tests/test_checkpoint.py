@@ -446,3 +446,28 @@ def test_a_run_killed_with_sigkill_resumes_from_the_command_line(reg, tmp_path, 
     assert stored["resumed"] and stored["metrics"] == whole["metrics"]
     assert stored["fits"][0]["history"] == whole["fits"][0]["history"]
     assert not path.exists()
+
+
+@pytest.mark.parametrize("where_", ["in-training", "finished"])
+def test_weights_that_do_not_fit_the_model_are_one_error_naming_restart(reg, tmp_path, written,
+                                                                        where_):
+    """A checkpoint of this configuration whose weights do not fit the model built now (a
+    plugin changed under the same configuration): one error line that says how to start over,
+    not a traceback nor a silent restart. Bug: load_state_dict's multi-line RuntimeError."""
+    from fusion_bench.errors import DataError
+
+    key, data = written
+    where = Checkpoints(str(tmp_path))
+    ck = torch.load(io.BytesIO(data), weights_only=True)
+    weights = ck["current"]["state"]["model"]
+    name = next(iter(weights))
+    weights[name] = torch.zeros(*weights[name].shape, 2)
+    if where_ == "finished":
+        ck["finished"] = [{"label": "concat valence+arousal", "columns": [0, 1], "fit": {},
+                           "weights": weights}]
+        ck["current"] = None
+    where.path(key).parent.mkdir()
+    torch.save(ck, where.path(key))
+    with pytest.raises(DataError, match=r"checkpoint .*(do|does) not fit the model .*--restart") as e:
+        run_record(config(STEPS), reg, None, where)
+    assert "\n" not in str(e.value) and name in str(e.value)
