@@ -52,7 +52,8 @@ def run(fusion: str | None = None, *, seed: int | None = None, dataset: str | No
         overrides: Mapping[str, typing.Any] | None = None, preset: str = "quick",
         config_file: PathLike | None = None, out: PathLike | None = None,
         robustness: bool = False, keep_model: bool = True, plugins: Iterable[str] = (),
-        strict_plugins: bool = False) -> dict:
+        strict_plugins: bool = False, restart: bool = False,
+        keep_checkpoint: bool = False) -> dict:
     """Train and evaluate one configuration; return its record (a dict: ``metrics``, ``scores``,
     ``config``, ``run_id``...).
 
@@ -62,7 +63,9 @@ def run(fusion: str | None = None, *, seed: int | None = None, dataset: str | No
     ``out``: a results store to write the record (and, with ``keep_model``, the trained weights
     and test predictions) into, as ``fusion-bench run --out``; None: nothing is written.
     ``robustness``: also score with modalities dropped and noised. ``plugins``: plugin files or
-    modules to load, as ``--plugin``."""
+    modules to load, as ``--plugin``. With ``out``, the run checkpoints into the store after
+    each epoch and resumes a checkpoint of its configuration found there, as the CLI's does
+    (``restart``, ``keep_checkpoint``: as ``--restart``, ``--keep-checkpoint``)."""
     from .config.arguments import config_of
 
     arguments = {"fusion": fusion, "seed": seed, "dataset": dataset, "encoder": encoder,
@@ -86,7 +89,8 @@ def run(fusion: str | None = None, *, seed: int | None = None, dataset: str | No
 
     store = ResultsStore(os.fspath(out))
     store.check_writable()  # before any training
-    record, _ = run_and_store(cfg, reg, store, Events(reg.pm), keep_model=keep_model)
+    record, _ = run_and_store(cfg, reg, store, Events(reg.pm), keep_model=keep_model,
+                              restart=restart, keep_checkpoint=keep_checkpoint)
     return record
 
 

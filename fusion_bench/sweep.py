@@ -383,14 +383,16 @@ def sweep_grid(fusions: str | Iterable[str], seeds: int | Iterable[int] = 5, *,
                config_file: str | os.PathLike | None = None, overrides: dict | None = None,
                robustness: bool = False, executor: str = "local", jobs: int | None = None,
                keep_models: bool = True, plugins: Iterable[str] = (), strict_plugins: bool = False,
-               echo: Callable[[str], object] | None = print, **arguments) -> GridResult:
+               echo: Callable[[str], object] | None = print, restart: bool = False,
+               keep_checkpoints: bool = False, **arguments) -> GridResult:
     """``fusion_bench.sweep(["rcma", "concat"], seeds=3, overrides={"train.steps": 20})``: the
     ``fusion-bench sweep`` of these settings from Python. ``fusions``: names (``only:audio``
     adds a one-modality row), or one comma-separated string; ``seeds``: N for 0..N-1, or the
     seeds; ``arguments``: the CLI's flags as keywords (``dataset``, ``encoder``, ``modalities``,
     ``root``, ``device``), ``overrides`` any config key (:mod:`fusion_bench.config.arguments`).
-    Skips what ``out`` already holds; returns the counts run, skipped and failed. A mistake
-    raises a :class:`fusion_bench.errors.FusionBenchError` before any run."""
+    Skips what ``out`` already holds and resumes a run it holds half-trained (``restart``: from
+    the start; ``keep_checkpoints``: as the CLI's flags); returns the counts run, skipped and
+    failed. A mistake raises a :class:`fusion_bench.errors.FusionBenchError` before any run."""
     from .config.arguments import override_pairs
     from .plugins import load_registry
 
@@ -412,7 +414,8 @@ def sweep_grid(fusions: str | Iterable[str], seeds: int | Iterable[int] = 5, *,
     store = ResultsStore(os.fspath(out))
     store.check_writable()  # before any run
     return sweep(configs, reg, store, echo=echo or (lambda _: None), executor=executor, jobs=jobs,
-                 spec=RegistrySpec.of(plugins, strict_plugins), keep_models=keep_models)
+                 spec=RegistrySpec.of(plugins, strict_plugins), keep_models=keep_models,
+                 restart=restart, keep_checkpoints=keep_checkpoints)
 
 
 class _CallableModule(types.ModuleType):

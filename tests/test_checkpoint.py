@@ -471,3 +471,19 @@ def test_weights_that_do_not_fit_the_model_are_one_error_naming_restart(reg, tmp
     with pytest.raises(DataError, match=r"checkpoint .*(do|does) not fit the model .*--restart") as e:
         run_record(config(STEPS), reg, None, where)
     assert "\n" not in str(e.value) and name in str(e.value)
+
+
+def test_the_python_api_resumes_and_restarts_as_the_cli(reg, tmp_path):
+    """fusion_bench.run(out=...) checkpoints and resumes as ``fusion-bench run`` does, and
+    passes restart= and keep_checkpoint= on. Bug: the keywords dropped on the way."""
+    import fusion_bench
+
+    over = dict(tiny_overrides() + STEPS)
+    path = Checkpoints(str(tmp_path)).path(_hash(config(STEPS), reg))
+    first = fusion_bench.run(overrides=over, out=tmp_path, keep_checkpoint=True)
+    assert first["resumed"] is None and path.exists()
+    again = fusion_bench.run(overrides=over, out=tmp_path, restart=True, keep_checkpoint=True)
+    assert again["resumed"] is None and path.exists()
+    last = fusion_bench.run(overrides=over, out=tmp_path)
+    assert last["resumed"] == {"concat valence+arousal": 6} and not path.exists()
+    assert last["metrics"] == first["metrics"]
