@@ -175,7 +175,7 @@ def fit_targets(cfg: RunConfig, reg, dims: dict[str, int], train: Windows, val: 
                       on_checkpoint=None if checkpoint is None else functools.partial(
                           checkpoint.epoch_done, label, cols))
             if checkpoint is not None:
-                checkpoint.model_done(label, cols, dataclasses.asdict(res), model.state_dict())
+                checkpoint.model_done(label, cols, res.summary(), model.state_dict())
         yield Fitted(cols, model, res, options)
 
 
@@ -234,7 +234,7 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     notes: list[dict] = []  # what the validation histories say about the training length
     params: dict = {}
     flops: dict[str, int] | None = None
-    t_eval = t_rob = 0.0
+    t_eval = t_rob = 0.0  # t_eval: predicting the test split, by every model
     rob = cfg.robustness
     scale = feature_scale(splits["train"], mods) if rob.enabled else {}
     rob_preds: dict[tuple, list[np.ndarray]] = {}
@@ -248,14 +248,18 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
             params = count_parameters(model)
             one = window_flops(model, wins["test"])
             flops = None if one is None else {k: v * len(groups) for k, v in one.items()}
-        fits.append({"targets": [targets[c] for c in cols], **res.__dict__})
+        fits.append({"targets": [targets[c] for c in cols], **res.summary()})
         label = model_label(cfg, cols, targets)
         kept[label] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         columns[label] = list(cols)
         notes += fit_warnings(res, cfg.train, label)
+        if res.val_predictions is not None:  # what the best weights predicted in validation
+            for d, out in zip(preds["val"], res.val_predictions, strict=True):
+                d[:, list(cols)] = out
+        else:
+            predict_into(preds["val"], cols, model, wins["val"], splits["val"], device)
         t0 = time.perf_counter()
-        for s in ("val", "test"):
-            predict_into(preds[s], cols, model, wins[s], splits[s], device)
+        predict_into(preds["test"], cols, model, wins["test"], splits["test"], device)
         t_eval += time.perf_counter() - t0
         t0 = time.perf_counter()
         if rob.enabled:
@@ -276,9 +280,9 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     if rob.enabled:
         extra["robustness"] = robustness_summary(
             rob.levels, metrics["test"], {k: score(p, splits["test"], targets) for k, p in rob_preds.items()})
-    # video frames predicted (all targets, by every model of the run) per second of prediction;
+    # test frames predicted (all targets, by every model of the run) per second of prediction;
     # a frame is computed in every window covering it (window / eval hop of them)
-    eval_frames = sum(v.n_frames for s in ("val", "test") for v in splits[s])
+    eval_frames = sum(v.n_frames for v in splits["test"])
     return {
         "metrics": metrics,  # CCC, as every record has it
         "scores": scores,  # every registered metric

@@ -136,6 +136,14 @@ class FitResult:
     planned_epochs: int = 0
     stopped_early: bool = False
     resumed_from_epoch: int = 0  # epochs restored from a checkpoint (0: trained from the start)
+    # the best epoch's overlap-averaged val predictions (one (n_frames, len(columns)) array per
+    # val video), exactly what the returned weights predict: the run reuses them instead of
+    # predicting val again. None when that epoch was trained before a resume. Not recorded.
+    val_predictions: list[np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def summary(self) -> dict:
+        """The recorded fields (the record's ``fits`` entry, a checkpoint's finished model)."""
+        return {k: v for k, v in self.__dict__.items() if k != "val_predictions"}
 
 
 def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, columns: tuple[int, ...],
@@ -168,6 +176,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     warmup_steps, total_steps = sched.warmup_steps, sched.steps
     cols = torch.tensor(columns)
     best, best_epoch, best_state, stale = -float("inf"), 0, None, 0
+    best_preds: list[np.ndarray] | None = None  # the best epoch's val predictions
     history: list[dict] = []
     frames, t_train, step = 0, 0.0, 0
     stopped = False
@@ -226,7 +235,8 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 [torch.isfinite(p).all() for p in model.parameters()]).all()):  # one sync
             raise DataError(f"{label}: the training loss or weights became NaN/inf at epoch "
                             f"{epoch}; lower train.lr")
-        val_scores = score(predict(model, val, val_videos, device), val_videos, targets, columns)
+        val_preds = predict(model, val, val_videos, device)
+        val_scores = score(val_preds, val_videos, targets, columns)
         v = val_scores["mean"]
         lr = opt.param_groups[0]["lr"]
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val": val_scores, "lr": lr,
@@ -234,6 +244,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
         if v > best:
             best, best_epoch, stale = v, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
+            best_preds = val_preds
         else:
             stale += 1
         if epoch > cfg.warmup_epochs and cfg.schedule == "plateau":
@@ -253,7 +264,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     if best_state is not None:
         model.load_state_dict(best_state)
     return FitResult(best, best_epoch, len(history), t_train, frames / max(t_train, 1e-9), history,
-                     step, sched.epochs, stopped, done)
+                     step, sched.epochs, stopped, done, best_preds)
 
 
 def _restore(state: FitState, model: torch.nn.Module, opt: torch.optim.Optimizer, plateau,

@@ -213,3 +213,33 @@ def test_a_run_warns_and_records_what_the_history_says(monkeypatch):
     assert [str(c.message) for c in caught if c.category is TrainingLengthWarning] == \
         ["m: raise train.steps"]
     assert r["training_warnings"] == [dict(note, model="concat valence+arousal")]
+
+
+def test_the_val_predictions_a_run_reuses_are_those_of_the_returned_weights(monkeypatch):
+    """The run scores val with the best epoch's validation predictions instead of predicting
+    again: they must be exactly what the restored weights predict. The fake scores make epoch 1
+    the best of 3, so keeping the last epoch's predictions (or not restoring) would differ."""
+    from fusion_bench import train
+    from fusion_bench.evaluate import predict
+    from fusion_bench.model import build_model
+    from fusion_bench.runs import load_dataset, split_windows
+    from fusion_bench.runtime import seed_everything
+
+    cfg = build_config("quick", None, tiny_overrides() + [("train.epochs", "3"),
+                                                          ("train.early_stop_patience", "0")])
+    reg = load_registry(entry_points=False)
+    ds, splits = load_dataset(reg, cfg)
+    cfg, wins = split_windows(cfg, splits, tuple(ds.dims))
+    seed_everything(cfg.seed)
+    model, _ = build_model(reg, cfg, dict(ds.dims), n_targets=2)
+    epochs = iter([0.9, 0.5, 0.1])  # validation gets worse: epoch 1 is the best
+    real = train.score
+    monkeypatch.setattr(train, "score", lambda *a, **k: {**real(*a, **k), "mean": next(epochs)})
+    res = train.fit(model, wins["train"], wins["val"], splits["val"], (0, 1), cfg.train,
+                    torch.device("cpu"), cfg.seed)
+    assert (res.best_epoch, res.epochs) == (1, 3)
+    again = predict(model, wins["val"], splits["val"], torch.device("cpu"))
+    assert res.val_predictions is not None
+    for a, b in zip(res.val_predictions, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert "val_predictions" not in res.summary()
