@@ -56,16 +56,24 @@ LAMBDAS: tuple[float, ...] = tuple(float(10.0 ** (k / 2)) for k in range(-12, 5)
 CHUNK = 65536
 
 
-def design(video: Video, modalities: Sequence[str], lo: int = 0, hi: int | None = None
-           ) -> np.ndarray:
-    """The unstandardised per-frame inputs of frames ``lo:hi`` of ``video``, float64
-    ``(hi − lo, D)`` with D = Σ d_m + len(modalities): each modality's features, zero where its
-    mask is False, then one column per modality holding its mask (1 present, 0 missing)."""
+def design(video: Video, modalities: Sequence[str], lo: int = 0, hi: int | None = None,
+           rows: np.ndarray | None = None) -> np.ndarray:
+    """The unstandardised per-frame inputs of frames ``lo:hi`` of ``video`` (of those, the
+    frames where bool ``rows`` (hi − lo,) is True, when given), float64 ``(k, D)`` with
+    D = Σ d_m + len(modalities): each modality's features, zero where its mask is False, then
+    one column per modality holding its mask (1 present, 0 missing)."""
     hi = video.n_frames if hi is None else hi
     masks = [video.masks[m][lo:hi] for m in modalities]
-    feats = [np.where(k[:, None], video.features[m][lo:hi], 0.0)
-             for m, k in zip(modalities, masks, strict=True)]
-    return np.concatenate([*feats, np.stack(masks, axis=1)], axis=1, dtype=np.float64)
+    feats = [video.features[m][lo:hi] for m in modalities]
+    if rows is not None:  # select first: one copy of the rows kept, not of the whole range
+        masks, feats = [k[rows] for k in masks], [f[rows] for f in feats]
+    out = np.concatenate([*feats, np.stack(masks, axis=1)], axis=1, dtype=np.float64)
+    col = 0
+    for f, k in zip(feats, masks, strict=True):
+        if not k.all():  # most features have no missing frame: no pass over them
+            out[~k, col:col + f.shape[1]] = 0.0
+        col += f.shape[1]
+    return out
 
 
 def _blocks(videos: Sequence[Video], modalities: Sequence[str], valid_only: bool
@@ -82,9 +90,10 @@ def _blocks(videos: Sequence[Video], modalities: Sequence[str], valid_only: bool
         ok = v.valid
         for lo in range(0, v.n_frames, CHUNK):
             hi = min(lo + CHUNK, v.n_frames)
-            x, y = design(v, modalities, lo, hi), v.labels[lo:hi].astype(np.float64)
-            if valid_only:
-                x, y = x[ok[lo:hi]], y[ok[lo:hi]]
+            sel = ok[lo:hi] if valid_only else None
+            x = design(v, modalities, lo, hi, sel)
+            y = v.labels[lo:hi] if sel is None else v.labels[lo:hi][sel]
+            y = y.astype(np.float64)
             pieces.append((i, lo, hi))
             xs.append(x)
             ys.append(y)
