@@ -315,7 +315,7 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise ConfigError('--executor ray needs Ray: pip install "fusion-bench[ray]"') from None
+        raise ConfigError('--executor ray needs Ray: pip install "fusion-bench-affect[ray]"') from None
     return ray
 
 

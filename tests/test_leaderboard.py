@@ -244,7 +244,7 @@ def test_missing_matplotlib_is_a_clear_error(records, tmp_path, monkeypatch, cli
     store.write(records[0])
     code, _, err = cli_run("leaderboard", "--results", store.root, "--out", tmp_path / "o",
                            "--plots", tmp_path / "p")
-    assert code == 2 and 'pip install "fusion-bench[plots]"' in err
+    assert code == 2 and 'pip install "fusion-bench-affect[plots]"' in err
     assert not (tmp_path / "o").exists()  # failed before writing any table
 
 

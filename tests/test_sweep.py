@@ -114,7 +114,7 @@ def test_failed_run_in_a_process_sweep_is_recorded_and_the_others_succeed(tmp_pa
 
 
 def test_ray_executor_stores_every_run_from_the_driver(tmp_path, monkeypatch):
-    ray = pytest.importorskip("ray", reason="the Ray executor needs pip install 'fusion-bench[ray]'")
+    ray = pytest.importorskip("ray", reason="the Ray executor needs pip install 'fusion-bench-affect[ray]'")
     store = ResultsStore(tmp_path)
     cfgs = configs(seeds=(0,))
     written = _count_writes(monkeypatch)
@@ -139,7 +139,7 @@ def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, cli_run, monk
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` raise ImportError
     code, _, err = cli_run("sweep", "--fusion", "concat", "--seeds", "1", "--executor", "ray",
                            "--out", tmp_path, *TINY_SETS)
-    assert code == 2 and 'pip install "fusion-bench[ray]"' in err
+    assert code == 2 and 'pip install "fusion-bench-affect[ray]"' in err
     assert not ResultsStore(tmp_path).records()
 
 

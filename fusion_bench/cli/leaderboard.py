@@ -40,7 +40,7 @@ from .app import cli
                    "dataset  [default: tab:leaderboard-{dataset}]")
 @click.option("--plots", "plots_dir", default=None, metavar="DIR",
               help="Also write pareto_<dataset>.png and noise_<dataset>.png into DIR "
-                   '(needs pip install "fusion-bench[plots]").')
+                   '(needs pip install "fusion-bench-affect[plots]").')
 @click.option("--explain", is_flag=True,
               help="After each table, every setting of each row's configuration (those that "
                    "differ between rows marked *).")

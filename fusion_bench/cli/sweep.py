@@ -17,7 +17,7 @@ from .options import config_options, pop_config_args
 @click.option("--out", default="results", show_default=True, help="Results store folder.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this machine's processes; ray: one Ray task per run "
-                   "(RAY_ADDRESS for a cluster; pip install \"fusion-bench[ray]\").")
+                   "(RAY_ADDRESS for a cluster; pip install \"fusion-bench-affect[ray]\").")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Runs at once [default: 1 for local, one per cluster CPU for ray].")
 @click.option("--robustness", is_flag=True,

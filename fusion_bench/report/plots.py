@@ -23,7 +23,7 @@ from .leaderboard import Row, device, lookup, modality_order, value
 from .statistics import mean_std
 
 DPI = 120
-INSTALL_HINT = 'plots need matplotlib: pip install "fusion-bench[plots]"'
+INSTALL_HINT = 'plots need matplotlib: pip install "fusion-bench-affect[plots]"'
 
 
 @dataclass
