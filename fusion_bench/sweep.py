@@ -137,7 +137,7 @@ def grid(fusions: list[str], seeds: list[int], base: list[tuple[str, str]], pres
 def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, executor: str = "local",
           jobs: int | None = None, spec: RegistrySpec | None = None,
           keep_models: bool = True, restart: bool = False,
-          keep_checkpoints: bool = False) -> GridResult:
+          keep_checkpoints: bool = False, threads: int | None = None) -> GridResult:
     """Run every configuration not yet stored; record failures and continue. What every run
     would fail on (an unknown plugin name, a modality the dataset lacks) is raised before any
     run (:func:`preflight`).
@@ -147,6 +147,8 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     ``keep_models``: store each run's trained weights and test predictions with its record.
     Each run checkpoints into the store and resumes its checkpoint found there (``restart``:
     removes it instead); a finished run's checkpoint goes unless ``keep_checkpoints``.
+    ``threads``: torch threads per run (default: this process's for a sequential sweep, the
+    cores shared among the runs at once otherwise).
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
@@ -185,8 +187,12 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     try:
         todo = list(missing())
         preflight(todo, reg)  # a wrong name is one error before any run, not a failed record per run
+        if sequential and threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         _run_all(todo, reg, store, echo, res, tag, executor, jobs, spec, sequential, claimed,
-                 keep_models, checkpoints)
+                 keep_models, checkpoints, threads)
     finally:  # an interrupted sweep frees what it did not finish
         for key in claimed.values():
             store.release(key)
@@ -196,16 +202,16 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
 def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[str], object],
              res: GridResult, tag: Callable[[RunConfig], str], executor: str, jobs: int | None,
              spec: RegistrySpec | None, sequential: bool, claimed: dict[int, str],
-             keep_models: bool, checkpoints: Checkpoints) -> None:
+             keep_models: bool, checkpoints: Checkpoints, threads: int | None = None) -> None:
     """Run ``todo`` on the executor and store each outcome as it arrives, releasing its claim."""
     if sequential:
         outcomes: Outcomes = ((c, attempt(c, reg, checkpoints)) for c in todo)
     elif executor == "local":
         assert spec is not None  # checked above
-        outcomes = _process_outcomes(todo, spec, jobs, checkpoints)
+        outcomes = _process_outcomes(todo, spec, jobs, checkpoints, threads)
     else:
         assert spec is not None  # checked above
-        outcomes = _ray_outcomes(todo, spec, jobs, echo, checkpoints)
+        outcomes = _ray_outcomes(todo, spec, jobs, echo, checkpoints, threads)
     # closing(): on Ctrl-C here the executor's clean-up (cancel pending work) runs at once.
     with contextlib.closing(outcomes):
         for cfg, outcome in outcomes:
@@ -269,7 +275,8 @@ def _init_worker(driver: int) -> None:
 
 
 def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None,
-                      checkpoints: Checkpoints | None = None) -> Outcomes:
+                      checkpoints: Checkpoints | None = None, threads: int | None = None
+                      ) -> Outcomes:
     """Run ``todo`` in ``jobs`` spawned processes; yield (config, outcome) as each finishes."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -278,7 +285,7 @@ def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | Non
     if not todo:
         return
     jobs = jobs or 1
-    threads = max(1, usable_cpus() // jobs)  # N jobs share the cores, not N × cores
+    threads = threads or max(1, usable_cpus() // jobs)  # N jobs share the cores, not N × cores
     # spawn, not fork: forking a process that already runs torch's thread pools can deadlock.
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
                                mp_context=multiprocessing.get_context("spawn"),
@@ -334,7 +341,7 @@ def ray_threads(cpus: int, node_cpus: int, jobs: int | None) -> tuple[int, str |
 
 def _ray_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None,
                   echo: Callable[[str], object] = print,
-                  checkpoints: Checkpoints | None = None) -> Outcomes:
+                  checkpoints: Checkpoints | None = None, threads: int | None = None) -> Outcomes:
     """Run each of ``todo`` as a Ray task; yield (config, outcome) as each finishes."""
     if not todo:
         return
@@ -347,7 +354,8 @@ def _ray_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None,
         cluster = ray.cluster_resources()
         node_cpus = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]),
                         default=1)
-        threads, note = ray_threads(int(cluster.get("CPU", 1)), node_cpus, jobs)
+        per_task, note = ray_threads(int(cluster.get("CPU", 1)), node_cpus, jobs)
+        threads = min(threads, node_cpus) if threads else per_task  # a task fits on a node
         if note:
             echo(note)
         task = ray.remote(work)

@@ -8,7 +8,7 @@
 #   scripts/gpu_bench.sh RESULTS_DIR [extra bench options...]
 #   MODES="bf16-graphs fp32-graphs" scripts/gpu_bench.sh ...   # a subset, in this order
 #
-# Then: python -m fusion_bench.cli leaderboard --bench --results RESULTS_DIR --out RESULTS_DIR
+# Then: python -m fusion_bench.cli leaderboard --bench --out RESULTS_DIR --tables RESULTS_DIR
 set -u
 out=${1:?usage: scripts/gpu_bench.sh RESULTS_DIR [bench options]}; shift
 repo=$(cd "$(dirname "$0")/.." && pwd)

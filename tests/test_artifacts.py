@@ -69,8 +69,8 @@ def test_predict_writes_a_csv_per_video_of_a_features_folder(cli_run, tmp_path):
     for v in splits["test"]:
         write_video(folder, v)
     write_splits(folder, {"train": [], "val": [], "test": [v.name for v in splits["test"]]})
-    code, stdout, err = cli_run("predict", "--run", rec["run_id"], "--results", out, "--root",
-                                folder, "--out", tmp_path / "preds")
+    code, stdout, err = cli_run("predict", "--run", rec["run_id"], "--out", out, "--root",
+                                folder, "--predictions", tmp_path / "preds")
     assert code == 0, err
     stored = stored_predictions(rec["run_id"], out)
     for v in splits["test"]:

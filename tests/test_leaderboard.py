@@ -238,7 +238,7 @@ def test_cli_plots(records, tmp_path, cli_run):
 
 def test_missing_matplotlib_is_a_clear_error(records, tmp_path, monkeypatch, cli_run):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
-    with pytest.raises(FusionBenchError, match=r'pip install "fusion-bench\[plots\]"'):
+    with pytest.raises(FusionBenchError, match=r'pip install "fusion-bench-affect\[plots\]"'):
         plots.pareto(build_rows(records)["synthetic"], tmp_path / "p.png")
     store = ResultsStore(tmp_path / "store")
     store.write(records[0])

@@ -8,6 +8,7 @@ and ``leaderboard`` never import torch.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -42,17 +43,82 @@ class State:
         return self._registry
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: the group's options that may also follow the verb: option → whether it takes a value
+GLOBAL_OPTIONS = {"--plugin": True, "--strict-plugins": False, "--debug": False}
+GLOBAL_HELP = {
+    "--plugin FILE_OR_MODULE": "Load a plugin from a .py file or an importable module (repeatable).",
+    "--strict-plugins": "Fail when any plugin fails to load.",
+    "--debug": "Show tracebacks for errors.",
+}
+
+
+class Verb(click.Command):
+    """A verb: its help ends with the global options, which it accepts too (:class:`Group`)."""
+
+    def format_options(self, ctx, formatter) -> None:
+        super().format_options(ctx, formatter)
+        with formatter.section("Global options (before or after the verb)"):
+            formatter.write_dl(list(GLOBAL_HELP.items()))
+
+
+class Group(click.Group):
+    """The ``fusion-bench`` group: global options may come before or after the verb
+    (``fusion-bench run --debug`` is ``fusion-bench --debug run``)."""
+
+    command_class = Verb
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, hoist_global_options(self, ctx, list(args)))
+
+
+def hoist_global_options(group: click.Group, ctx, args: list[str]) -> list[str]:
+    """``args`` with the global options that follow the verb moved before it. A word that is
+    the value of one of the verb's options stays (``--set --debug`` is not a flag), and so does
+    everything after ``--`` and any option the verb declares itself."""
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":
+        i += 2 if GLOBAL_OPTIONS.get(args[i]) else 1
+    cmd = group.get_command(ctx, args[i]) if i < len(args) else None
+    if cmd is None:
+        return args
+    own = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+    takes_value = {o for p in cmd.params if isinstance(p, click.Option)
+                   and not p.is_flag and not p.count for o in p.opts}
+    head, tail = args[:i], [args[i]]
+    j = i + 1
+    while j < len(args):
+        word = args[j]
+        name = word.split("=", 1)[0]
+        if word == "--":
+            tail += args[j:]
+            break
+        if name in GLOBAL_OPTIONS and name not in own:
+            takes = GLOBAL_OPTIONS[name] and "=" not in word
+            head += args[j:j + 1 + takes]
+            j += 1 + takes
+            continue
+        tail += args[j:j + 1 + (word in takes_value)]
+        j += 1 + (word in takes_value)
+    return head + tail
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fusion-bench")
 @click.option("--plugin", "plugins", multiple=True, metavar="FILE_OR_MODULE",
-              help="Load a plugin from a .py file or an importable module (repeatable).")
-@click.option("--strict-plugins", is_flag=True, help="Fail when any plugin fails to load.")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+              help=GLOBAL_HELP["--plugin FILE_OR_MODULE"])
+@click.option("--strict-plugins", is_flag=True, help=GLOBAL_HELP["--strict-plugins"])
+@click.option("--debug", is_flag=True, help=GLOBAL_HELP["--debug"])
 @click.pass_context
 def cli(ctx, plugins, strict_plugins, debug):
-    """Train, score and time multimodal fusion for valence/arousal recognition."""
+    """Train, score and time multimodal fusion for valence/arousal recognition.
+
+    The global options may also follow the verb (fusion-bench run --debug ...).
+    """
     ctx.obj = State(tuple(plugins), strict_plugins, debug)
 
+
+#: click's shell-completion switch for the command ``fusion-bench`` (docs/cli.md)
+COMPLETE_VAR = "_FUSION_BENCH_COMPLETE"
 
 BUILTIN_VERBS: set[str] = set()  # filled by fusion_bench.cli once every verb module is imported
 
@@ -81,22 +147,30 @@ def record_plugin_commands(reg) -> None:
 
 
 def _verb_and_plugins(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The verb, and the ``--plugin`` specs before or after it (a plugin's verb needs them)."""
     words = iter(argv)
     specs: list[str] = []
+    verb = None
     for w in words:
+        if w == "--":
+            break
         if w == "--plugin":
             specs.append(next(words, ""))
         elif w.startswith("--plugin="):
             specs.append(w.split("=", 1)[1])
-        elif not w.startswith("-"):
-            return w, specs
-    return None, specs
+        elif verb is None and not w.startswith("-"):
+            verb = w
+    return verb, specs
 
 
 def _load_plugin_verbs(argv: list[str]) -> None:
     """Plugin verbs join the group when they can matter: a verb that is not built in (a
     plugin's), or no verb at all (the group's help lists every verb). Built-in verbs never
     pay for loading plugins here."""
+    if not argv and os.environ.get(COMPLETE_VAR):  # completing: the words typed so far
+        from click.shell_completion import split_arg_string
+
+        argv = split_arg_string(os.environ.get("COMP_WORDS", ""))[1:]
     verb, specs = _verb_and_plugins(argv)
     if verb is not None and verb in BUILTIN_VERBS:
         return
@@ -116,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     on_term = _handle_sigterm()
     try:
         _load_plugin_verbs(argv)
-        rv = cli.main(args=argv, prog_name="fusion-bench", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="fusion-bench", standalone_mode=False,
+                      complete_var=COMPLETE_VAR)
         return rv if isinstance(rv, int) else 0
     except FusionBenchError as e:
         if debug:

@@ -8,7 +8,7 @@ import click
 
 from ..errors import FusionBenchError
 from .app import State, cli
-from .options import build_run_config, config_options
+from .options import build_run_config, config_options, json_option, store_option, threads_option
 
 #: the options that become :class:`fusion_bench.bench.settings.BenchSettings` fields
 SETTINGS = ("amp", "compile", "compile_mode", "batch_size", "seq_len", "scope", "warmup",
@@ -44,12 +44,11 @@ SETTINGS = ("amp", "compile", "compile_mode", "batch_size", "seq_len", "scope", 
               help="Search the largest batch whose training step fits in memory.")
 @click.option("--max-batch", type=int, default=4096, show_default=True,
               help="Upper bound of --find-max-batch.")
-@click.option("--threads", type=int, default=None,
-              help="CPU threads (torch.set_num_threads; default: torch's choice).")
+@threads_option
 @click.option("--peak-tflops", type=float, default=None,
               help="The device's peak TFLOP/s, for the achieved fraction (default: a datasheet table).")
-@click.option("--out", default="results", show_default=True, help="Results store folder.")
-@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON, not the table.")
+@store_option
+@json_option("the record, not the table,")
 @click.option("--group", default=None, hidden=True)  # set by --all on its subprocesses
 @click.pass_context
 def bench(ctx, all_fusions, out, as_json, **opts):

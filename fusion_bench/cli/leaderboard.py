@@ -1,6 +1,6 @@
 """``fusion-bench leaderboard``: tables (and plots) from the results store; no torch.
 
-With ``--out`` each table is a file (``leaderboard_<dataset>.<ext>``). On stdout, md and latex
+With ``--tables DIR`` each table is a file (``leaderboard_<dataset>.<ext>``). On stdout, md and latex
 print each table under its name (``## name``, ``% name``); csv, json and html print one document
 holding every table, with nothing else on stdout (a CSV with a ``dataset`` column, a JSON array,
 one page), so ``fusion-bench leaderboard --format csv > t.csv`` is a file pandas reads as is.
@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import click
 
+from . import completion
 from .app import cli
+from .options import deprecated, given, store_option
 
 
 @cli.command()
-@click.option("--results", "results_dir", default="results", show_default=True, help="Results store.")
-@click.option("--dataset", default=None, help="Only this dataset.")
+@store_option
+@click.option("--results", "old_results", default=None, hidden=True)  # before --out, deprecated
+@click.option("--dataset", default=None, help="Only this dataset.",
+              shell_complete=completion.names("datasets"))
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "json", "latex", "html"]),
               default="md", show_default=True,
               help="md: the table and its caption; csv: numbers only (mean and std in their own "
                    "columns); json: every row's settings, per-seed values, mean, std and "
                    "verdicts; latex: booktabs, best values bold; html: a standalone page with "
                    "sortable columns and the plots.")
-@click.option("--out", default=None, help="Folder to write leaderboard_<dataset>.<ext> into.")
+@click.option("--tables", "tables_to", default=None, metavar="DIR",
+              help="Write leaderboard_<dataset>.<ext> into DIR instead of printing.")
 @click.option("--sort", default="test_mean", show_default=True,
               help="Column to rank by: test_mean, test_<target> (test_valence, test_arousal, "
                    "or the dataset's own targets), val_mean, "
@@ -47,34 +52,43 @@ from .app import cli
 @click.option("--bench", "bench_tables", is_flag=True,
               help="Throughput tables of `fusion-bench bench` records instead, one per device "
                    "(throughput_<device>.<ext>).")
-def leaderboard(results_dir, dataset, fmt, out, sort, metric, compact, latex_label, plots_dir,
-                explain, bench_tables):
+@click.pass_context
+def leaderboard(ctx, out, old_results, dataset, fmt, tables_to, sort, metric, compact, latex_label,
+                plots_dir, explain, bench_tables):
     """Tables of test CCC, or another --metric (mean ± sample std over seeds), per dataset from
     the results store."""
+    from ..errors import ConfigError
     from ..report import formats
     from ..results import ResultsStore
 
+    results_dir, tables_dir = store_and_tables(ctx, out, old_results, tables_to)
     ext = formats.EXTENSIONS[fmt]
     if latex_label is not None and fmt != "latex":
         raise click.UsageError("--label is the LaTeX table's \\label: use it with --format latex")
-    if explain and not out and fmt in ("csv", "json", "html"):
+    if explain and not tables_dir and fmt in ("csv", "json", "html"):
         raise click.UsageError(f"--explain prints text, which would break the {fmt} on stdout: "
-                               "add --out DIR (the json holds every row's settings)")
-    if out:  # before any table is made: a file or an unwritable folder is one error
-        ResultsStore(out).check_writable()
+                               "add --tables DIR (the json holds every row's settings)")
+    if tables_dir:  # before any table is made: a file or an unwritable folder is one error
+        try:
+            ResultsStore(tables_dir).check_writable()
+        except ConfigError as e:  # the check speaks of a results store's --out
+            raise ConfigError(str(e).replace("results folder", "tables folder")
+                              .replace("give --out", "give --tables")) from None
     if bench_tables:
-        return bench(results_dir, fmt, out, ext, dataset or sort != "test_mean" or metric != "ccc"
-                     or explain or plots_dir or compact or latex_label)
+        return bench(results_dir, fmt, tables_dir, ext, dataset or sort != "test_mean"
+                     or metric != "ccc" or explain or plots_dir or compact or latex_label)
     if plots_dir:  # fail before writing any table, not after
         from ..report.plots import require_matplotlib
 
         require_matplotlib()
-    per_ds, tables = make_tables(results_dir, dataset, sort, metric, compact, latex_label, fmt)
-    if not out and fmt in ("csv", "json", "html"):  # one document on stdout, nothing else
+    per_ds, tables = make_tables(results_dir, dataset, sort, metric, compact, latex_label, fmt,
+                                 hint=given(ctx, "out"))
+    if not tables_dir and fmt in ("csv", "json", "html"):  # one document on stdout, nothing else
         click.echo(document(list(tables.values()), per_ds, fmt), nl=False)
     for ds, rows in per_ds.items():
-        if out:
-            emit(render(tables[ds], rows, fmt, latex_label), f"leaderboard_{ds}.{ext}", ds, out)
+        if tables_dir:
+            emit(render(tables[ds], rows, fmt, latex_label), f"leaderboard_{ds}.{ext}", ds,
+                 tables_dir)
         elif fmt in ("md", "latex"):
             emit(render(tables[ds], rows, fmt, latex_label), "", ds, None,
                  heading="% " if fmt == "latex" else "## ")
@@ -90,9 +104,10 @@ def leaderboard(results_dir, dataset, fmt, out, sort, metric, compact, latex_lab
             write_plots(rows, plots_dir, echo=click.echo)
 
 
-def make_tables(results_dir, dataset, sort, metric, compact, latex_label, fmt):
+def make_tables(results_dir, dataset, sort, metric, compact, latex_label, fmt, hint=False):
     """(dataset → rows, dataset → Table) of the store; every table is made (and a LaTeX label
-    checked) before any is written, so a bad --sort writes nothing at all."""
+    checked) before any is written, so a bad --sort writes nothing at all. ``hint``: an empty
+    store says that --out is the store (it once named the tables' folder)."""
     from ..errors import FusionBenchError
     from ..report.formats import latex_label as check_label
     from ..report.leaderboard import build_rows, build_table, metric_direction
@@ -102,7 +117,9 @@ def make_tables(results_dir, dataset, sort, metric, compact, latex_label, fmt):
     if not per_ds:
         raise FusionBenchError(f"no successful runs in {results_dir!r}"
                                + (f" for dataset {dataset!r}" if dataset else "")
-                               + "; run `fusion-bench run` or `fusion-bench sweep` first")
+                               + "; run `fusion-bench run` or `fusion-bench sweep` first"
+                               + (" (--out is the results store; tables go to --tables DIR)"
+                                  if hint else ""))
     higher_is_better = metric_direction([rec for rows in per_ds.values() for r in rows
                                          for rec in r.records], metric, results_dir)
     tables = {}
@@ -180,6 +197,19 @@ def bench(results_dir: str, fmt: str, out: str | None, ext: str, other_options) 
                 else bench_table.render_table(bench_records, fmt))
         emit(text, f"throughput_{name}.{ext}", name, out,
              heading="% " if fmt == "latex" else "## ")
+
+
+def store_and_tables(ctx, out: str, old_results: str | None, tables: str | None
+                     ) -> tuple[str, str | None]:
+    """(results store, tables folder) from ``--out``/``--tables`` and the old spelling: before
+    ``--out`` named the store, ``--results`` did and ``--out`` was the tables folder."""
+    if old_results is None:
+        return out, tables
+    if given(ctx, "out") and tables is None:
+        deprecated(f"--results {old_results} --out {out}", f"--out {old_results} --tables {out}")
+        return old_results, out
+    deprecated("--results", "--out (the results store of every verb)")
+    return old_results, tables
 
 
 def emit(text: str, filename: str, title: str, out: str | None, heading: str = "## ") -> None:

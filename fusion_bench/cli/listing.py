@@ -7,28 +7,67 @@ from __future__ import annotations
 import click
 
 from .app import State, cli
+from .options import json_option
+
+KINDS = ("fusions", "encoders", "backbones", "datasets", "metrics")
 
 
 @cli.command("list")
-@click.argument("kind", type=click.Choice(("fusions", "encoders", "backbones", "datasets", "metrics")))
+@click.argument("kind", type=click.Choice(KINDS), required=False)
 @click.option("--options", "show_options", is_flag=True,
               help="Also each one's options (--set <kind>.<name>.<option>=...), types and defaults.")
+@json_option("the list")
 @click.pass_obj
-def list_(state: State, kind, show_options):
-    """List registered fusions, encoders, backbones, datasets or metrics."""
+def list_(state: State, kind, show_options, as_json):
+    """List registered fusions, encoders, backbones, datasets or metrics (every kind when no
+    KIND is given)."""
+    import json
+
     from tabulate import tabulate
 
     reg = state.registry
-    rows = [[e.name, e.description, e.reference, e.plugin] for e in
-            (reg.entries[kind][n] for n in reg.names(kind))]
-    if not rows:
-        click.echo(f"no {kind} registered")
+    kinds = (kind,) if kind else KINDS
+    if as_json:
+        click.echo(json.dumps({k: entries(reg, k, show_options) for k in kinds}, indent=2,
+                              default=repr))
         return
-    click.echo(tabulate(rows, headers=["name", "description", "reference", "plugin"]))
-    if show_options:
-        from ..options import options_table
+    for i, k in enumerate(kinds):
+        if kind is None:  # every kind, each under its title
+            click.echo(("\n" if i else "") + f"## {k}\n")
+        rows = [[e["name"], e["description"], e["reference"], e["plugin"]]
+                for e in entries(reg, k, options=False)]
+        if not rows:
+            click.echo(f"no {k} registered")
+            continue
+        click.echo(tabulate(rows, headers=["name", "description", "reference", "plugin"]))
+        if show_options:
+            from ..options import options_table
 
-        click.echo("\n" + options_table(reg, kind))
+            click.echo("\n" + options_table(reg, k))
+
+
+def entries(reg, kind: str, options: bool) -> list[dict]:
+    """The registered ``kind`` as ``list --json`` gives them; with ``options``, each one's
+    options (those of kinds set through the configuration; imports the plugins)."""
+    import inspect
+
+    from ..options import KINDS as OPTION_KINDS
+    from ..options import Option, plugin_parameters
+
+    short = {rk: k for k, (rk, _) in OPTION_KINDS.items()}.get(kind)
+    out = []
+    for name in reg.names(kind):
+        e = reg.entries[kind][name]
+        item = {"name": e.name, "description": e.description, "reference": e.reference,
+                "plugin": e.plugin}
+        if options and short is not None:
+            opts: list[Option] = plugin_parameters(short, e.obj)
+            item["options"] = [{"key": f"{short}.{name}.{o.name}", "type": o.type,
+                                "required": o.default is inspect.Parameter.empty,
+                                "default": None if o.default is inspect.Parameter.empty
+                                else o.default} for o in opts]
+        out.append(item)
+    return out
 
 
 @cli.command()

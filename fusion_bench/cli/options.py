@@ -10,17 +10,71 @@ from __future__ import annotations
 
 import click
 
+from . import completion
+
 #: dedicated flags: option name → (config key, click option arguments)
 FLAGS: dict[str, tuple[str, dict]] = {
-    "fusion": ("model.fusion", {"help": "Fusion plugin (default: concat). See `list fusions`."}),
-    "dataset": ("data.name", {"help": "Dataset plugin (default: synthetic, or the verb's)."}),
-    "encoder": ("model.encoder", {"help": "Temporal encoder plugin (default: tcn)."}),
+    "fusion": ("model.fusion", {"help": "Fusion plugin (default: concat). See `list fusions`.",
+                                "shell_complete": completion.names("fusions")}),
+    "dataset": ("data.name", {"help": "Dataset plugin (default: synthetic, or the verb's).",
+                              "shell_complete": completion.names("datasets")}),
+    "encoder": ("model.encoder", {"help": "Temporal encoder plugin (default: tcn).",
+                                  "shell_complete": completion.names("encoders")}),
     "modalities": ("data.modalities", {"help": "Comma-separated subset, e.g. visual,audio."}),
     "root": ("data.root", {"help": "Dataset folder (datasets read from disk)."}),
     "seed": ("seed", {"type": int, "help": "Model seed (init, batch order)."}),
     "device": ("device", {"help": "cpu | cuda | cuda:N | auto (default)."}),
 }
 SHARED = ("preset", "config_file", "sets")
+
+#: the environment variable that names the default results store of every verb
+RESULTS_ENV = "FUSION_BENCH_RESULTS"
+
+
+def store_option(fn):
+    """``--out DIR``: the results store, the same option on every verb that reads or writes one
+    (default: $FUSION_BENCH_RESULTS, else ``results``)."""
+    return click.option("--out", "out", default="results", envvar=RESULTS_ENV, show_default=True,
+                        show_envvar=True, metavar="DIR", help="Results store folder.")(fn)
+
+
+def threads_option(fn=None, *, default: str = "torch's choice"):
+    """``--threads N``: torch's CPU threads (``torch.set_num_threads``)."""
+    option = click.option("--threads", type=int, default=None, metavar="N", callback=_positive,
+                          help=f"CPU threads of torch (torch.set_num_threads; default: {default}).")
+    return option(fn) if fn is not None else option
+
+
+def _positive(ctx, param, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise click.BadParameter(f"must be at least 1, not {value}")
+    return value
+
+
+def json_option(what: str):
+    """``--json``: ``what`` as JSON on stdout, and nothing else there."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help=f"Print {what} as JSON on stdout (messages go to stderr).")
+
+
+def set_threads(threads: int | None) -> None:
+    """Apply ``--threads`` to this process (imports torch: for verbs that train)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def given(ctx, name: str) -> bool:
+    """Whether option ``name`` was on the command line (not its default or environment)."""
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+
+
+def deprecated(old: str, new: str) -> None:
+    """One line on stderr: ``old`` still works, ``new`` is the spelling to use."""
+    click.echo(f"note: {old} is deprecated; use {new}", err=True)
 
 
 def config_options(*flags: str, preset: str = "quick", required: tuple[str, ...] = ()):
@@ -33,11 +87,13 @@ def config_options(*flags: str, preset: str = "quick", required: tuple[str, ...]
             kw = dict(kwargs)
             fn = click.option(f"--{name}", name, required=name in required, **kw)(fn)
         fn = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                          shell_complete=completion.set_keys,
                           help="Override a config key, e.g. --set train.lr=1e-3 "
-                               "--set fusion.rcma.iterations=3.")(fn)
+                               "--set fusion.rcma.iterations=3 (keys: docs/config.md).")(fn)
         fn = click.option("--config", "config_file", default=None, metavar="FILE.toml",
-                          help="TOML config file.")(fn)
-        fn = click.option("--preset", default=preset, show_default=True, help="quick | paper.")(fn)
+                          type=click.Path(), help="TOML config file.")(fn)
+        fn = click.option("--preset", default=preset, show_default=True, help="quick | paper.",
+                          shell_complete=completion.presets)(fn)
         return fn
 
     return decorate

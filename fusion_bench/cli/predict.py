@@ -5,16 +5,20 @@ from __future__ import annotations
 import click
 
 from .app import State, cli
+from .options import deprecated, given, set_threads, store_option, threads_option
 
 
 @cli.command()
 @click.option("--run", "run_id", required=True, help="Run id of a stored run (its record's run_id).")
-@click.option("--results", default="results", show_default=True, help="Results store.")
+@store_option
+@click.option("--results", "old_results", default=None, hidden=True)  # before --out, deprecated
 @click.option("--root", required=True, help="A features folder (the format of --dataset features).")
-@click.option("--out", required=True, help="Folder for one <video>.csv of predictions per video.")
+@click.option("--predictions", default=None, metavar="DIR",
+              help="Folder for one <video>.csv of predictions per video.  [required]")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:N.")
-@click.pass_obj
-def predict(state: State, run_id, results, root, out, device):
+@threads_option
+@click.pass_context
+def predict(ctx, run_id, out, old_results, root, predictions, device, threads):
     """Write per-frame predictions of a stored run's model for every video of a features folder
     (overlap-averaged as the run scored; one CSV per video, a column per target)."""
     from pathlib import Path
@@ -24,6 +28,20 @@ def predict(state: State, run_id, results, root, out, device):
     from ..errors import ConfigError
     from ..files import atomic_write_text
 
+    state: State = ctx.obj
+    results = out
+    if old_results is not None:  # the spelling before --out named the store
+        if predictions is None and given(ctx, "out"):
+            deprecated(f"--results {old_results} --out {out}",
+                       f"--out {old_results} --predictions {out}")
+            predictions = out
+        else:
+            deprecated("--results", "--out (the results store of every verb)")
+        results = old_results
+    if predictions is None:
+        raise click.UsageError("Missing option '--predictions' (the folder to write into; --out "
+                               "is the results store)")
+    set_threads(threads)
     loaded = load_model(run_id, results, state.registry)
     art = loaded.record["artifacts"]
     dims = {m: art["dims"][m] for m in art["modalities"]}
@@ -35,7 +53,7 @@ def predict(state: State, run_id, results, root, out, device):
     names = sorted({n for s in ds.split_names.values() for n in s})
     videos = [load_video(ds.root, n, tuple(dims), dims) for n in names]
     preds = loaded.predict(videos, device)
-    folder = Path(out)
+    folder = Path(predictions)
     for name, p in preds.items():
         lines = [",".join(loaded.targets)] + [",".join(f"{x:.6f}" for x in row) for row in p]
         atomic_write_text(folder / f"{name}.csv", "\n".join(lines) + "\n")

@@ -5,12 +5,21 @@ from __future__ import annotations
 import click
 
 from .app import State, cli
-from .options import build_run_config, config_options
+from .options import (
+    build_run_config,
+    config_options,
+    json_option,
+    set_threads,
+    store_option,
+    threads_option,
+)
 
 
 @cli.command()
 @config_options("fusion", "dataset", "encoder", "modalities", "root", "seed", "device")
-@click.option("--out", default="results", show_default=True, help="Results store folder.")
+@store_option
+@threads_option
+@json_option("the stored record")
 @click.option("--robustness", is_flag=True,
               help="Also score the test split with each modality dropped and with Gaussian noise "
                    "(levels: robustness.levels).")
@@ -23,7 +32,8 @@ from .options import build_run_config, config_options
 @click.option("--keep-checkpoint", is_flag=True,
               help="Keep the checkpoint once the record is written (it is removed by default).")
 @click.pass_obj
-def run(state: State, out, robustness, quiet, no_model, restart, keep_checkpoint, **opts):
+def run(state: State, out, threads, as_json, robustness, quiet, no_model, restart,
+        keep_checkpoint, **opts):
     """Train and evaluate one configuration; print validation/test CCC and store the record.
 
     The run writes a checkpoint into --out after each validated epoch
@@ -32,6 +42,8 @@ def run(state: State, out, robustness, quiet, no_model, restart, keep_checkpoint
     with the record the run would have made uninterrupted (the same scores, bit for bit on
     CPU); a note says so. --restart trains from the start instead.
     """
+    import json
+
     from tabulate import tabulate
 
     from ..report.robustness import robustness_table
@@ -44,9 +56,14 @@ def run(state: State, out, robustness, quiet, no_model, restart, keep_checkpoint
     reg = state.registry
     store = ResultsStore(out)
     store.check_writable()  # before any training
+    set_threads(threads)
     with run_events(reg, show=cfg.train.progress) as events:
         record, path = run_and_store(cfg, reg, store, events, keep_model=not no_model,
                                      restart=restart, keep_checkpoint=keep_checkpoint)
+    if as_json:  # the record as stored, alone on stdout (for jq and scripts)
+        click.echo(json.dumps(record, indent=2, sort_keys=True, default=str))
+        click.echo(f"record: {path}", err=True)
+        return
     m, ceiling = record["metrics"], record["dataset"].get("ceiling", {})
     columns = [*record["dataset"]["targets"], "mean"]  # a column per target of the dataset
     rows = [[s, *(m[s][t] for t in columns)] for s in ("val", "test")]
@@ -67,4 +84,4 @@ def run(state: State, out, robustness, quiet, no_model, restart, keep_checkpoint
     click.echo(f"record: {path}")
     if "artifacts" in record:
         click.echo(f"model: {record['run_id']} (fusion-bench predict --run {record['run_id']} "
-                   f"--results {out} --root DIR)")
+                   f"--out {out} --root DIR --predictions DIR)")

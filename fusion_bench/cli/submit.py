@@ -5,20 +5,28 @@ from __future__ import annotations
 import click
 
 from .app import State, cli
-from .options import build_run_config, config_options
+from .options import build_run_config, config_options, deprecated, set_threads, threads_option
 
 
 @cli.command()
 @config_options("dataset", "root", "fusion", "encoder", "modalities", "seed", "device",
                 required=("root",))
-@click.option("--out", "out_file", default="submission.csv", show_default=True, help="CSV to write.")
+@click.option("--csv", "out_file", default="submission.csv", show_default=True, metavar="FILE",
+              help="Submission CSV to write.")
+@click.option("--out", "old_out", default=None, hidden=True)  # the CSV before --csv, deprecated
+@threads_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
-def submit(state: State, out_file, quiet, **opts):
+def submit(state: State, out_file, old_out, threads, quiet, **opts):
     """Train on the train split and write an ABAW submission CSV for the test list (dataset:
     affwild2 unless --dataset, --set data.name or the config file says otherwise)."""
     from ..submission import train_and_predict, write_submission
     from .progress import run_events
+
+    if old_out is not None:
+        deprecated("submit --out FILE", "--csv FILE (--out is the results store of other verbs)")
+        out_file = old_out
+    set_threads(threads)
 
     cfg = build_run_config(opts, {"train.progress": "false" if quiet else None},
                            fallbacks={"data.name": "affwild2"})

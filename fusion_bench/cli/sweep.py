@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import click
 
+from . import completion
 from .app import State, cli
-from .options import config_options, pop_config_args
+from .options import config_options, pop_config_args, store_option, threads_option
 
 
 @cli.command()
-@click.option("--fusion", "fusions", required=True,
+@click.option("--fusion", "fusions", required=True, shell_complete=completion.fusion_list,
               help="Comma-separated fusions; only:MODALITY adds a single-modality row.")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
               help="Model seeds 0..N-1.")
 @config_options("dataset", "encoder", "modalities", "root", "device")
-@click.option("--out", default="results", show_default=True, help="Results store folder.")
+@store_option
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this machine's processes; ray: one Ray task per run "
                    "(RAY_ADDRESS for a cluster; pip install \"fusion-bench-affect[ray]\").")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Runs at once [default: 1 for local, one per cluster CPU for ray].")
+@threads_option(default="each run's share of the cores, cores/--jobs")
 @click.option("--robustness", is_flag=True,
               help="Score every run with modalities dropped and noised, as `run --robustness`.")
 @click.option("--no-model", is_flag=True,
@@ -30,8 +32,8 @@ from .options import config_options, pop_config_args
 @click.option("--keep-checkpoints", is_flag=True,
               help="Keep each run's checkpoint once its record is written.")
 @click.pass_obj
-def sweep(state: State, fusions, seeds, out, executor, jobs, robustness, no_model, restart,
-          keep_checkpoints, **opts):
+def sweep(state: State, fusions, seeds, out, executor, jobs, threads, robustness, no_model,
+          restart, keep_checkpoints, **opts):
     """Run fusions × seeds, skipping runs already stored; resumable after an interruption.
 
     A run interrupted mid-training resumes from its checkpoint in --out (written after each
@@ -54,6 +56,6 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, robustness, no_mode
     res = run_sweep(configs, state.registry, store, echo=click.echo, executor=executor,
                     jobs=jobs, spec=RegistrySpec.of(state.plugin_specs, state.strict),
                     keep_models=not no_model, restart=restart,
-                    keep_checkpoints=keep_checkpoints)
+                    keep_checkpoints=keep_checkpoints, threads=threads)
     click.echo(f"{res.done} run, {res.skipped} already stored, {res.failed} failed")
     return 1 if res.failed else 0
