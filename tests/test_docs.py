@@ -60,3 +60,47 @@ def test_the_plugin_example_passes_the_contract_kit():
     exec(compile(source, "docs/plugins.md", "exec"), namespace)  # noqa: S102 - our own docs
     check_fusion(namespace["GatedConcat"])
     check_fusion(namespace["GatedConcat"], dims={"a": 3, "b": 5}, bias=1.0)
+
+
+def _gen_docs():
+    """scripts/gen_docs.py as a module (scripts/ is no package)."""
+    import importlib.util
+
+    path = DOCS.parent / "scripts" / "gen_docs.py"
+    spec = importlib.util.spec_from_file_location("gen_docs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["config.md", "cli.md"])
+def test_generated_reference_is_current(name):
+    """docs/config.md and docs/cli.md are what scripts/gen_docs.py writes from the code today."""
+    wanted = _gen_docs().documents()[DOCS / name]
+    assert (DOCS / name).read_text() == wanted, (
+        f"docs/{name} is out of date: run python scripts/gen_docs.py")
+
+
+def test_config_reference_has_every_key_with_its_meaning():
+    from fusion_bench.config import all_keys
+
+    text = (DOCS / "config.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w.]+)` \|.*\| ([^|]*) \|$", text,
+                                                          re.M)}
+    keys = [k for k in all_keys() if "<" not in k]
+    assert keys and [k for k in keys if k not in rows] == []
+    undocumented = [k for k in keys if not rows[k].strip()]
+    assert not undocumented, ("config fields without a comment in fusion_bench/config/schema.py "
+                              f"(docs/config.md takes its meaning from there): {undocumented}")
+
+
+def test_cli_reference_has_every_verb_and_option():
+    from fusion_bench.cli import cli
+
+    text = (DOCS / "cli.md").read_text()
+    for name, cmd in cli.commands.items():
+        assert f"## fusion-bench {name}\n" in text
+        section = text.split(f"## fusion-bench {name}\n", 1)[1].split("\n## ", 1)[0]
+        for p in cmd.params:
+            if not getattr(p, "hidden", False) and p.opts[0].startswith("-"):
+                assert p.opts[0] in section, f"{name} {p.opts[0]}"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 class DataConfig:
     name: str = "synthetic"  # dataset plugin
     root: str = ""  # folder of a dataset on disk (unused by the synthetic one)
-    modalities: tuple[str, ...] = ("visual", "audio", "text")
+    modalities: tuple[str, ...] = ("visual", "audio", "text")  # the modalities the run uses
     # L, frames per window; 0: derived from the train split's sequence lengths (the largest power
     # of two ≤ their lower quartile, at most 64: fusion_bench.data.windows.window_rule)
     window: int = 0
@@ -42,7 +42,7 @@ class ModelConfig:
     fusion: str = "concat"  # fusion plugin
     channels: dict[str, int] = field(default_factory=dict)  # per-modality encoder width override
     head_hidden: int = 0  # 0: Linear + tanh (the paper's head)
-    head_dropout: float = 0.0
+    head_dropout: float = 0.0  # dropout before the head's layers
     per_target: bool = False  # one model per target (the paper's protocol) vs one joint model
 
 
@@ -55,22 +55,22 @@ class TrainConfig:
     # The quick schedule: 250 steps, validation every 50, a 50-step warm-up; on the default data
     # that is about as many steps as 4 passes at window 64, hop 64 were.
     epochs: int = 0
-    steps: int = 250
-    eval_every: int = 50
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 0.0
+    steps: int = 250  # optimizer steps of the run (when epochs = 0)
+    eval_every: int = 50  # steps per epoch, each ending with a validation (when epochs = 0)
+    batch_size: int = 32  # windows per optimizer step
+    lr: float = 2e-3  # Adam's learning rate after warm-up
+    weight_decay: float = 0.0  # Adam's weight decay (L2)
     warmup_epochs: int = 1  # linear warm-up of the learning rate, in epochs
     # after warm-up: "plateau" (lr × plateau_factor after plateau_patience epochs without val
     # improvement) or "cosine" (half a cosine from lr down to min_lr at the last step)
     schedule: str = "plateau"
     plateau_patience: int = 3  # epochs without val improvement before lr × plateau_factor
-    plateau_factor: float = 0.1
-    min_lr: float = 1e-6
+    plateau_factor: float = 0.1  # the factor of a plateau step
+    min_lr: float = 1e-6  # the learning rate's floor (plateau) or end (cosine)
     early_stop_patience: int = 6  # epochs without val improvement before stopping (0: never)
     loss: str = "batch"  # "window": 1 − CCC per window (paper); "batch": over the batch's frames
     max_grad_norm: float = 0.0  # 0: no clipping
-    progress: bool = True
+    progress: bool = True  # a progress bar on stderr (`--quiet`: false)
 
 
 @dataclass
@@ -82,7 +82,8 @@ class RobustnessConfig:
     deviation in units of each feature's standard deviation over the train split.
     """
 
-    enabled: bool = False
+    enabled: bool = False  # score the perturbed test split too (`--robustness`)
+    # noise levels, in units of each feature's standard deviation over the train split
     levels: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
@@ -105,8 +106,8 @@ _LEGACY_SYNTHETIC = {
 
 @dataclass
 class RunConfig:
-    seed: int = 0
-    device: str = "auto"
+    seed: int = 0  # draws the model: initialisation and batch order (`data.seed` draws the data)
+    device: str = "auto"  # cpu | cuda | cuda:N | auto (a GPU when there is one)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
