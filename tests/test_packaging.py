@@ -37,6 +37,7 @@ HINT_FILES = sorted(
 #: the name as a requirement: fusion-bench, then extras, a version specifier, a quote or the end
 BARE = re.compile(r"""(?<![\w./-])fusion[-_.]bench(?=\[|[<>=~!]|["'`]|\s*$)""", re.I | re.M)
 EXTRA_HINT = re.compile(rf"pip install [\"']?{DIST}\[([\w,-]+)\]")
+CHECKOUT_EXTRAS = re.compile(r"""pip install .*-e ["']?\.\[([\w,-]+)\]""")  # -e ".[a,b]"
 
 
 def hints() -> list[tuple[str, str]]:
@@ -74,6 +75,9 @@ def test_every_hint_of_an_extra_names_this_distribution_and_an_extra_it_has():
     named = [(f, m.group(1)) for f, line in hints() for m in EXTRA_HINT.finditer(line)]
     in_package = {e for f, e in named if f.startswith("fusion_bench")}
     assert {"plots", "ray"} <= in_package  # the package's own hints (plots.py, sweep.py, help)
+    named += [(f, m.group(1)) for f, line in hints() for m in CHECKOUT_EXTRAS.finditer(line)]
+    assert ("README.md", "dev") in named and any(f == "README.md" and "visual" in e
+                                                  for f, e in named)
     unknown = [(f, e) for f, e in named for x in e.split(",") if x not in extras]
     assert not unknown, f"hints name extras pyproject.toml does not have: {unknown}"
 
