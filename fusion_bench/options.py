@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import types
 import typing
 
 from .config import RunConfig, coerce
@@ -222,7 +223,10 @@ def _field_default(f: dataclasses.Field):
 def _type_name(ann) -> str:
     if ann is None:
         return ""
-    if isinstance(ann, type):
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):  # one spelling on every Python:
+        # 3.10's get_type_hints turns `int | None = None` into Optional[int]
+        return " | ".join("None" if a is type(None) else _type_name(a) for a in typing.get_args(ann))
+    if isinstance(ann, type) and typing.get_origin(ann) is None:  # 3.10: tuple[int] is a type
         return ann.__name__
     return str(ann).replace("typing.", "")
 

@@ -104,3 +104,15 @@ def test_cli_reference_has_every_verb_and_option():
         for p in cmd.params:
             if not getattr(p, "hidden", False) and p.opts[0].startswith("-"):
                 assert p.opts[0] in section, f"{name} {p.opts[0]}"
+
+
+def test_option_types_are_spelt_alike_on_every_python():
+    """`int | None = None` reads as Optional[int] on Python 3.10: docs/config.md and `list
+    --options` must not change with the interpreter."""
+    import typing
+
+    from fusion_bench.options import _type_name
+
+    assert _type_name(typing.Optional[int]) == _type_name(int | None) == "int | None"
+    assert _type_name(typing.Union[str, float]) == "str | float"
+    assert _type_name(tuple[int, ...]) == "tuple[int, ...]" and _type_name(bool) == "bool"
