@@ -113,6 +113,6 @@ def test_option_types_are_spelt_alike_on_every_python():
 
     from fusion_bench.options import _type_name
 
-    assert _type_name(typing.Optional[int]) == _type_name(int | None) == "int | None"
-    assert _type_name(typing.Union[str, float]) == "str | float"
+    assert _type_name(typing.Optional[int]) == _type_name(int | None) == "int | None"  # noqa: UP045
+    assert _type_name(typing.Union[str, float]) == "str | float"  # noqa: UP007
     assert _type_name(tuple[int, ...]) == "tuple[int, ...]" and _type_name(bool) == "bool"
