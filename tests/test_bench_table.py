@@ -103,8 +103,8 @@ def test_leaderboard_bench_writes_tables(cli_run, tmp_path, records):
         ResultsStore(store).write(copy.deepcopy(rec))
     out = tmp_path / "tables"
     for fmt, ext in (("md", "md"), ("csv", "csv"), ("latex", "tex")):
-        code, stdout, err = cli_run("leaderboard", "--bench", "--results", store, "--format", fmt,
-                                    "--out", out)
+        code, stdout, err = cli_run("leaderboard", "--bench", "--out", store, "--format", fmt,
+                                    "--tables", out)
         assert code == 0, err
         (path,) = out.glob(f"throughput_*.{ext}")
         (rows,) = bench_table.build_tables(ResultsStore(store).records()).values()
@@ -115,9 +115,9 @@ def test_leaderboard_bench_writes_tables(cli_run, tmp_path, records):
 
 
 def test_leaderboard_bench_without_records_is_an_error(cli_run, tmp_path):
-    code, _, err = cli_run("leaderboard", "--bench", "--results", tmp_path / "empty")
+    code, _, err = cli_run("leaderboard", "--bench", "--out", tmp_path / "empty")
     assert code != 0 and "no benchmark records" in err
-    code, _, err = cli_run("leaderboard", "--bench", "--results", tmp_path, "--sort", "params")
+    code, _, err = cli_run("leaderboard", "--bench", "--out", tmp_path, "--sort", "params")
     assert code == 2 and "--bench takes none of" in err
 
 

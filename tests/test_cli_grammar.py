@@ -204,6 +204,13 @@ def test_leaderboard_out_that_holds_no_runs_says_where_tables_go(cli_run, tmp_pa
     assert code == 2 and "tables go to --tables DIR" in err
 
 
+def test_leaderboard_tables_on_a_file_names_tables(cli_run, store, tmp_path):
+    (tmp_path / "f").write_text("x")
+    code, _, err = cli_run("leaderboard", "--out", store, "--tables", tmp_path / "f")
+    assert code == 2 and err.strip() == (f"Error: tables folder '{tmp_path / 'f'}' is a file, not "
+                                         "a folder; give --tables a folder you can write to")
+
+
 def test_predict_out_is_the_store_and_predictions_its_own_folder(cli_run, store, tmp_path):
     from fusion_bench.config import build_config
     from fusion_bench.data.features import write_splits, write_video

@@ -181,21 +181,21 @@ def test_json_is_strict_where_a_record_holds_nan(records):
 
 def test_cli_json_and_csv_print_the_document_alone(records, tmp_path, cli_run):
     res = store_of(tmp_path, records)
-    code, out, err = cli_run("leaderboard", "--results", res, "--format", "json")
+    code, out, err = cli_run("leaderboard", "--out", res, "--format", "json")
     assert code == 0, err
     (doc,) = json.loads(out)  # an array of the store's tables: one here
     assert doc["rows"][0]["label"] == "rcma"
-    code, out, err = cli_run("leaderboard", "--results", res, "--format", "csv")
+    code, out, err = cli_run("leaderboard", "--out", res, "--format", "csv")
     assert code == 0 and out.startswith("dataset,model,kind,n,seeds,test_valence,"), err
     assert float(by_model(out)["concat"]["test_mean"]) == pytest.approx(0.72)
-    code, out, err = cli_run("leaderboard", "--results", res, "--format", "json", "--out",
+    code, out, err = cli_run("leaderboard", "--out", res, "--format", "json", "--tables",
                              tmp_path / "t")
     assert code == 0, err
     assert json.loads((tmp_path / "t" / "leaderboard_synthetic.json").read_text())["dataset"] \
         == "synthetic"
-    code, _, err = cli_run("leaderboard", "--results", res, "--format", "csv", "--explain")
+    code, _, err = cli_run("leaderboard", "--out", res, "--format", "csv", "--explain")
     assert code == 2 and "--explain prints text" in err
-    code, _, err = cli_run("leaderboard", "--results", res, "--label", "x")
+    code, _, err = cli_run("leaderboard", "--out", res, "--label", "x")
     assert code == 2 and "--format latex" in err
 
 
@@ -244,12 +244,12 @@ def test_compact_keeps_the_accuracy_columns_and_their_caption(records, tmp_path,
     assert "'drop m'" not in t.caption() and "FLOPs:" not in t.caption()
     assert "CCC as mean ± sample standard deviation" in t.caption()
     assert "'≈ best': a paired t-test" in t.caption()
-    code, out, err = cli_run("leaderboard", "--results", store_of(tmp_path, records), "--format",
+    code, out, err = cli_run("leaderboard", "--out", store_of(tmp_path, records), "--format",
                              "latex", "--compact", "--label", "tab:{dataset}-main")
     assert code == 0, err
     assert out.startswith("% synthetic\n") and "\\label{tab:synthetic-main}" in out
     assert re.search(r"\\begin\{tabular\}\{lrrrrrl\}", out)
-    code, _, err = cli_run("leaderboard", "--results", tmp_path / "res", "--format", "latex",
+    code, _, err = cli_run("leaderboard", "--out", tmp_path / "res", "--format", "latex",
                            "--label", "bad label")
     assert code == 2 and "label may hold" in err and "Traceback" not in err
 

@@ -83,7 +83,7 @@ def test_two_feature_folders_never_share_a_table(cli_run, tmp_path):
     assert all(len(rows) == 1 and rows[0].label == "concat" for rows in tables.values())
     captions = {table(rows)[2] for rows in tables.values()}
     assert all(f"fingerprint {fp}" in "".join(captions) for fp in fps)
-    code, stdout, err = cli_run("leaderboard", "--results", out)
+    code, stdout, err = cli_run("leaderboard", "--out", out)
     assert code == 0 and stdout.count("## features-feats-") == 2, err
 
 
@@ -138,7 +138,7 @@ def test_explain_prints_each_rows_configuration_with_the_differing_keys_marked(c
     store = ResultsStore(tmp_path)
     for rec in (record(("data.window", "16"), ("data.hop", "16")), record(mean=0.6)):
         store.write(rec)
-    code, out, err = cli_run("leaderboard", "--results", tmp_path, "--explain")
+    code, out, err = cli_run("leaderboard", "--out", tmp_path, "--explain")
     assert code == 0, err
     expl = out[out.index("Configurations of the rows"):]
     blocks = [b for b in expl.split("\n\n")[1:] if b.strip()]

@@ -104,7 +104,7 @@ def test_plots_are_embedded_when_matplotlib_is_there(records, monkeypatch, tmp_p
                                                      cli_run):
     pytest.importorskip("matplotlib")
     res = store_of(tmp_path, records)
-    code, out, err = cli_run("leaderboard", "--results", res, "--format", "html")
+    code, out, err = cli_run("leaderboard", "--out", res, "--format", "html")
     assert code == 0 and out.startswith("<!DOCTYPE html>"), err
     pngs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', out)
     assert len(pngs) == 2  # the Pareto plot and the noise curves
@@ -113,7 +113,7 @@ def test_plots_are_embedded_when_matplotlib_is_there(records, monkeypatch, tmp_p
         raise FusionBenchError(plots.INSTALL_HINT)
 
     monkeypatch.setattr(plots, "require_matplotlib", missing)
-    code, out, err = cli_run("leaderboard", "--results", res, "--format", "html")
+    code, out, err = cli_run("leaderboard", "--out", res, "--format", "html")
     assert code == 0 and "data:image/png" not in out and "fusion-bench[plots]" in out, err
 
 
@@ -127,15 +127,15 @@ def test_bench_tables_on_stdout_are_one_document(tmp_path, cli_run):
 
     folder = Path(__file__).resolve().parent.parent / "leaderboards" / "throughput-cpu"
     (name, recs), = bench_table.build_tables(ResultsStore(folder).records()).items()
-    code, out, err = cli_run("leaderboard", "--bench", "--results", folder, "--format", "html")
+    code, out, err = cli_run("leaderboard", "--bench", "--out", folder, "--format", "html")
     assert code == 0 and out.startswith("<!DOCTYPE html>") and out.count("<table") == 1, err
     assert parse(out).rows == bench_table.table(recs)[1]
-    code, out, err = cli_run("leaderboard", "--bench", "--results", folder, "--format", "csv")
+    code, out, err = cli_run("leaderboard", "--bench", "--out", folder, "--format", "csv")
     assert code == 0, err
     lines = list(csv.reader(io.StringIO(out)))
     assert lines[0] == ["table", *bench_table.HEADERS]
     assert lines[1:] == [[name, *cells] for cells in bench_table.table(recs)[1]]
-    code, _, err = cli_run("leaderboard", "--bench", "--results", tmp_path, "--format", "json")
+    code, _, err = cli_run("leaderboard", "--bench", "--out", tmp_path, "--format", "json")
     assert code == 2 and "json is for run leaderboards" in err
 
 
@@ -162,7 +162,7 @@ def test_a_browser_renders_the_cells_and_sorts_by_the_link(records, tmp_path, cl
         r["params"]["total"] = 900
     res = store_of(tmp_path, records)
     out = tmp_path / "html"
-    code, _, err = cli_run("leaderboard", "--results", res, "--format", "html", "--out", out)
+    code, _, err = cli_run("leaderboard", "--out", res, "--format", "html", "--tables", out)
     assert code == 0, err
     url = (out / "leaderboard_synthetic.html").as_uri()
     t = build_table(next(iter(build_rows(ResultsStore(res).records()).values())))

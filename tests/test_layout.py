@@ -166,7 +166,7 @@ def test_leaderboard_command_imports_no_torch(tmp_path):
     """On the committed records: the table comes out, and torch never loads."""
     folder = PKG.parent / "leaderboards" / "synthetic-cpu"
     code = ("import sys\nfrom fusion_bench.cli import main\n"
-            f"assert main(['leaderboard', '--results', {str(folder)!r}]) == 0\n"
+            f"assert main(['leaderboard', '--out', {str(folder)!r}]) == 0\n"
             "assert 'torch' not in sys.modules\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=PKG.parent)

@@ -144,9 +144,9 @@ def test_cli_sort_error_lists_valid_columns(records, tmp_path, cli_run):
     store = ResultsStore(tmp_path)
     for r in records:
         store.write(r)
-    code, _, err = cli_run("leaderboard", "--results", tmp_path, "--sort", "nope")
+    code, _, err = cli_run("leaderboard", "--out", tmp_path, "--sort", "nope")
     assert code == 2 and "drop_visual" in err and "noise_area" in err and "infer_fps" in err
-    code, out, err = cli_run("leaderboard", "--results", tmp_path, "--sort", "noise_area")
+    code, out, err = cli_run("leaderboard", "--out", tmp_path, "--sort", "noise_area")
     assert code == 0, err
     assert out.index("| rcma") < out.index("| concat") < out.index("| lstm")
 
@@ -222,7 +222,7 @@ def test_cli_plots(records, tmp_path, cli_run):
     store = ResultsStore(tmp_path / "store")
     for r in records:
         store.write(r)
-    code, out, err = cli_run("leaderboard", "--results", store.root, "--out", tmp_path / "o",
+    code, out, err = cli_run("leaderboard", "--out", store.root, "--tables", tmp_path / "o",
                              "--plots", tmp_path / "plots")
     assert code == 0, err
     assert _is_png(tmp_path / "plots" / "pareto_synthetic.png")
@@ -230,7 +230,7 @@ def test_cli_plots(records, tmp_path, cli_run):
     assert "left out (no robustness.noise): lstm" in out
     old = ResultsStore(tmp_path / "old")  # no row has robustness: that plot is skipped
     old.write(record("lstm", 0, 0.7, new=False))
-    code, out, err = cli_run("leaderboard", "--results", old.root, "--plots", tmp_path / "p2")
+    code, out, err = cli_run("leaderboard", "--out", old.root, "--plots", tmp_path / "p2")
     assert code == 0, err
     assert "skipped noise_synthetic.png" in out and not (tmp_path / "p2" / "noise_synthetic.png").exists()
     assert (tmp_path / "p2" / "pareto_synthetic.png").exists()
@@ -242,7 +242,7 @@ def test_missing_matplotlib_is_a_clear_error(records, tmp_path, monkeypatch, cli
         plots.pareto(build_rows(records)["synthetic"], tmp_path / "p.png")
     store = ResultsStore(tmp_path / "store")
     store.write(records[0])
-    code, _, err = cli_run("leaderboard", "--results", store.root, "--out", tmp_path / "o",
+    code, _, err = cli_run("leaderboard", "--out", store.root, "--tables", tmp_path / "o",
                            "--plots", tmp_path / "p")
     assert code == 2 and 'pip install "fusion-bench-affect[plots]"' in err
     assert not (tmp_path / "o").exists()  # failed before writing any table
@@ -399,22 +399,22 @@ def test_cli_metric(scored_records, tmp_path, cli_run):
     store = ResultsStore(tmp_path / "new")
     for r in scored_records:
         store.write(r)
-    code, out, err = cli_run("leaderboard", "--results", tmp_path / "new", "--metric", "rmse")
+    code, out, err = cli_run("leaderboard", "--out", tmp_path / "new", "--metric", "rmse")
     assert code == 0, err
     assert out.index("| concat") < out.index("| lstm") < out.index("| rcma")
     assert "Metric rmse (lower is better)" in out
     old = ResultsStore(tmp_path / "old")
     old.write(record("lstm", 0, 0.7, new=False))
-    code, out, err = cli_run("leaderboard", "--results", tmp_path / "old")
+    code, out, err = cli_run("leaderboard", "--out", tmp_path / "old")
     assert code == 0 and "| lstm" in out and "CCC as mean" in out, err
-    code, _, err = cli_run("leaderboard", "--results", tmp_path / "old", "--metric", "rmse")
+    code, _, err = cli_run("leaderboard", "--out", tmp_path / "old", "--metric", "rmse")
     assert code != 0 and "recorded metric 'rmse'" in err
     # the direction comes from the records: flipped there, the table ranks the other way
     flipped = ResultsStore(tmp_path / "flipped")
     for r in scored_records:
         r["metric_info"]["rmse"]["higher_is_better"] = True
         flipped.write(r)
-    code, out, err = cli_run("leaderboard", "--results", tmp_path / "flipped", "--metric", "rmse")
+    code, out, err = cli_run("leaderboard", "--out", tmp_path / "flipped", "--metric", "rmse")
     assert code == 0 and out.index("| rcma") < out.index("| concat"), err
-    code, _, err = cli_run("leaderboard", "--results", tmp_path / "new", "--metric", "rmsee")
+    code, _, err = cli_run("leaderboard", "--out", tmp_path / "new", "--metric", "rmsee")
     assert code == 2 and "did you mean rmse" in err

@@ -211,7 +211,7 @@ def test_a_plugin_metric_is_recorded_and_ranks_a_leaderboard(tmp_path, cli_run):
     assert set(rec["scores"]) == {"ccc", "rmse", "pearson", "frames"}
     assert rec["scores"]["ccc"] == rec["metrics"]  # the old key keeps CCC, unchanged
 
-    code, out, err = cli_run("--plugin", path, "leaderboard", "--results", res, "--metric", "frames",
+    code, out, err = cli_run("--plugin", path, "leaderboard", "--out", res, "--metric", "frames",
                              "--format", "csv")
     assert code == 0, err
     rows = {r["model"]: r for r in csv.DictReader(io.StringIO(out))}  # stdout: the csv alone
@@ -219,14 +219,14 @@ def test_a_plugin_metric_is_recorded_and_ranks_a_leaderboard(tmp_path, cli_run):
     for row in rows.values():  # both scored by the plugin's metric, on the same valid frames
         assert float(row["test_mean"]) == sum(v.valid.sum() for v in splits["test"])
         assert float(row["val_mean"]) == sum(v.valid.sum() for v in splits["val"])
-    code, out, err = cli_run("--plugin", path, "leaderboard", "--results", res, "--metric", "frames")
+    code, out, err = cli_run("--plugin", path, "leaderboard", "--out", res, "--metric", "frames")
     assert code == 0 and "Metric frames (lower is better) as mean" in out, err
     # the records say the metric's direction (metric_info): the table needs no plugin loaded
     assert rec["metric_info"]["frames"] == {"higher_is_better": False,
                                             "description": rec["metric_info"]["frames"]["description"]}
-    code, out, err = cli_run("leaderboard", "--results", res, "--metric", "frames")  # no plugin
+    code, out, err = cli_run("leaderboard", "--out", res, "--metric", "frames")  # no plugin
     assert code == 0 and "Metric frames (lower is better) as mean" in out, err
-    code, _, err = cli_run("leaderboard", "--results", res, "--metric", "frame")
+    code, _, err = cli_run("leaderboard", "--out", res, "--metric", "frame")
     assert code == 2 and "did you mean frames" in err and "ccc, frames, pearson, rmse" in err
 
 

@@ -254,7 +254,7 @@ def test_leaderboard_out_on_a_file_is_one_line_and_writes_nothing(cli_run, tmp_p
     a_file = tmp_path / "tables"
     a_file.write_text("x")
     folder = __import__("pathlib").Path(__file__).resolve().parent.parent / "leaderboards" / "synthetic-cpu"
-    code, _, err = cli_run("leaderboard", "--results", folder, "--out", a_file)
+    code, _, err = cli_run("leaderboard", "--out", folder, "--tables", a_file)
     assert code == 2 and "is a file, not a folder" in err and a_file.read_text() == "x"
 
 

@@ -72,7 +72,7 @@ def test_a_malformed_record_is_named_and_skipped_by_the_leaderboard(tmp_path, cl
     bad = json.loads(json.dumps(recs[0]))
     damage(bad)
     (tmp_path / "runs" / f"{bad['run_id']}.json").write_text(json.dumps(bad))
-    code, out, err = cli_run("leaderboard", "--results", tmp_path)
+    code, out, err = cli_run("leaderboard", "--out", tmp_path)
     assert code == 0, err
     assert f"{bad['run_id']}.json: not a usable run record (" in err and problem in err
     assert err.count("\n") == 1 and err.startswith("warning: ")  # one line, no traceback

@@ -215,13 +215,13 @@ def test_tables_parse_back_to_the_stored_numbers(filled_store):
 def test_leaderboard_regenerates_byte_for_byte(filled_store, tmp_path, cli_run):
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):
-        code, _, err = cli_run("leaderboard", "--results", filled_store.root, "--out", out)
+        code, _, err = cli_run("leaderboard", "--out", filled_store.root, "--tables", out)
         assert code == 0, err
     assert (a / "leaderboard_synthetic.md").read_bytes() == (b / "leaderboard_synthetic.md").read_bytes()
 
 
 def test_leaderboard_on_empty_store_is_a_clear_error(tmp_path, cli_run):
-    code, _, err = cli_run("leaderboard", "--results", tmp_path)
+    code, _, err = cli_run("leaderboard", "--out", tmp_path)
     assert code == 2 and "no successful runs" in err
 
 

@@ -268,7 +268,7 @@ def test_the_leaderboard_of_three_target_runs_has_a_column_per_target(cli_run, v
     dom = [r["metrics"]["test"]["dominance"] for r in recs]
     assert model[col] == f"{np.mean(dom):.3f} ± {np.std(dom, ddof=1):.3f}"
     assert ridge[col] == f"{recs[0]['baseline']['metrics']['test']['dominance']:.3f}"
-    code, text, err = cli_run("leaderboard", "--results", out, "--sort", "test_dominance")
+    code, text, err = cli_run("leaderboard", "--out", out, "--sort", "test_dominance")
     assert code == 0, err
     assert "test dominance" in text.splitlines()[2]
 

@@ -151,7 +151,7 @@ def test_extract_cache_train_submit(cli_run, tree, tmp_path):
     assert rec["dataset"]["manifest"]["modalities"]["visual"]["random_init"] is True
     # submission CSV: one row per frame of the test list
     sub = tmp_path / "sub.csv"
-    code, out, err = cli_run("submit", "--root", tree, "--out", sub, *TRAIN)
+    code, out, err = cli_run("submit", "--root", tree, "--csv", sub, *TRAIN)
     assert code == 0, err
     rows = sub.read_text().splitlines()
     assert rows[0] == "image_location,valence,arousal" and len(rows) == 41
