@@ -108,7 +108,7 @@ def results(path: PathLike = "results", kind: str | None = "run"):
     """The records in store ``path`` as a pandas DataFrame, a row per record: identity,
     ``config.<key>``, ``<metric>.<split>.<target>`` (``ccc.test.mean``), the ridge baseline's
     ``ridge.<metric>...``, costs (:mod:`fusion_bench.report.frame`). ``kind``: ``run``, ``bench``
-    or None (all). Needs pandas (``pip install "fusion-bench[pandas]"``: an ImportError saying so
+    or None (all). Needs pandas (``pip install "fusion-bench-affect[pandas]"``: an ImportError saying so
     otherwise); :func:`fusion_bench.report.frame.rows` gives the rows without it."""
     from .results import as_frame
 

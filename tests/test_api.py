@@ -176,7 +176,7 @@ def test_results_without_pandas_names_the_extra(tmp_path, monkeypatch):
 
     ResultsStore(tmp_path).write(fake_record("rcma", 0, 0.8))
     monkeypatch.setitem(sys.modules, "pandas", None)  # an import of it fails
-    with pytest.raises(ImportError, match=re.escape('pip install "fusion-bench[pandas]"')):
+    with pytest.raises(ImportError, match=re.escape('pip install "fusion-bench-affect[pandas]"')):
         fusion_bench.results(tmp_path)
 
 

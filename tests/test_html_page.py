@@ -114,7 +114,7 @@ def test_plots_are_embedded_when_matplotlib_is_there(records, monkeypatch, tmp_p
 
     monkeypatch.setattr(plots, "require_matplotlib", missing)
     code, out, err = cli_run("leaderboard", "--out", res, "--format", "html")
-    assert code == 0 and "data:image/png" not in out and "fusion-bench[plots]" in out, err
+    assert code == 0 and "data:image/png" not in out and "fusion-bench-affect[plots]" in out, err
 
 
 def test_bench_tables_on_stdout_are_one_document(tmp_path, cli_run):

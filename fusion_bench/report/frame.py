@@ -23,7 +23,7 @@ from .grouping import flatten, table_keys
 from .leaderboard import lookup
 
 PANDAS_HINT = ('fusion_bench.results() returns a pandas DataFrame, and pandas is not installed: '
-               'pip install "fusion-bench[pandas]" (fusion_bench.report.frame.rows(records) '
+               'pip install "fusion-bench-affect[pandas]" (fusion_bench.report.frame.rows(records) '
                'gives the same rows as dicts without it)')
 
 #: column → path into a record
