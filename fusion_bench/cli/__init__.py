@@ -4,7 +4,17 @@ configuration options in :mod:`.options`, one module per verb. A plugin adds a v
 
 from __future__ import annotations
 
-from . import bench, extract, leaderboard, listing, predict, run, submit, sweep  # noqa: F401 - verbs
+from . import (  # noqa: F401 - verbs
+    bench,
+    extract,
+    leaderboard,
+    listing,
+    new_plugin,
+    predict,
+    run,
+    submit,
+    sweep,
+)
 from .app import BUILTIN_VERBS, State, cli, main
 
 BUILTIN_VERBS.update(cli.commands)
