@@ -64,3 +64,23 @@ def test_old_and_new_record_layouts_of_one_configuration_share_a_row():
     other["config"]["train"]["lr"] = 0.5
     other["run_id"] += "-other"
     assert len(next(iter(build_rows([old, new, other]).values()))) == 2
+
+
+def test_the_plugin_package_row_compares_like_with_like():
+    """The MulT row of synthetic-cpu/ is the third-party path to a table: 5 seeds of the plugin
+    package's fusion, loaded from its entry point (not a built-in), in the configuration of the
+    built-in rows but for the fusion and its own options, and labelled by the fusion alone."""
+    from fusion_bench.report.grouping import flatten, row_config
+
+    records = ResultsStore(ROOT / "synthetic-cpu").records()
+    mult = [r for r in records if r["config"]["model"]["fusion"] == "mult"]
+    concat = [r for r in records if r["config"]["model"]["fusion"] == "concat"]
+    assert sorted(r["config"]["seed"] for r in mult) == [0, 1, 2, 3, 4]
+    assert {r["plugins"]["fusion"]["plugin"] for r in mult} == {"mult"}
+    for rec in mult + concat:
+        assert rec["status"] == "ok"
+    ours, theirs = flatten(row_config(mult[0])), flatten(row_config(concat[0]))
+    differing = {k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)}
+    assert differing == {"model.fusion"} | {k for k in differing if k.startswith("fusion.mult.")}
+    (rows,) = build_rows(records).values()
+    assert "mult" in [row.label for row in rows]
