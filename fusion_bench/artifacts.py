@@ -60,10 +60,15 @@ def save(root: Path, run_id: str, artifacts: dict) -> dict:
 
 def write_run(store: ResultsStore, record: dict) -> Path:
     """Store a run's ``record`` with what it trained: the artifacts first (a record never names
-    a file that is not there yet), then the record, which names them; return its path."""
+    a file that is not there yet), then the record, which names them; return its path. The run's
+    epochs go to ``epochs/<run_id>.csv`` too (:mod:`fusion_bench.trackers.epochs_csv`), whether
+    or not the weights are kept."""
+    from .trackers.epochs_csv import write_epochs_csv
+
     pending = record.pop(PENDING, None)
     if pending is not None:
         record["artifacts"] = save(store.root, record["run_id"], pending)
+    write_epochs_csv(store.root, record)
     return store.write(record)
 
 

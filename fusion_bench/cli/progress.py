@@ -1,9 +1,14 @@
 """What a run shows on stderr as it goes, as run-events plugins: the data summary before
-training (``data_summary``) and a progress bar per trained model (``epoch_end``)."""
+training (``data_summary``) and, per trained model, a progress bar on a terminal or, without
+one (Slurm, nohup, a pipe), a plain ``logging`` line per epoch (``epoch_end``); and the
+trackers chosen with ``--log``."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
+from collections.abc import Sequence
 
 import click
 
@@ -49,6 +54,48 @@ class SummaryDisplay:
             click.echo(line, err=True)
 
 
+def epoch_line(epoch) -> str:
+    """One finished epoch (a :class:`fusion_bench.events.EpochEnd`) as one line: loss, validation
+    CCC per target and their mean, the best so far, learning rate and time."""
+    val = " ".join(f"{k} {v:.3f}" for k, v in epoch.val.items() if k != "mean")
+    mean = epoch.val.get("mean", float("nan"))
+    return (f"{epoch.model} epoch {epoch.epoch}/{epoch.epochs}: loss {epoch.loss:.4f}, val CCC "
+            f"{val + ' ' if val else ''}mean {mean:.3f} (best {epoch.best:.3f}@{epoch.best_epoch}), "
+            f"lr {epoch.lr:.2e}, {epoch.seconds:.1f} s")
+
+
+#: the logger of the per-epoch lines (``logging``: a handler of the user's, or ours on stderr)
+LOG = logging.getLogger("fusion_bench.progress")
+
+
+class LogDisplay:
+    """Without a terminal: a ``logging`` INFO line per epoch, so a log file shows the run's course."""
+
+    @hookimpl
+    def epoch_end(self, run, epoch):
+        LOG.info("%s", epoch_line(epoch))
+
+
+@contextlib.contextmanager
+def _log_to_stderr():
+    """:data:`LOG` at INFO on stderr for the scope, unless logging is configured already (a root
+    handler: the user's, a notebook's, pytest's), whose handlers then get the lines."""
+    level = LOG.level
+    if LOG.level == logging.NOTSET or LOG.level > logging.INFO:
+        LOG.setLevel(logging.INFO)
+    handler = None
+    if not logging.getLogger().handlers and not LOG.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        LOG.addHandler(handler)
+    try:
+        yield
+    finally:
+        if handler is not None:
+            LOG.removeHandler(handler)
+        LOG.setLevel(level)
+
+
 class ProgressDisplay:
     """Registered on the plugin manager for one command; one bar per model of the run."""
 
@@ -81,26 +128,39 @@ class ProgressDisplay:
             self.model = None
 
 
-def run_events(reg, show: bool):
-    """The run events of ``reg``'s plugins, plus the data summary's display and, when ``show``,
-    a progress display; use as a context manager (the display is removed, and its bar closed, on the way out)."""
-    import contextlib
-
+def run_events(reg, show: bool, trackers: Sequence[object] = ()):
+    """The run events of ``reg``'s plugins, plus the data summary's display, the ``trackers``
+    (:func:`fusion_bench.trackers.open_trackers`) and, when ``show``, a progress display (a bar
+    on a terminal, log lines without one); use as a context manager (the displays and trackers
+    are removed, and closed, on the way out)."""
     from ..events import Events
 
     @contextlib.contextmanager
     def scope():
-        display = ProgressDisplay() if show else None
-        summary = SummaryDisplay()
-        reg.pm.register(summary, name="fusion-bench-summary")
+        display: ProgressDisplay | LogDisplay | None = None
+        if show:
+            display = ProgressDisplay() if _is_terminal(sys.stderr) else LogDisplay()
+        plugins: list[tuple[str, object]] = [("fusion-bench-summary", SummaryDisplay())]
         if display is not None:
-            reg.pm.register(display, name="fusion-bench-progress")
+            plugins.append(("fusion-bench-progress", display))
+        plugins += [(f"fusion-bench-tracker-{i}", t) for i, t in enumerate(trackers)]
+        for name, plugin in plugins:
+            reg.pm.register(plugin, name=name)
         try:
-            yield Events(reg.pm)
+            with _log_to_stderr() if isinstance(display, LogDisplay) else contextlib.nullcontext():
+                yield Events(reg.pm)
         finally:
-            reg.pm.unregister(summary)
-            if display is not None:
-                display.close()
-                reg.pm.unregister(display)
+            for _, plugin in plugins:
+                close = getattr(plugin, "close", None)
+                if close is not None:
+                    close()
+                reg.pm.unregister(plugin)
 
     return scope()
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # a closed or odd stream
+        return False

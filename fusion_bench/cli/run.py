@@ -24,6 +24,10 @@ from .options import (
               help="Also score the test split with each modality dropped and with Gaussian noise "
                    "(levels: robustness.levels).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--log", "log", metavar="NAMES", default=None,
+              help="Experiment trackers, comma-separated: tensorboard (<out>/tensorboard), mlflow "
+                   "(MLFLOW_TRACKING_URI, or <out>/mlruns). Each epoch also goes to "
+                   "<out>/epochs/<run_id>.csv whatever this says.")
 @click.option("--no-model", is_flag=True,
               help="Keep only the record, not the trained weights and test predictions.")
 @click.option("--restart", is_flag=True,
@@ -32,7 +36,7 @@ from .options import (
 @click.option("--keep-checkpoint", is_flag=True,
               help="Keep the checkpoint once the record is written (it is removed by default).")
 @click.pass_obj
-def run(state: State, out, threads, as_json, robustness, quiet, no_model, restart,
+def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, restart,
         keep_checkpoint, **opts):
     """Train and evaluate one configuration; print validation/test CCC and store the record.
 
@@ -49,15 +53,17 @@ def run(state: State, out, threads, as_json, robustness, quiet, no_model, restar
     from ..report.robustness import robustness_table
     from ..results import ResultsStore, display_name
     from ..runs import run_and_store
+    from ..trackers import open_trackers, parse_log
     from .progress import run_events
 
     cfg = build_run_config(opts, {"train.progress": "false" if quiet else None,
                                   "robustness.enabled": "true" if robustness else None})
     reg = state.registry
+    trackers = parse_log(log)  # an unknown name or a missing library: before any training
     store = ResultsStore(out)
     store.check_writable()  # before any training
     set_threads(threads)
-    with run_events(reg, show=cfg.train.progress) as events:
+    with run_events(reg, show=cfg.train.progress, trackers=open_trackers(trackers, out)) as events:
         record, path = run_and_store(cfg, reg, store, events, keep_model=not no_model,
                                      restart=restart, keep_checkpoint=keep_checkpoint)
     if as_json:  # the record as stored, alone on stdout (for jq and scripts)

@@ -1,0 +1,45 @@
+"""Experiment trackers: the epochs CSV every stored run gets (:mod:`.epochs_csv`) and the
+optional ones chosen with ``--log NAME,...`` (TensorBoard, MLflow), which are run-events plugins
+(:mod:`fusion_bench.events`) importing their library only when chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError
+
+#: --log name -> (module of this package, its class, the library it imports, the extra)
+TRACKERS = {
+    "tensorboard": ("tensorboard", "TensorBoardTracker", "tensorboard", "tensorboard"),
+    "mlflow": ("mlflow", "MlflowTracker", "mlflow", "mlflow"),
+}
+
+
+def parse_log(spec: str | None) -> list[str]:
+    """The tracker names of a ``--log`` value (comma-separated; empty: none), each checked:
+    an unknown name, or one whose library is not installed, is a :class:`ConfigError` naming
+    the extra to install."""
+    import importlib.util
+
+    names = list(dict.fromkeys(n.strip().lower() for n in (spec or "").split(",") if n.strip()))
+    for name in names:
+        if name not in TRACKERS:
+            raise ConfigError(f"--log: unknown tracker {name!r}; choose from "
+                              f"{', '.join(sorted(TRACKERS))} (comma-separated)")
+        lib, extra = TRACKERS[name][2], TRACKERS[name][3]
+        if importlib.util.find_spec(lib) is None:
+            raise ConfigError(f"--log {name}: the {lib} package is not installed; "
+                              f'pip install "fusion-bench-affect[{extra}]"')
+    return names
+
+
+def open_trackers(names: list[str], root: str | Path) -> list[object]:
+    """The tracker plugins of ``names`` (from :func:`parse_log`), writing under the store
+    folder ``root``; register them on the plugin manager for the run's events."""
+    import importlib
+
+    out = []
+    for name in names:
+        module, cls, _, _ = TRACKERS[name]
+        out.append(getattr(importlib.import_module(f"{__name__}.{module}"), cls)(Path(root)))
+    return out

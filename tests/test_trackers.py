@@ -1,0 +1,161 @@
+"""Experiment trackers: the epochs CSV of every stored run, the per-epoch log lines without a
+terminal, and the optional TensorBoard and MLflow trackers (``--log``), read back with their
+own libraries."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+
+def _record(out):
+    (path,) = (out / "runs").glob("*.json")
+    return json.loads(path.read_text())
+
+
+def test_every_stored_run_gets_an_epochs_csv_matching_its_history(cli_run, tiny_args, tmp_path):
+    out = tmp_path / "res"
+    code, _, err = cli_run("run", "--fusion", "concat", "--out", out, "--no-model",
+                           "--set", "model.per_target=true", *tiny_args)
+    assert code == 0, err
+    rec = _record(out)
+    path = out / "epochs" / f"{rec['run_id']}.csv"
+    with path.open() as f:
+        reader = csv.DictReader(f)
+        header, rows = reader.fieldnames, list(reader)
+    assert header == ["targets", "epoch", "step", "loss", "lr", "val_valence", "val_arousal",
+                      "val_mean"]
+    # per_target: a valence model then an arousal model, each epoch of each a row, in order
+    expected = [(f["targets"], h) for f in rec["fits"] for h in f["history"]]
+    assert [r["targets"] for r in rows] == ["+".join(t) for t, _ in expected]
+    assert len(rows) == sum(f["epochs"] for f in rec["fits"]) == 4
+    for r, (targets, h) in zip(rows, expected, strict=True):
+        (t,) = targets
+        other = "arousal" if t == "valence" else "valence"
+        assert r["targets"] == t and int(r["epoch"]) == h["epoch"] and int(r["step"]) == h["step"]
+        # the floats read back bit for bit
+        assert float(r["loss"]) == h["loss"] and float(r["lr"]) == h["lr"]
+        assert float(r[f"val_{t}"]) == h["val"][t] and float(r["val_mean"]) == h["val"]["mean"]
+        assert r[f"val_{other}"] == ""  # the model does not predict the other target
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 1, 2]
+
+
+def test_epochs_csv_by_hand():
+    from fusion_bench.trackers.epochs_csv import epochs_csv
+
+    record = {"dataset": {"targets": ["valence", "arousal"]},
+              "fits": [{"targets": ["valence", "arousal"], "history": [
+                  {"epoch": 1, "step": 3, "loss": 0.5, "lr": 0.001,
+                   "val": {"valence": 0.25, "arousal": 0.125, "mean": 0.1875}},
+                  {"epoch": 2, "step": 6, "loss": 0.1 + 0.2, "lr": 0.0005,
+                   "val": {"valence": 0.5, "arousal": 0.0, "mean": 0.25}}]}]}
+    assert epochs_csv(record).splitlines() == [
+        "targets,epoch,step,loss,lr,val_valence,val_arousal,val_mean",
+        "valence+arousal,1,3,0.5,0.001,0.25,0.125,0.1875",
+        "valence+arousal,2,6,0.30000000000000004,0.0005,0.5,0.0,0.25",
+    ]
+
+
+def test_without_a_terminal_each_epoch_is_one_log_line(cli_run, tiny_args, tmp_path, caplog):
+    import logging
+
+    args = [a for a in tiny_args if a != "--quiet"]
+    out = tmp_path / "res"
+    with caplog.at_level(logging.INFO, logger="fusion_bench.progress"):
+        code, _, err = cli_run("run", "--fusion", "concat", "--out", out, "--no-model", *args)
+    assert code == 0, err
+    rec = _record(out)
+    (fit,) = rec["fits"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "fusion_bench.progress"]
+    assert len(lines) == len(fit["history"]) == 2  # one per epoch, nothing else
+    for line, h in zip(lines, fit["history"], strict=True):
+        v = h["val"]
+        so_far = [x["val"]["mean"] for x in fit["history"][: h["epoch"]]]
+        best = max(so_far)
+        seconds = line.rsplit(", ", 1)[1]  # the epoch's time: not in the record
+        assert seconds.endswith(" s") and float(seconds[:-2]) >= 0
+        assert line == (f"concat valence+arousal epoch {h['epoch']}/2: loss {h['loss']:.4f}, "
+                        f"val CCC valence {v['valence']:.3f} arousal {v['arousal']:.3f} mean "
+                        f"{v['mean']:.3f} (best {best:.3f}@{so_far.index(best) + 1}), "
+                        f"lr {h['lr']:.2e}, {seconds}")
+    # --quiet: none
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fusion_bench.progress"):
+        code, _, err = cli_run("run", "--fusion", "concat", "--out", tmp_path / "q", "--no-model",
+                               *tiny_args)
+    assert code == 0, err
+    assert not [r for r in caplog.records if r.name == "fusion_bench.progress"]
+
+
+def test_log_lines_reach_stderr_when_logging_is_not_configured(capsys):
+    """No root handler (a plain `fusion-bench run > log 2>&1`): our handler writes to stderr."""
+    import logging
+
+    from fusion_bench.cli.progress import LOG, LogDisplay, _log_to_stderr
+    from fusion_bench.events import EpochEnd
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers.clear()  # pytest's own capture handler, put back below
+    try:
+        with _log_to_stderr():
+            LogDisplay().epoch_end(None, EpochEnd("m v", 3, 5, 0.25, {"valence": 0.5, "mean": 0.5},
+                                                  1e-3, 0.5, 3, 1.25))
+        LOG.info("after the scope: not shown")
+    finally:
+        root.handlers[:] = saved
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].endswith(" m v epoch 3/5: loss 0.2500, val CCC valence 0.500 mean 0.500 "
+                           "(best 0.500@3), lr 1.00e-03, 1.2 s")
+
+
+def test_an_unknown_tracker_is_one_line_before_training(cli_run, tiny_args, tmp_path):
+    code, _, err = cli_run("run", "--fusion", "concat", "--out", tmp_path / "r", "--log",
+                           "tensorboard,wandbx", *tiny_args)
+    assert code == 2
+    assert err.strip().splitlines()[-1].endswith(
+        "--log: unknown tracker 'wandbx'; choose from mlflow, tensorboard (comma-separated)")
+    assert not (tmp_path / "r" / "runs").exists()  # nothing trained
+
+
+def test_a_missing_tracker_library_names_the_extra(cli_run, tiny_args, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mlflow" else real(name, *a))
+    code, _, err = cli_run("run", "--fusion", "concat", "--out", tmp_path / "r", "--log", "mlflow",
+                           *tiny_args)
+    assert code == 2
+    assert 'pip install "fusion-bench-affect[mlflow]"' in err and "Traceback" not in err
+    assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_tensorboard_tracker_writes_every_epoch(cli_run, tiny_args, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "res"
+    code, _, err = cli_run("run", "--fusion", "concat", "--out", out, "--no-model", "--log",
+                           "tensorboard", "--set", "model.per_target=true", *tiny_args)
+    assert code == 0, err
+    rec = _record(out)
+    (logdir,) = (out / "tensorboard").iterdir()
+    assert logdir.name == f"concat-s0-{rec['config_hash'][:8]}"
+    acc = EventAccumulator(str(logdir))
+    acc.Reload()
+    for fit in rec["fits"]:
+        (t,) = fit["targets"]
+        tag = f"concat_{t}"
+        for key, field in (("loss", "loss"), ("lr", "lr"), (f"val_{t}", t), ("val_mean", "mean")):
+            got = [(e.step, e.value) for e in acc.Scalars(f"{tag}/{key}")]
+            want = [(h["epoch"], h[field] if field in ("loss", "lr") else h["val"][field])
+                    for h in fit["history"]]
+            assert [s for s, _ in got] == [s for s, _ in want]
+            # stored as float32
+            assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-6, abs=1e-7)
+    test = {k: acc.Scalars(f"test/{k}")[0].value for k in ("valence", "arousal", "mean")}
+    assert test == pytest.approx(rec["metrics"]["test"], rel=1e-6)
