@@ -159,3 +159,47 @@ def test_tensorboard_tracker_writes_every_epoch(cli_run, tiny_args, tmp_path):
             assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-6, abs=1e-7)
     test = {k: acc.Scalars(f"test/{k}")[0].value for k in ("valence", "arousal", "mean")}
     assert test == pytest.approx(rec["metrics"]["test"], rel=1e-6)
+
+
+def test_mlflow_tracker_logs_every_epoch_to_a_local_store(cli_run, tiny_args, tmp_path,
+                                                          monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = tmp_path / "res"
+    code, _, err = cli_run("run", "--fusion", "concat", "--out", out, "--no-model", "--log",
+                           "mlflow", "--seed", "1", *tiny_args)
+    assert code == 0, err
+    rec = _record(out)
+    client = MlflowClient(tracking_uri=f"sqlite:///{(out / 'mlflow.db').resolve()}")
+    exp = client.get_experiment_by_name("fusion-bench")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.run_name == "concat-s1" and run.info.status == "FINISHED"
+    assert run.data.tags["fusion_bench.config_hash"] == rec["config_hash"]
+    assert run.data.tags["fusion_bench.run_id"] == rec["run_id"]
+    assert run.data.params["seed"] == "1" and run.data.params["train.epochs"] == "2"
+    (fit,) = rec["fits"]
+    for key, get in (("loss", lambda h: h["loss"]), ("lr", lambda h: h["lr"]),
+                     ("val_valence", lambda h: h["val"]["valence"]),
+                     ("val_mean", lambda h: h["val"]["mean"])):
+        hist = client.get_metric_history(run.info.run_id, f"concat_valence_arousal/{key}")
+        # MLflow keeps doubles: exact
+        assert sorted((m.step, m.value) for m in hist) == [(h["epoch"], get(h)) for h in fit["history"]]
+    assert run.data.metrics["test/mean"] == rec["metrics"]["test"]["mean"]
+
+
+def test_mlflow_marks_a_run_that_stopped_on_an_error_failed(tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from fusion_bench.events import RunInfo
+    from fusion_bench.trackers.mlflow import MlflowTracker, metric_key
+
+    assert metric_key("rcma valence+arousal") == "rcma_valence_arousal"
+    t = MlflowTracker(tmp_path)
+    t.run_start(RunInfo("x-s0", {"seed": 0, "train": {"lr": 0.001}}, "abc", ("x valence",)))
+    t.close()  # the run path's scope on its way out, with no run_end
+    client = MlflowClient(tracking_uri=t.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("fusion-bench").experiment_id])
+    assert run.info.status == "FAILED" and run.data.params == {"seed": "0", "train.lr": "0.001"}
