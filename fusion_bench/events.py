@@ -1,7 +1,7 @@
 """Run events: what a run tells progress displays and experiment trackers as it goes.
 
 A plugin implements any of the hooks ``run_start(run)``, ``data_summary(run, summary)``,
-``epoch_end(run, epoch)`` and ``run_end(run, record)`` (:mod:`fusion_bench.hookspecs`); the run path calls them through
+``step_end(run, step)``, ``epoch_end(run, epoch)`` and ``run_end(run, record)`` (:mod:`fusion_bench.hookspecs`); the run path calls them through
 :class:`Events`. A hook that raises is reported once and then left out: a tracker's fault must not
 cost a result. No torch here: events carry plain numbers.
 """
@@ -12,7 +12,7 @@ import dataclasses
 import warnings
 from dataclasses import dataclass, field
 
-HOOKS = ("run_start", "data_summary", "epoch_end", "run_end")
+HOOKS = ("run_start", "data_summary", "step_end", "epoch_end", "run_end")
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,17 @@ class RunInfo:
     config: dict  # the resolved configuration (RunConfig.to_dict())
     config_hash: str
     models: tuple[str, ...]  # the labels of the models the run trains, in order
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    """One batch of a training epoch of one model, done (a progress bar's tick)."""
+
+    model: str  # its label, as in EpochEnd
+    epoch: int  # 1-based
+    step: int  # the batch's place in the epoch, 1-based
+    steps: int  # batches in this epoch
+    loss: float | None  # the batch's training loss; None: a batch with nothing to fit, skipped
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,15 @@ class Events:
 
     def data_summary(self, run: RunInfo, summary: dict) -> None:
         self._call("data_summary", run=run, summary=summary)
+
+    def wants(self, hook: str) -> bool:
+        """Whether any plugin (not switched off) implements ``hook``: the run path asks before
+        it sends an event per training step."""
+        return self.pm is not None and any(
+            impl.plugin_name not in self._broken for impl in getattr(self.pm.hook, hook).get_hookimpls())
+
+    def step_end(self, run: RunInfo, step: StepEnd) -> None:
+        self._call("step_end", run=run, step=step)
 
     def epoch_end(self, run: RunInfo, epoch: EpochEnd) -> None:
         self._call("epoch_end", run=run, epoch=epoch)

@@ -67,6 +67,13 @@ def data_summary(run, summary):
 
 
 @hookspec
+def step_end(run, step):
+    """A model of ``run`` finished a training batch: ``step`` is a
+    :class:`fusion_bench.events.StepEnd` (model label, epoch, step and steps in the epoch, the
+    batch's loss). Called once per optimizer step: keep it cheap."""
+
+
+@hookspec
 def epoch_end(run, epoch):
     """A model of ``run`` finished a training epoch: ``epoch`` is a
     :class:`fusion_bench.events.EpochEnd` (model label, epoch, loss, validation CCC, lr, best)."""

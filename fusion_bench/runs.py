@@ -171,6 +171,7 @@ def fit_targets(cfg: RunConfig, reg, dims: dict[str, int], train: Windows, val: 
         else:
             res = fit(model, train, val, val_videos, cols, cfg.train, device, cfg.seed,
                       label=label, on_epoch=_epoch_events(events, run), targets=targets,
+                      on_step=_step_events(events, run),
                       resume=checkpoint.fit_state(label) if checkpoint is not None else None,
                       on_checkpoint=None if checkpoint is None else functools.partial(
                           checkpoint.epoch_done, label, cols))
@@ -184,6 +185,14 @@ def _epoch_events(events: Events | None, run: RunInfo | None):
     if events is None or run is None:
         return None
     return lambda epoch: events.epoch_end(run, epoch)
+
+
+def _step_events(events: Events | None, run: RunInfo | None):
+    """The ``on_step`` of a fit: the ``step_end`` run event, or None (no per-step call at all)
+    when no plugin implements it."""
+    if events is None or run is None or not events.wants("step_end"):
+        return None
+    return lambda step: events.step_end(run, step)
 
 
 def _load_weights(model: torch.nn.Module, weights: dict, label: str,

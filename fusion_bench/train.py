@@ -3,8 +3,9 @@ says about the training length (:func:`fit_warnings`).
 
 Loss 1 − CCC over valid frames (per window, or pooled over the batch); Adam; linear warm-up;
 then plateau decay of the learning rate on validation mean CCC (or a cosine decay); early
-stopping; best weights restored. Each finished epoch is reported through ``on_epoch`` (the run
-path turns it into the ``epoch_end`` run event: progress displays, trackers).
+stopping; best weights restored. Each finished epoch is reported through ``on_epoch`` and each
+batch through ``on_step`` (the run path turns them into the ``epoch_end`` and ``step_end`` run
+events: progress displays, trackers).
 
 An epoch is a pass over the training windows when ``train.epochs`` > 0; by default
 (``train.epochs`` = 0) the fit makes ``train.steps`` optimizer steps whatever the dataset's size,
@@ -29,7 +30,7 @@ from .data import TARGETS
 from .data.windows import Windows
 from .errors import DataError
 from .evaluate import predict, score
-from .events import EpochEnd
+from .events import EpochEnd, StepEnd
 from .metrics import ccc_loss
 
 
@@ -150,13 +151,15 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
         cfg: TrainConfig, device: torch.device, seed: int, label: str = "train",
         on_epoch: Callable[[EpochEnd], object] | None = None,
         targets: Sequence[str] = TARGETS, resume: FitState | None = None,
-        on_checkpoint: Callable[[FitState], object] | None = None) -> FitResult:
+        on_checkpoint: Callable[[FitState], object] | None = None,
+        on_step: Callable[[StepEnd], object] | None = None) -> FitResult:
     """Train ``model`` to predict label ``columns`` (its output j is label column columns[j]) of
     a dataset whose label columns are ``targets``.
 
     The validation score is the mean CCC over ``columns`` on ``val`` (overlap-averaged frames).
     On return the model holds the weights of its best validation epoch. ``on_epoch`` receives
-    each finished epoch's numbers (``label`` names the model in them). Padding past a video's
+    each finished epoch's numbers (``label`` names the model in them), ``on_step`` each batch's
+    (its loss is the float the loop reads anyway: no extra device sync). Padding past a video's
     end reaches neither the loss (the label mask) nor the encoders' normalisation statistics
     (the windows' frame-exists mask, :class:`fusion_bench.model.MaskedBatchNorm`).
 
@@ -194,7 +197,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
         model.train()
         t0 = time.perf_counter()
         losses = []
-        for idx in batches:
+        for i, idx in enumerate(batches, start=1):
             if step < warmup_steps:
                 set_lr(opt, cfg.lr * (step + 1) / warmup_steps)
             elif cfg.schedule == "cosine":
@@ -206,6 +209,8 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 # step would still move the weights by Adam's momentum. The schedule still
                 # counts the batch, so warm-up and cosine end where they were planned.
                 step += 1
+                if on_step is not None:
+                    on_step(StepEnd(label, epoch, i, len(batches), None))
                 continue
             f, k, y, ok = train.batch(idx, device)
             out = model(f, k, train.present_of(idx, device))  # (b, L, len(columns))
@@ -222,6 +227,8 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
             losses.append(float(loss.detach()))
             frames += int(ok.sum())
             step += 1
+            if on_step is not None:
+                on_step(StepEnd(label, epoch, i, len(batches), losses[-1]))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t_epoch = time.perf_counter() - t0

@@ -161,6 +161,7 @@ def test_tensorboard_tracker_writes_every_epoch(cli_run, tiny_args, tmp_path):
     assert test == pytest.approx(rec["metrics"]["test"], rel=1e-6)
 
 
+@pytest.mark.slow  # 5-12 s: MLflow's import and its SQLite store's migrations
 def test_mlflow_tracker_logs_every_epoch_to_a_local_store(cli_run, tiny_args, tmp_path,
                                                           monkeypatch):
     pytest.importorskip("mlflow")
@@ -203,3 +204,88 @@ def test_mlflow_marks_a_run_that_stopped_on_an_error_failed(tmp_path):
     client = MlflowClient(tracking_uri=t.uri)
     (run,) = client.search_runs([client.get_experiment_by_name("fusion-bench").experiment_id])
     assert run.info.status == "FAILED" and run.data.params == {"seed": "0", "train.lr": "0.001"}
+
+
+def test_step_events_match_the_schedule_and_the_epoch_losses(tmp_path):
+    """step_end: one per batch of each epoch, whose losses average to the epoch's recorded loss."""
+    import numpy as np
+
+    import fusion_bench
+    from fusion_bench.config import build_config
+    from fusion_bench.events import Events
+    from fusion_bench.plugins import load_registry
+    from fusion_bench.runs import run_record
+
+    from .conftest import tiny_overrides
+
+    steps = []
+
+    class Counter:
+        @fusion_bench.hookimpl
+        def step_end(self, run, step):
+            steps.append(step)
+
+    reg = load_registry(entry_points=False)
+    reg.pm.register(Counter(), name="counter")
+    over = [*tiny_overrides(), ("model.per_target", "true"), ("train.batch_size", "4")]
+    record = run_record(build_config("quick", None, over), reg, Events(reg.pm))
+    per_epoch = record["data_summary"]["schedule"]["steps_per_epoch"]
+    assert per_epoch >= 2  # several batches an epoch, or the count below tests little
+    for fit in record["fits"]:
+        label = "concat " + "+".join(fit["targets"])
+        for h in fit["history"]:
+            mine = [s for s in steps if s.model == label and s.epoch == h["epoch"]]
+            assert [s.step for s in mine] == list(range(1, per_epoch + 1))
+            assert {s.steps for s in mine} == {per_epoch}
+            assert np.mean([s.loss for s in mine if s.loss is not None]) == h["loss"]
+    assert len(steps) == per_epoch * sum(f["epochs"] for f in record["fits"])
+
+
+def test_no_step_events_are_sent_when_no_plugin_wants_them(monkeypatch):
+    from fusion_bench.events import Events
+    from fusion_bench.plugins import load_registry
+
+    reg = load_registry(entry_points=False)
+    assert not Events(reg.pm).wants("step_end") and not Events(None).wants("step_end")
+
+
+def test_on_a_terminal_a_bar_per_epoch_then_a_line_that_stays(cli_run, tiny_args, tmp_path,
+                                                              monkeypatch):
+    from fusion_bench.cli import progress
+
+    monkeypatch.setattr(progress, "_is_terminal", lambda stream: True)
+    args = [a for a in tiny_args if a != "--quiet"]
+    code, _, err = cli_run("run", "--fusion", "concat", "--out", tmp_path / "r", "--no-model", *args)
+    assert code == 0, err
+    rec = _record(tmp_path / "r")
+    lines = [x.split("\r")[-1] for x in err.splitlines() if "epoch " in x and ": loss " in x]
+    (fit,) = rec["fits"]
+    assert [x.split(":")[0] for x in lines] == ["concat valence+arousal epoch 1/2",
+                                                "concat valence+arousal epoch 2/2"]
+    assert [f"loss {h['loss']:.4f}," in x for x, h in zip(lines, fit["history"], strict=True)] == [True, True]
+
+
+def test_the_bar_shows_steps_and_the_running_loss():
+    import io
+
+    from fusion_bench.cli.progress import ProgressDisplay
+    from fusion_bench.events import EpochEnd, StepEnd
+
+    stream = io.StringIO()
+    d = ProgressDisplay(stream)
+    d.LOSS_EVERY = 2
+    for i, loss in enumerate([0.5, None, 0.2, 0.4], start=1):
+        d.step_end(None, StepEnd("m v", 1, i, 4, loss))
+        if i == 2:
+            assert d.status == "loss 0.5000"  # the skipped batch counts as a step, not a loss
+    assert d.status == "loss " + f"{(0.5 + 0.2 + 0.4) / 3:.4f}"
+    bar = d.bar.bar if hasattr(d.bar.bar, "n") else None
+    if bar is not None:  # tqdm's
+        assert (bar.n, bar.total) == (4, 4)
+    d.epoch_end(None, EpochEnd("m v", 1, 3, 0.3667, {"valence": 0.5, "mean": 0.5}, 1e-3, 0.5, 1, 2))
+    assert d.bar is None
+    assert stream.getvalue().endswith("m v epoch 1/3: loss 0.3667, val CCC valence 0.500 mean "
+                                      "0.500 (best 0.500@1), lr 1.00e-03, 2.0 s\n")
+    d.step_end(None, StepEnd("m v", 2, 1, 4, 0.1))  # the next epoch: a new bar, a fresh mean
+    assert d.key == ("m v", 2) and d.count == 1
+    d.close()

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -97,25 +98,42 @@ def _log_to_stderr():
 
 
 class ProgressDisplay:
-    """Registered on the plugin manager for one command; one bar per model of the run."""
+    """On a terminal: a bar within each epoch of each model (steps, it/s, ETA, running loss),
+    then the epoch's line (:func:`epoch_line`), which stays on screen. tqdm draws the bar when
+    it is installed (the ``progress`` extra), click's otherwise."""
 
-    def __init__(self):
-        self.bar = None
-        self.model: str | None = None
+    #: the running loss shown is refreshed every this many steps (formatting costs, not syncs)
+    LOSS_EVERY = 10
+
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.bar: _TqdmBar | _ClickBar | None = None
+        self.key: tuple[str, int] | None = None  # (model, epoch) the bar is for
+        self.total = 0.0  # the epoch's losses so far, and how many
+        self.count = 0
         self.status = ""
 
     @hookimpl
-    def epoch_end(self, run, epoch):
-        if self.bar is None or epoch.model != self.model:
+    def step_end(self, run, step):
+        if self.bar is None or self.key != (step.model, step.epoch):
             self.close()
-            self.model = epoch.model
-            self.bar = click.progressbar(length=epoch.epochs, label=epoch.model, file=sys.stderr,
-                                         item_show_func=lambda _: self.status, show_eta=False)
-            self.bar.__enter__()
-            self.bar.update(epoch.epoch - 1)  # a resumed model starts past its first epoch
-        self.status = (f"loss {epoch.loss:.3f}  val CCC {epoch.val.get('mean', float('nan')):.3f}"
-                       f"  best {epoch.best:.3f}@{epoch.best_epoch}")
+            self.key = (step.model, step.epoch)
+            self.total, self.count, self.status = 0.0, 0, ""
+            self.bar = _bar(step.steps, f"{step.model} {step.epoch}", self.stream,
+                            lambda: self.status)
+        if step.loss is not None:
+            self.total += step.loss
+            self.count += 1
+        if self.count and (step.step % self.LOSS_EVERY == 0 or step.step == step.steps):
+            self.status = f"loss {self.total / self.count:.4f}"
+            self.bar.status(self.status)
         self.bar.update(1)
+
+    @hookimpl
+    def epoch_end(self, run, epoch):
+        self.close()
+        self.stream.write(epoch_line(epoch) + "\n")
+        self.stream.flush()
 
     @hookimpl
     def run_end(self, run, record):
@@ -123,9 +141,50 @@ class ProgressDisplay:
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.__exit__(None, None, None)
+            self.bar.close()
             self.bar = None
-            self.model = None
+            self.key = None
+
+
+class _TqdmBar:
+    def __init__(self, total: int, label: str, stream):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=label, file=stream, leave=False, unit="step",
+                        dynamic_ncols=True)
+
+    def status(self, text: str) -> None:
+        self.bar.set_postfix_str(text, refresh=False)
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _ClickBar:
+    def __init__(self, total: int, label: str, stream, status):
+        self.bar: Any = click.progressbar(length=total, label=label, file=stream, show_eta=True,
+                                     item_show_func=lambda _: status())
+        self.bar.__enter__()
+
+    def status(self, text: str) -> None:
+        pass  # read through item_show_func at the next update
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.__exit__(None, None, None)
+
+
+def _bar(total: int, label: str, stream, status):
+    """A bar of ``total`` steps: tqdm's when installed, else click's."""
+    try:
+        return _TqdmBar(total, label, stream)
+    except ImportError:
+        return _ClickBar(total, label, stream, status)
 
 
 def run_events(reg, show: bool, trackers: Sequence[object] = ()):
