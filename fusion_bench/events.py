@@ -54,6 +54,17 @@ class EpochEnd:
         return dataclasses.asdict(self)
 
 
+def eta(elapsed: float, done: int, total: int) -> str:
+    """What is left of a sweep after ``done`` of its ``total`` runs took ``elapsed`` seconds, as a
+    line's tail: `` (3 runs left, ETA 0:01:30)``, at the pace so far (with runs in parallel too,
+    as it is measured on the wall clock); empty once none is left."""
+    left = total - done
+    if left <= 0 or done <= 0:
+        return ""
+    s = round(elapsed / done * left)
+    return f" ({left} run{'s' if left > 1 else ''} left, ETA {s // 3600}:{s // 60 % 60:02d}:{s % 60:02d})"
+
+
 class Events:
     """Calls the run-event hooks of a plugin manager's plugins (or none: ``Events(None)``)."""
 

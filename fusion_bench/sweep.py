@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import os
 import sys
+import time
 import traceback
 import types
 import warnings
@@ -31,7 +32,7 @@ from .artifacts import PENDING, write_run
 from .checkpoint import Checkpoints
 from .config import RunConfig, build_config
 from .errors import ConfigError, FusionBenchError
-from .events import Events
+from .events import Events, eta
 from .options import data_version, hashes
 from .results import ResultsStore, make_record, model_name
 from .runs import preflight, run_record
@@ -213,11 +214,15 @@ def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[st
         assert spec is not None  # checked above
         outcomes = _ray_outcomes(todo, spec, jobs, echo, checkpoints, threads)
     # closing(): on Ctrl-C here the executor's clean-up (cancel pending work) runs at once.
+    t0 = time.monotonic()  # the sweep's progress: each trained run's line ends with the ETA
     with contextlib.closing(outcomes):
-        for cfg, outcome in outcomes:
+        for n, (cfg, outcome) in enumerate(outcomes, start=1):
             if not keep_models and outcome.record is not None:
                 outcome.record.pop(PENDING, None)
-            store_outcome(store, cfg, outcome, tag(cfg), res, echo, data_version(cfg, reg),
+            def line(s: str, tail: str = eta(time.monotonic() - t0, n, len(todo))) -> object:
+                return echo(s + tail)
+
+            store_outcome(store, cfg, outcome, tag(cfg), res, line, data_version(cfg, reg),
                           checkpoints)
             store.release(claimed.pop(id(cfg)))
 

@@ -289,3 +289,55 @@ def test_the_bar_shows_steps_and_the_running_loss():
     d.step_end(None, StepEnd("m v", 2, 1, 4, 0.1))  # the next epoch: a new bar, a fresh mean
     assert d.key == ("m v", 2) and d.count == 1
     d.close()
+
+
+def test_sweep_eta_by_hand():
+    from fusion_bench.events import eta
+
+    assert eta(10.0, 2, 5) == " (3 runs left, ETA 0:00:15)"  # 5 s a run so far, 3 to go
+    assert eta(3600.0, 1, 2) == " (1 run left, ETA 1:00:00)"
+    assert eta(100.0, 3, 7) == " (4 runs left, ETA 0:02:13)"  # 133.3 s
+    assert eta(5.0, 4, 4) == "" and eta(0.0, 0, 4) == ""
+
+
+def test_a_sweep_shows_each_runs_line_with_what_is_left(cli_run, tiny_args, tmp_path):
+    import re
+
+    code, out, err = cli_run("sweep", "--fusion", "concat", "--seeds", "2", "--out", tmp_path,
+                             "--no-model", *[a for a in tiny_args if a != "--quiet"])
+    assert code == 0, err
+    lines = [x for x in out.splitlines() if x.startswith("[")]
+    assert len(lines) == 2
+    assert re.fullmatch(r"\[1/2\] concat seed 0: test mean CCC .* \(1 run left, ETA 0:00:\d\d\)",
+                        lines[0])
+    assert lines[1].startswith("[2/2] concat seed 1: test mean CCC") and "ETA" not in lines[1]
+
+
+def test_quiet_silences_other_libraries_bars_for_its_scope(monkeypatch):
+    """A library imported inside the scope (as the backbones import transformers) draws no bar;
+    the environment is as it was after."""
+    pytest.importorskip("tqdm")
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os, sys
+        from fusion_bench.cli.progress import third_party_quiet
+        os.environ["TRANSFORMERS_VERBOSITY"] = "info"
+        with third_party_quiet(True):
+            import tqdm
+            for _ in tqdm.tqdm(range(3), file=sys.stdout):
+                pass
+            print("hub", os.environ["HF_HUB_DISABLE_PROGRESS_BARS"])
+        print("after", os.environ.get("TQDM_DISABLE"), os.environ["TRANSFORMERS_VERBOSITY"])
+        for _ in tqdm.tqdm(range(3), file=sys.stdout, disable=False):
+            pass
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=60, check=True).stdout
+    first, after = out.split("hub 1\n")
+    assert first == ""  # no bar inside the scope
+    assert after.startswith("after None info\n") and "3/3" in after

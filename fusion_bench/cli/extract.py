@@ -50,7 +50,11 @@ def extract(state: State, dataset, root, backbones, weights, random_init, cache,
     specs = pairs(backbones, "--backbone")
     if not specs:
         raise ConfigError("give at least one --backbone, e.g. --backbone visual=timm:resnet50")
-    built = build_backbones(state.registry, specs, pairs(weights, "--weights"), random_init, device)
+    from .progress import third_party_quiet
+
+    with third_party_quiet(quiet):  # transformers' loading bar, among others
+        built = build_backbones(state.registry, specs, pairs(weights, "--weights"), random_init,
+                                device)
     for m, b in built.items():
         d = b.describe()
         note = " RANDOM WEIGHTS (--random-init)" if d.get("random_init") else f" weights {d.get('weights')}"
@@ -68,8 +72,10 @@ def extract(state: State, dataset, root, backbones, weights, random_init, cache,
         bar.update(1)
 
     try:
-        cache_root, manifest = extract_features(root, built, cache, workers, skip_bad_lines,
-                                                on_video, lambda line: click.echo(line, err=True))
+        with third_party_quiet(quiet):
+            cache_root, manifest = extract_features(root, built, cache, workers, skip_bad_lines,
+                                                    on_video,
+                                                    lambda line: click.echo(line, err=True))
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -185,6 +186,34 @@ def _bar(total: int, label: str, stream, status):
         return _TqdmBar(total, label, stream)
     except ImportError:
         return _ClickBar(total, label, stream, status)
+
+
+#: what silences other libraries' bars: tqdm's, Hugging Face Hub's and transformers' (each reads
+#: it when first imported: the backbones import them lazily, after this is set)
+QUIET_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+             "TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+
+
+@contextlib.contextmanager
+def third_party_quiet(on: bool = True):
+    """``--quiet`` for other libraries too, for the scope: their progress bars (transformers'
+    loading bar, sentence-transformers', tqdm's) are off; the environment is restored after."""
+    if not on:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in QUIET_ENV}
+    os.environ.update(QUIET_ENV)
+    hf = sys.modules.get("transformers")  # imported already: its switch, not the environment
+    if hf is not None:
+        hf.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_events(reg, show: bool, trackers: Sequence[object] = ()):
