@@ -341,3 +341,16 @@ def test_quiet_silences_other_libraries_bars_for_its_scope(monkeypatch):
     first, after = out.split("hub 1\n")
     assert first == ""  # no bar inside the scope
     assert after.startswith("after None info\n") and "3/3" in after
+
+
+def test_mlflow_follows_the_tracking_uri_given(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from fusion_bench.trackers.mlflow import MlflowTracker
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    t = MlflowTracker(tmp_path)
+    assert t.uri == "http://tracking.example:5000" and t.artifacts is None
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    t = MlflowTracker(tmp_path / "s")
+    assert t.uri == f"sqlite:///{(tmp_path / 's').resolve()}/mlflow.db"
+    assert t.artifacts == (tmp_path / "s" / "mlartifacts").resolve().as_uri()

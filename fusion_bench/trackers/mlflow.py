@@ -43,8 +43,10 @@ class MlflowTracker:
 
     def __init__(self, root: Path):
         root = Path(root).resolve()
-        self.uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
-        self.artifacts = (root / "mlartifacts").as_uri()  # not MLflow's default: ./mlartifacts
+        given = os.environ.get("MLFLOW_TRACKING_URI")
+        self.uri = given or f"sqlite:///{root / 'mlflow.db'}"
+        # the store's folder, not MLflow's default ./mlartifacts; a server of the user's decides
+        self.artifacts = None if given else (root / "mlartifacts").as_uri()
         self.client: Any = None
         self.run_id: str | None = None
 
