@@ -117,7 +117,7 @@ def test_an_unknown_tracker_is_one_line_before_training(cli_run, tiny_args, tmp_
                            "tensorboard,wandbx", *tiny_args)
     assert code == 2
     assert err.strip().splitlines()[-1].endswith(
-        "--log: unknown tracker 'wandbx'; choose from mlflow, tensorboard (comma-separated)")
+        "--log: unknown tracker 'wandbx'; choose from mlflow, tensorboard, wandb (comma-separated)")
     assert not (tmp_path / "r" / "runs").exists()  # nothing trained
 
 
@@ -354,3 +354,58 @@ def test_mlflow_follows_the_tracking_uri_given(tmp_path, monkeypatch):
     t = MlflowTracker(tmp_path / "s")
     assert t.uri == f"sqlite:///{(tmp_path / 's').resolve()}/mlflow.db"
     assert t.artifacts == (tmp_path / "s" / "mlartifacts").resolve().as_uri()
+
+
+def _wandb_records(path):
+    """The protobuf records of an offline W&B run's ``.wandb`` file: a 7-byte header (``:W&B``,
+    magic, version), then LevelDB's log format (32 KiB blocks; a chunk: CRC-32C, length, type
+    full=1/first=2/middle=3/last=4; a block's last < 7 bytes are padding)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, pos, buf, block = path.read_bytes(), 7, b"", 32768
+    assert data.startswith(b":W&B")
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:
+            pos += block - pos % block
+            continue
+        _, n, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        buf += data[pos + 7 : pos + 7 + n]
+        pos += 7 + n
+        if kind in (1, 4):
+            rec = pb.Record()
+            rec.ParseFromString(buf)
+            buf = b""
+            yield rec
+
+
+@pytest.mark.slow  # ~5 s and a W&B service process
+def test_wandb_tracker_logs_every_epoch_offline(cli_run, tiny_args, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    out = tmp_path / "res"
+    code, _, err = cli_run("run", "--fusion", "concat", "--out", out, "--no-model", "--log",
+                           "wandb", "--set", "model.per_target=true", *tiny_args)
+    assert code == 0, err
+    rec = _record(out)
+    (path,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
+    records = list(_wandb_records(path))
+    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert run.display_name == "concat-s0" and run.project == "fusion-bench"
+    def key(item):  # W&B splits a key with "/" into nested_key
+        return item.key or "/".join(item.nested_key)
+
+    rows = [{key(i): json.loads(i.value_json) for i in r.history.item}
+            for r in records if r.WhichOneof("record_type") == "history"]
+    want = [{f"concat_{t}/epoch": h["epoch"], f"concat_{t}/loss": h["loss"], f"concat_{t}/lr": h["lr"],
+             f"concat_{t}/val_{t}": h["val"][t], f"concat_{t}/val_mean": h["val"]["mean"]}
+            for f in rec["fits"] for t in f["targets"] for h in f["history"]]
+    assert [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows] == want
+    summary = {}
+    for r in records:
+        if r.WhichOneof("record_type") == "summary":
+            summary.update({key(i): json.loads(i.value_json) for i in r.summary.update})
+    assert summary["test/mean"] == rec["metrics"]["test"]["mean"]
+    assert summary["fusion_bench/run_id"] == rec["run_id"]

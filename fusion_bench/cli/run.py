@@ -26,7 +26,8 @@ from .options import (
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--log", "log", metavar="NAMES", default=None,
               help="Experiment trackers, comma-separated: tensorboard (<out>/tensorboard), mlflow "
-                   "(MLFLOW_TRACKING_URI, or <out>/mlflow.db). Each epoch also goes to "
+                   "(MLFLOW_TRACKING_URI, or <out>/mlflow.db), wandb (<out>/wandb; WANDB_MODE=offline "
+                   "for no upload). Each epoch also goes to "
                    "<out>/epochs/<run_id>.csv whatever this says.")
 @click.option("--no-model", is_flag=True,
               help="Keep only the record, not the trained weights and test predictions.")

@@ -1,5 +1,5 @@
 """Experiment trackers: the epochs CSV every stored run gets (:mod:`.epochs_csv`) and the
-optional ones chosen with ``--log NAME,...`` (TensorBoard, MLflow), which are run-events plugins
+optional ones chosen with ``--log NAME,...`` (TensorBoard, MLflow, Weights & Biases), which are run-events plugins
 (:mod:`fusion_bench.events`) importing their library only when chosen."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from ..errors import ConfigError
 TRACKERS = {
     "tensorboard": ("tensorboard", "TensorBoardTracker", "tensorboard", "tensorboard"),
     "mlflow": ("mlflow", "MlflowTracker", "mlflow", "mlflow"),
+    "wandb": ("wandb", "WandbTracker", "wandb", "wandb"),
 }
 
 
