@@ -110,6 +110,15 @@ def test_log_lines_reach_stderr_when_logging_is_not_configured(capsys):
     assert len(err) == 1
     assert err[0].endswith(" m v epoch 3/5: loss 0.2500, val CCC valence 0.500 mean 0.500 "
                            "(best 0.500@3), lr 1.00e-03, 1.2 s")
+    LOG.setLevel(logging.WARNING)  # the user's choice is kept: no lines
+    root.handlers.clear()
+    try:
+        with _log_to_stderr():
+            LogDisplay().epoch_end(None, EpochEnd("m v", 1, 5, 0.25, {"mean": 0.5}))
+    finally:
+        root.handlers[:] = saved
+        LOG.setLevel(logging.NOTSET)
+    assert capsys.readouterr().err == ""
 
 
 def test_an_unknown_tracker_is_one_line_before_training(cli_run, tiny_args, tmp_path):

@@ -83,7 +83,7 @@ def _log_to_stderr():
     """:data:`LOG` at INFO on stderr for the scope, unless logging is configured already (a root
     handler: the user's, a notebook's, pytest's), whose handlers then get the lines."""
     level = LOG.level
-    if LOG.level == logging.NOTSET or LOG.level > logging.INFO:
+    if level == logging.NOTSET:  # a level the user set is theirs
         LOG.setLevel(logging.INFO)
     handler = None
     if not logging.getLogger().handlers and not LOG.handlers:
