@@ -48,8 +48,6 @@ def run(state: State, out, threads, as_json, robustness, quiet, no_model, restar
 
     from ..report.robustness import robustness_table
     from ..results import ResultsStore, display_name
-    from ..runs import run_and_store
-    from .progress import run_events
 
     cfg = build_run_config(opts, {"train.progress": "false" if quiet else None,
                                   "robustness.enabled": "true" if robustness else None})
@@ -57,6 +55,8 @@ def run(state: State, out, threads, as_json, robustness, quiet, no_model, restar
     store = ResultsStore(out)
     store.check_writable()  # before any training
     set_threads(threads)
+    from ..runs import run_and_store  # torch: after the checks, which a mistake fails at once
+    from .progress import run_events
     with run_events(reg, show=cfg.train.progress) as events:
         record, path = run_and_store(cfg, reg, store, events, keep_model=not no_model,
                                      restart=restart, keep_checkpoint=keep_checkpoint)

@@ -182,11 +182,14 @@ def load_toml(path: str | Path) -> dict[str, typing.Any]:
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"config file {str(p)!r} is a folder; give the TOML file in it")
-    if not p.is_file():
+    if not p.exists():
         raise ConfigError(f"config file {str(p)!r} does not exist")
+    if not p.is_file():  # a pipe (<(...)) reads once, and a sweep reads the file per run
+        raise ConfigError(f"config file {str(p)!r} is not a regular file (a pipe or a device); "
+                          "give a TOML file")
     try:
-        with p.open("rb") as f:
-            return flatten(tomllib.load(f))
+        # utf-8-sig: the byte-order mark some Windows editors put first is no TOML error
+        return flatten(tomllib.loads(p.read_bytes().decode("utf-8-sig")))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
     except UnicodeDecodeError as e:

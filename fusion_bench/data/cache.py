@@ -31,7 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
+from ..errors import DataError, FusionBenchError, PluginError, out_of_memory
 from ..files import aside, atomic_write_text, claim, recover_folder, release, replace_folder
 from .features import write_modality, write_splits
 from .labels import write_labels
@@ -144,6 +144,22 @@ def _partial(cache_root: Path, echo) -> Path:
     return build
 
 
+def _run_backbone(backbone, modality: str, media, video: str):
+    """``backbone.extract(media)``; a plugin's exception is one line naming it and the video
+    (out of memory passes: the CLI says what to lower)."""
+    try:
+        return backbone.extract(media)
+    except FusionBenchError:
+        raise
+    except Exception as exc:
+        if out_of_memory(exc):
+            raise
+        name = backbone.describe().get("backbone", type(backbone).__name__)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise PluginError(f"backbone {name!r} ({modality}) raised {type(exc).__name__} on video "
+                          f"{video!r}: {first}") from exc
+
+
 def _link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
@@ -187,7 +203,7 @@ def _extract(entries, load_media, backbones: dict, cache_root: Path, source, dat
             write_labels(cache.root / "labels" / f"{e.name}.csv", labels)
             for m in mods:
                 t = time.perf_counter()
-                x, k = backbones[m].extract(media)
+                x, k = _run_backbone(backbones[m], m, media, e.name)
                 spent[m][0] += media.n_frames
                 spent[m][1] += time.perf_counter() - t
                 write_modality(cache.root, m, e.name, x, k)

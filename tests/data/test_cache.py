@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from fusion_bench.data.cache import extract
+from fusion_bench.errors import PluginError
 
 
 class _Backbone:
@@ -125,7 +126,8 @@ def test_a_reextraction_that_fails_midway_leaves_the_cache_as_it_was_and_resumes
     good = _files(cache)
     assert np.load(cache / "features" / "visual" / "a.npy")[0, 0] == 1.0
     # a changed backbone, failing on the second video: the old arrays of visual must survive
-    with pytest.raises(RuntimeError, match="planted"):
+    with pytest.raises(PluginError, match="backbone 'stub' \\(visual\\) raised RuntimeError on "
+                                          "video 'b': planted backbone failure"):
         _extract_into(cache, _Valued(2.0, fail_at=2))
     assert _files(cache) == good
     partial = tmp_path / ".cache.partial"
@@ -150,7 +152,7 @@ def test_a_first_extraction_shows_no_cache_until_it_is_complete(tmp_path):
     import pytest
 
     cache = tmp_path / "cache"
-    with pytest.raises(RuntimeError):
+    with pytest.raises(PluginError):
         _extract_into(cache, _Valued(1.0, fail_at=3))
     assert not cache.exists()  # training finds no cache, rather than a third of one
     _extract_into(cache, _Valued(1.0))
@@ -166,7 +168,7 @@ def test_the_partial_folder_links_the_caches_files_and_never_writes_through_them
     ino = (cache / "labels" / "a.csv").stat().st_ino
     import pytest
 
-    with pytest.raises(RuntimeError):  # rewrites labels/a.csv and features of a in the partial
+    with pytest.raises(PluginError):  # rewrites labels/a.csv and features of a in the partial
         _extract_into(cache, _Valued(2.0, fail_at=2))
     assert _files(cache) == good
     partial = tmp_path / ".cache.partial"
