@@ -564,7 +564,8 @@ def cases() -> list[Case]:
                          (["--sort", "nope"], 2), (["--metric", "nope"], 2), (["--format", "pdf"], 2),
                          (["--dataset", "nope"], 2), (["--bench"], 2), (["--bench", "--sort", "params"], 2),
                          (["--plots", "f.txt"], 2), (["--out", "f.txt/sub"], 2), (["--out", ""], 0),
-                         (["--explain", "--format", "html"], 0), (["--metric", "rmse", "--sort", "test_valence"], 0)):
+                         (["--explain", "--format", "html"], 2),  # text would break the html on stdout
+                         (["--explain", "--format", "md"], 0), (["--metric", "rmse", "--sort", "test_valence"], 0)):
         add(Case(f"leaderboard {' '.join(args)!r}", ["leaderboard", "--results", "store", *args],
                  expect=expect, setup=write("f.txt", "keep")))
     add(Case("leaderboard into a full disk", ["leaderboard", "--results", "store", "--out", "full"],
