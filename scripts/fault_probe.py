@@ -254,13 +254,18 @@ def mount_tmpfs(rel: str, size: str = "64k", readonly: bool = False, fill: bool 
         p = w / rel
         p.mkdir(parents=True, exist_ok=True)
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(p)], check=True)
-        if copy:
-            shutil.copytree(w / copy, p, dirs_exist_ok=True)
-        if fill:
-            fill_disk(p)
-        if readonly:
-            subprocess.run(["mount", "-o", "remount,ro", str(p)], check=True)
-        return lambda: subprocess.run(["umount", "-l", str(p)], check=False)
+        unmount = lambda: subprocess.run(["umount", "-l", str(p)], check=False)  # noqa: E731
+        try:
+            if copy:
+                shutil.copytree(w / copy, p, dirs_exist_ok=True)
+            if fill:
+                fill_disk(p)
+            if readonly:
+                subprocess.run(["mount", "-o", "remount,ro", str(p)], check=True)
+        except BaseException:
+            unmount()
+            raise
+        return unmount
     return setup
 
 
@@ -768,6 +773,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--failures", action="store_true", help="print only the failing cases")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(REPO))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds: mounts and folders go
     tmp = Path(tempfile.mkdtemp(prefix="fault_probe_"))
     root_ok = os.geteuid() == 0 and shutil.which("mount") is not None
     try:
