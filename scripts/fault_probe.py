@@ -329,10 +329,10 @@ def cases() -> list[Case]:
     add(Case("i8: sweep --fusion ''", [*SWEEP, "--fusion", "", "--seeds", "1"]))
     add(Case("i8: sweep --fusion ','", [*SWEEP, "--fusion", ",", "--seeds", "1"]))
     add(Case("i8: bench --peak-tflops -1", [*BENCH, "--peak-tflops", "-1"]))
-    add(Case("i8: leaderboard --out a file", ["leaderboard", "--results", "store", "--out", "f.txt"],
+    add(Case("i8: leaderboard --tables a file", ["leaderboard", "--out", "store", "--tables", "f.txt"],
              setup=write("f.txt", "keep me"), check=lambda w: None if (w / "f.txt").read_text() == "keep me"
              else "f.txt overwritten"))
-    add(Case("i8: leaderboard --out read-only", ["leaderboard", "--results", "store", "--out", "ro"],
+    add(Case("i8: leaderboard --tables read-only", ["leaderboard", "--out", "store", "--tables", "ro"],
              setup=mount_tmpfs("ro", readonly=True), needs_root=True))
     add(Case("i8: --modalities visual --fusion rcma", [*RUN, "--modalities", "visual", "--fusion", "rcma"],
              expect=0, want="note: "))
@@ -377,6 +377,11 @@ def cases() -> list[Case]:
         add(Case(f"run {key}={bad}", [*RUN, "--set", f"{key}={bad}"], expect=expect,
                  want="out of memory" if key == "model.head_hidden" else
                  key.split(".")[-1] if expect == 2 else ""))
+    for bad in ("0", "-1", "abc", ""):
+        add(Case(f"run --threads {bad!r}", [*RUN, "--threads", bad], want="--threads"))
+    add(Case("run --threads 512 (more than cores: allowed)", [*RUN, "--threads", "512"], expect=0))
+    add(Case("FUSION_BENCH_RESULTS a file", RUN[:1] + RUN[3:], env={"FUSION_BENCH_RESULTS": "f.txt"},
+             setup=write("f.txt", "keep"), want="is a file"))
     add(Case("run --seed abc", [*RUN, "--seed", "abc"]))
     add(Case("run --seed ''", [*RUN, "--seed", ""]))
     add(Case("run --seed -1", [*RUN, "--seed", "-1"]))
@@ -529,7 +534,7 @@ def cases() -> list[Case]:
                                         lambda w: (w / "store/fusion_bench.sqlite").mkdir()), 0),
             ("garbage claim", write("store/claims/x.json", "{"), 0)):
         add(Case(f"store: {label} (run)", RUN, setup=setup, expect=expect))
-        add(Case(f"store: {label} (leaderboard)", ["leaderboard", "--results", "store"], setup=setup,
+        add(Case(f"store: {label} (leaderboard)", ["leaderboard", "--out", "store"], setup=setup,
                  expect=expect))
     add(Case("store: runs/ is a file", RUN, setup=steps(lambda w: shutil.move(w / "store/runs", w / "runs.bak"),
                                                         write("store/runs", "x")), store_check=False,
@@ -565,15 +570,21 @@ def cases() -> list[Case]:
                                                                 "--modalities", "visual", "--seeds", "1"],
              expect=0, want="note: "))
     # -- leaderboard --------------------------------------------------------------------------------
-    for args, expect in ((["--results", "nope"], 2), (["--results", "f.txt"], 2), (["--results", ""], 2),
+    for args, expect in ((["--out", "nope"], 2), (["--out", "f.txt"], 2), (["--out", ""], 2),
                          (["--sort", "nope"], 2), (["--metric", "nope"], 2), (["--format", "pdf"], 2),
                          (["--dataset", "nope"], 2), (["--bench"], 2), (["--bench", "--sort", "params"], 2),
-                         (["--plots", "f.txt"], 2), (["--out", "f.txt/sub"], 2), (["--out", ""], 0),
+                         (["--plots", "f.txt"], 2), (["--tables", "f.txt/sub"], 2), (["--tables", ""], 0),
                          (["--explain", "--format", "html"], 2),  # text would break the html on stdout
-                         (["--explain", "--format", "md"], 0), (["--metric", "rmse", "--sort", "test_valence"], 0)):
-        add(Case(f"leaderboard {' '.join(args)!r}", ["leaderboard", "--results", "store", *args],
+                         (["--explain", "--format", "md"], 0), (["--metric", "rmse", "--sort", "test_valence"], 0),
+                         (["--label", "x"], 2), (["--format", "json", "--compact"], 0)):
+        base = [] if args[0] == "--out" else ["--out", "store"]
+        add(Case(f"leaderboard {' '.join(args)!r}", ["leaderboard", *base, *args],
                  expect=expect, setup=write("f.txt", "keep")))
-    add(Case("leaderboard into a full disk", ["leaderboard", "--results", "store", "--out", "full"],
+    add(Case("leaderboard, the old spelling --results S --out T", ["leaderboard", "--results", "store",
+                                                                   "--out", "tables"], expect=0,
+             want="deprecated", check=lambda w: None if list((w / "tables").glob("leaderboard_*"))
+             else "no table in tables/"))
+    add(Case("leaderboard into a full disk", ["leaderboard", "--out", "store", "--tables", "full"],
              needs_root=True, setup=mount_tmpfs("full", size="64k", fill=True),
              check=lambda w: None if not list((w / "full").glob("leaderboard*")) else "a table file left"))
     # -- bench ----------------------------------------------------------------------------------------
@@ -642,31 +653,33 @@ def cases() -> list[Case]:
                                             "train.batch_size=2", "--quiet"], setup=write("f.txt", "x")))
     add(Case("submit: synthetic", ["submit", "--root", "x", "--dataset", "synthetic", *TINY]))
     # -- predict ------------------------------------------------------------------------------------------
-    add(Case("predict: unknown run", ["predict", "--run", "nope", "--results", "store", "--root", "feat",
-                                      "--out", "p"]))
-    add(Case("predict: run id with ..", ["predict", "--run", "../../etc/passwd", "--results", "store",
-                                         "--root", "feat", "--out", "p"]))
-    add(Case("predict: --run ''", ["predict", "--run", "", "--results", "store", "--root", "feat",
-                                   "--out", "p"]))
-    add(Case("predict: --results missing", ["predict", "--run", "RUN", "--results", "nope", "--root", "feat",
-                                            "--out", "p"]))
-    add(Case("predict: --root of other dims", ["predict", "--run", "RUN", "--results", "store", "--root",
-                                               "feat", "--out", "p"]))
-    add(Case("predict: --root missing", ["predict", "--run", "RUN", "--results", "store", "--root", "nope",
-                                         "--out", "p"]))
-    add(Case("predict: --out a file", ["predict", "--run", "RUN", "--results", "store", "--root", "synth",
-                                       "--out", "f.txt"], setup=steps(write("f.txt", "x"), synth_folder)))
-    add(Case("predict: --device nope", ["predict", "--run", "RUN", "--results", "store", "--root", "synth",
-                                        "--out", "p", "--device", "nope"], setup=synth_folder))
-    add(Case("predict: weights file garbage", ["predict", "--run", "RUN", "--results", "store", "--root",
-                                               "synth", "--out", "p"],
+    add(Case("predict: unknown run", ["predict", "--run", "nope", "--out", "store", "--root", "feat",
+                                      "--predictions", "p"]))
+    add(Case("predict: run id with ..", ["predict", "--run", "../../etc/passwd", "--out", "store",
+                                         "--root", "feat", "--predictions", "p"]))
+    add(Case("predict: --run ''", ["predict", "--run", "", "--out", "store", "--root", "feat",
+                                   "--predictions", "p"]))
+    add(Case("predict: --out (the store) missing", ["predict", "--run", "RUN", "--out", "nope", "--root", "feat",
+                                            "--predictions", "p"]))
+    add(Case("predict: --root of other dims", ["predict", "--run", "RUN", "--out", "store", "--root",
+                                               "feat", "--predictions", "p"]))
+    add(Case("predict: --root missing", ["predict", "--run", "RUN", "--out", "store", "--root", "nope",
+                                         "--predictions", "p"]))
+    add(Case("predict: --predictions a file", ["predict", "--run", "RUN", "--out", "store", "--root", "synth",
+                                       "--predictions", "f.txt"], setup=steps(write("f.txt", "x"), synth_folder)))
+    add(Case("predict: --device nope", ["predict", "--run", "RUN", "--out", "store", "--root", "synth",
+                                        "--predictions", "p", "--device", "nope"], setup=synth_folder))
+    add(Case("predict: weights file garbage", ["predict", "--run", "RUN", "--out", "store", "--root",
+                                               "synth", "--predictions", "p"],
              setup=steps(synth_folder, lambda w: [p.write_bytes(b"junk") for p in (w / "store/models").rglob("*.pt")]),
              store_check=False, want="not the weights of run"))
-    add(Case("predict: weights missing", ["predict", "--run", "RUN", "--results", "store", "--root", "synth",
-                                          "--out", "p"], setup=steps(synth_folder, remove("store/models")),
+    add(Case("predict: weights missing", ["predict", "--run", "RUN", "--out", "store", "--root", "synth",
+                                          "--predictions", "p"], setup=steps(synth_folder, remove("store/models")),
              store_check=False, want="not the weights of run"))
-    add(Case("predict: works", ["predict", "--run", "RUN", "--results", "store", "--root", "synth", "--out", "p"],
+    add(Case("predict: works", ["predict", "--run", "RUN", "--out", "store", "--root", "synth", "--predictions", "p"],
              expect=0, setup=synth_folder))
+    add(Case("predict: no --predictions", ["predict", "--run", "RUN", "--out", "store", "--root", "synth"],
+             setup=synth_folder, want="--predictions"))
     return c
 
 

@@ -100,7 +100,7 @@ def test_a_run_into_a_store_on_a_full_disk_is_one_line_and_keeps_everything(disk
 
 def test_a_leaderboard_into_a_full_disk_is_one_line_and_leaves_no_table(disk):
     _fill(disk)
-    p = _cli("leaderboard", "--results", COMMITTED, "--out", disk / "tables")
+    p = _cli("leaderboard", "--out", COMMITTED, "--tables", disk / "tables")
     assert p.returncode == 2, p.stderr
     errors = [line for line in p.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "No space left on device" in errors[0] and "Traceback" not in p.stderr
@@ -110,12 +110,12 @@ def test_a_leaderboard_into_a_full_disk_is_one_line_and_leaves_no_table(disk):
 def test_an_old_table_on_a_full_disk_stays_whole(disk):
     """A table rewritten on a full disk: the old one is kept, not truncated."""
     tables = disk / "tables"
-    p = _cli("leaderboard", "--results", COMMITTED, "--out", tables, "--format", "csv")
+    p = _cli("leaderboard", "--out", COMMITTED, "--tables", tables, "--format", "csv")
     assert p.returncode == 0, p.stderr
     (old,) = tables.glob("leaderboard_*.csv")
     text = old.read_text()
     _fill(disk)
-    p = _cli("leaderboard", "--results", COMMITTED, "--out", tables, "--format", "csv",
+    p = _cli("leaderboard", "--out", COMMITTED, "--tables", tables, "--format", "csv",
              "--sort", "params")  # another order: other bytes
     assert p.returncode == 2 and "No space left on device" in p.stderr
     assert old.read_text() == text and [q.name for q in tables.iterdir()] == [old.name]
@@ -136,7 +136,7 @@ def test_leaderboard_reads_a_store_on_a_read_only_disk(tmp_path):
         moved = ro / "store" / "moved.json"
         newest.rename(moved)  # the index now names a file that is gone: a sync must write
         subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
-        p = _cli("leaderboard", "--results", ro / "store")
+        p = _cli("leaderboard", "--out", ro / "store")
         assert p.returncode == 0, p.stderr
         assert "Traceback" not in p.stderr and "read the records without it" in p.stderr
         rows = [line for line in p.stdout.splitlines() if line.startswith("|")]

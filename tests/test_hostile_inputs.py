@@ -302,7 +302,7 @@ def test_synthetic_knobs_must_be_finite(key):
         SyntheticConfig(**{key: float("inf")}).check()
 
 
-# -- output folders given to leaderboard --plots and predict --out: checked before any work -------
+# -- output folders given to leaderboard --plots and predict --predictions: checked before any work
 def test_leaderboard_plots_into_a_file_is_one_line(cli_run, tmp_path):
     pytest.importorskip("matplotlib")
     from pathlib import Path
@@ -310,15 +310,16 @@ def test_leaderboard_plots_into_a_file_is_one_line(cli_run, tmp_path):
     a_file = tmp_path / "plots"
     a_file.write_text("x")
     committed = Path(__file__).resolve().parent.parent / "leaderboards" / "synthetic-cpu"
-    code, out, err = cli_run("leaderboard", "--results", committed, "--plots", a_file)
+    code, out, err = cli_run("leaderboard", "--out", committed, "--plots", a_file)
     assert code == 2 and a_file.read_text() == "x" and "##" not in out  # no table printed first
     assert errors(err) == [f"Error: plots folder '{a_file}' is a file, not a folder; give --plots "
                            "a folder you can write to"]
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--out", "FILE"], "predictions folder 'FILE' is a file, not a folder; give --out"),
-    (["--out", "DIR", "--device", "nope"], "unknown device 'nope'"),
+    (["--predictions", "FILE"], "predictions folder 'FILE' is a file, not a folder; give "
+                                "--predictions"),
+    (["--predictions", "DIR", "--device", "nope"], "unknown device 'nope'"),
 ])
 def test_predict_checks_its_output_and_device_before_reading_the_model(cli_run, tmp_path,
                                                                        monkeypatch, args, message):
@@ -327,7 +328,7 @@ def test_predict_checks_its_output_and_device_before_reading_the_model(cli_run, 
     monkeypatch.setattr(artifacts, "load_model", lambda *a, **k: pytest.fail("read the model"))
     (tmp_path / "FILE").write_text("x")
     args = [str(tmp_path / a) if a in ("FILE", "DIR") else a for a in args]
-    code, _, err = cli_run("predict", "--run", "r", "--results", tmp_path, "--root", tmp_path, *args)
+    code, _, err = cli_run("predict", "--run", "r", "--out", tmp_path, "--root", tmp_path, *args)
     assert code == 2 and message.replace("FILE", str(tmp_path / "FILE")) in errors(err)[0], err
 
 

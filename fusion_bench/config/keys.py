@@ -188,8 +188,10 @@ def load_toml(path: str | Path) -> dict[str, typing.Any]:
         raise ConfigError(f"config file {str(p)!r} is not a regular file (a pipe or a device); "
                           "give a TOML file")
     try:
-        # utf-8-sig: the byte-order mark some Windows editors put first is no TOML error
-        return flatten(tomllib.loads(p.read_bytes().decode("utf-8-sig")))
+        with p.open("rb") as f:
+            if f.read(3) != b"\xef\xbb\xbf":  # the byte-order mark some Windows editors write
+                f.seek(0)
+            return flatten(tomllib.load(f))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
     except UnicodeDecodeError as e:
