@@ -53,11 +53,13 @@ class ResultsStore:
         self.db_path = self.root / "fusion_bench.sqlite"
         self._synced_at: int | None = None  # mtime of runs/ when this object last synced
 
-    def check_writable(self, flag: str = "--out", kind: str = "results folder") -> None:
+    def check_writable(self, flag: str = "--out", kind: str = "results folder",
+                       wants: str = "a folder") -> None:
         """Fail now, not after hours of training, if records cannot be written here: a file is
         written into the folder and removed, and folders made for it are removed again (a
         command that fails later leaves nothing behind); ConfigError naming the ``kind`` of
-        folder and ``flag``, the option that gave it, otherwise."""
+        folder and ``flag``, the option that gave it (which ``wants`` a folder, or a file in
+        one), otherwise."""
         from .errors import ConfigError
 
         made = [d for d in (self.root, *self.root.parents) if not d.exists()]
@@ -71,7 +73,7 @@ class ResultsStore:
         except OSError as e:
             what = "is a file, not a folder" if self.root.is_file() else (
                 f"cannot be written ({e.strerror or e})")
-            raise ConfigError(f"{kind} {str(self.root)!r} {what}; give {flag} a folder you can "
+            raise ConfigError(f"{kind} {str(self.root)!r} {what}; give {flag} {wants} you can "
                               "write to") from None
 
     # -- claims: one process trains a configuration at a time -----------------------------------

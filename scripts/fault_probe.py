@@ -638,8 +638,10 @@ def cases() -> list[Case]:
              env={"FAIL_AT": "2"}, expect=2, check=cache_intact))
     add(Case("extract: killed mid-way (re-extract)", [*EXTRACT, "--backbone", "visual=stub:other"],
              env={"FAIL_AT": "kill:2"}, expect=-9, check=cache_intact))
-    add(Case("extract: cache folder read-only", [*EXTRACT, "--cache", "ro"],
-             setup=mount_tmpfs("ro", readonly=True), needs_root=True))
+    add(Case("extract: cache folder a (read-only) mount point", [*EXTRACT, "--cache", "ro"],
+             setup=mount_tmpfs("ro", readonly=True), needs_root=True, want="mount point"))
+    add(Case("extract: cache inside a read-only mount", [*EXTRACT, "--cache", "ro/cache"],
+             setup=mount_tmpfs("ro", readonly=True), needs_root=True, want="Read-only"))
     add(Case("extract: cache on a full disk", [*EXTRACT, "--cache", "full/cache"],
              setup=mount_tmpfs("full", size="64k", fill=True), needs_root=True))
     # -- submit -------------------------------------------------------------------------------------------
@@ -648,11 +650,14 @@ def cases() -> list[Case]:
     add(Case("submit: features folder, no test list", ["submit", "--root", "feat", "--dataset", "features",
                                                        "--set", "train.epochs=1", "--quiet",
                                                        "--out", "s.csv"], want="lists no test videos"))
-    add(Case("submit: --out a folder", ["submit", "--root", "aw", "--out", "feat", "--set", "train.epochs=1",
-                                        "--set", "data.window=4", "--set", "train.batch_size=2", "--quiet"]))
-    add(Case("submit: --out under a file", ["submit", "--root", "aw", "--out", "f.txt/s.csv", "--set",
-                                            "train.epochs=1", "--set", "data.window=4", "--set",
-                                            "train.batch_size=2", "--quiet"], setup=write("f.txt", "x")))
+    add(Case("submit: --csv a folder", ["submit", "--root", "aw", "--modalities", "visual", "--csv", "feat",
+                                        "--set", "train.epochs=1", "--quiet"], want="is a folder"))
+    add(Case("submit: --csv under a file", ["submit", "--root", "aw", "--modalities", "visual", "--csv",
+                                            "f.txt/s.csv", "--set", "train.epochs=1", "--quiet"],
+             setup=write("f.txt", "x"), want="is a file, not a folder"))
+    add(Case("submit: the old --out FILE spelling", ["submit", "--root", "aw", "--modalities", "visual",
+                                                     "--out", "feat", "--set", "train.epochs=1", "--quiet"],
+             want="is a folder"))
     add(Case("submit: synthetic", ["submit", "--root", "x", "--dataset", "synthetic", *TINY]))
     # -- predict ------------------------------------------------------------------------------------------
     add(Case("predict: unknown run", ["predict", "--run", "nope", "--out", "store", "--root", "feat",

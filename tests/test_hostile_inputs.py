@@ -404,3 +404,37 @@ def test_a_modality_of_zero_features_per_frame_is_refused(tmp_path):
         np.save(tmp_path / "features" / "visual" / f"{v}.npy", np.zeros((5, 0), np.float32))
     with pytest.raises(DataError, match=r"a.npy: shape \(5, 0\), no feature per frame"):
         FeaturesDataset(tmp_path)
+
+
+# -- submit --csv: checked before training -----------------------------------------------------------
+@pytest.mark.parametrize("csv,message", [
+    ("DIR", "--csv DIR is a folder; give a file name, e.g. DIR/submission.csv"),
+    ("FILE/s.csv", "folder of the CSV 'FILE' is a file, not a folder; give --csv a file in a "
+                   "folder you can write to"),
+])
+def test_submit_checks_its_csv_before_training(cli_run, tmp_path, monkeypatch, csv, message):
+    from fusion_bench import submission
+
+    monkeypatch.setattr(submission, "train_and_predict", lambda *a, **k: pytest.fail("trained"))
+    (tmp_path / "DIR").mkdir()
+    (tmp_path / "FILE").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli_run("submit", "--root", tmp_path, "--csv", csv)
+    assert code == 2 and errors(err) == [f"Error: {message}"], err
+
+
+def test_extract_into_a_mount_point_is_refused_before_any_work(tmp_path, monkeypatch):
+    """A volume's root cannot be renamed, so the cache built beside it could never be swapped
+    in: said at once, not after the whole extraction."""
+    import os
+
+    from fusion_bench.data.cache import extract
+    from fusion_bench.errors import DataError
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    real = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: str(p) == str(mnt) or real(p))
+    with pytest.raises(DataError, match=f"{mnt} is a mount point.*--cache {mnt}/fusion_bench_cache"):
+        extract([], lambda e, m: pytest.fail("loaded media"), {}, mnt, "src", "toy", {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnt"]  # no lock, no partial folder

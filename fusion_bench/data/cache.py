@@ -100,6 +100,10 @@ def extract(entries, load_media, backbones: dict, cache_root: Path, source: str 
     cache_root = Path(os.path.abspath(cache_root))  # "." and "dir/" have a name and a parent
     if cache_root.is_symlink():  # swap the folder it points to, not the link
         cache_root = cache_root.resolve()
+    if os.path.ismount(cache_root):  # a volume's root cannot be renamed: the swap would fail
+        raise DataError(f"{cache_root} is a mount point: extraction builds the cache beside it "
+                        "and swaps it in, which a mount point cannot take; give a folder inside "
+                        f"it, e.g. --cache {cache_root / 'fusion_bench_cache'}")
     lock = aside(cache_root, "extract.lock")
     try:
         holder = claim(lock, stale_after_s=24 * 3600)
