@@ -15,13 +15,13 @@ with ``allow_pickle=False``: a store may come from someone else.
 from __future__ import annotations
 
 import io
-import pickle  # only for its error type: nothing here unpickles
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, StorageError
 from .files import atomic_write_bytes
 from .results import ResultsStore, read_record_or_warn
 
@@ -66,10 +66,18 @@ def write_run(store: ResultsStore, record: dict) -> Path:
     from .trackers.epochs_csv import write_epochs_csv
 
     pending = record.pop(PENDING, None)
-    if pending is not None:
-        record["artifacts"] = save(store.root, record["run_id"], pending)
-    write_epochs_csv(store.root, record)
-    return store.write(record)
+    try:
+        if pending is not None:
+            record["artifacts"] = save(store.root, record["run_id"], pending)
+        write_epochs_csv(store.root, record)
+        return store.write(record)
+    except (OSError, StorageError) as e:  # a full disk: no record, so no files of it either
+        shutil.rmtree(store.root / "models" / record["run_id"], ignore_errors=True)
+        (store.root / "epochs" / f"{record['run_id']}.csv").unlink(missing_ok=True)
+        if isinstance(e, StorageError):
+            raise
+        raise StorageError(f"{e.filename or store.root}: what the run trained cannot be stored "
+                           f"({e.strerror or e}); the store is as it was") from None
 
 
 def run_config(record: dict):
@@ -149,7 +157,7 @@ def load_model(run_id: str, results: str | Path = "results", registry=None) -> L
         try:  # weights only: a file from elsewhere cannot run code when it is read
             state = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
-        except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        except Exception as e:  # noqa: BLE001 - any failure to read it (struct.error too): the file
             raise DataError(f"{rel}: not the weights of run {run_id!r} "
                             f"({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})") from None
         model.eval()

@@ -17,6 +17,21 @@ class DataError(FusionBenchError):
     """Malformed or inconsistent data; the message names the file/video, line or field."""
 
 
+class StorageError(FusionBenchError):
+    """What fusion-bench writes (a record, a model, a table) cannot be written, or the store's
+    index cannot be used: a full disk, a folder made read-only. What was there is kept, and
+    nothing half-written is left."""
+
+
 class Note(UserWarning):
     """Something the user should know that is no error (an ignored metadata key): a warning the
     CLI prints as one line, ``note: ...``."""
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is an allocation that failed (Python's MemoryError, torch's out of memory
+    on a GPU or on the CPU), told without importing torch: no user's mistake to name, but a
+    setting too large for the machine."""
+    text = str(e).lower()
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text))

@@ -5,9 +5,12 @@ Standard library only (the floor: nothing in fusion_bench is imported here).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +51,82 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# -- folders built aside, swapped in whole ----------------------------------------------------------
+def aside(path: Path, what: str) -> Path:
+    """The hidden sibling ``.<name>.<what>`` of ``path`` (same folder, so same filesystem: a
+    rename between them is one step)."""
+    path = Path(path)
+    return path.parent / f".{path.name}.{what}"
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths of one filesystem in one step (Linux ``renameat2`` with
+    ``RENAME_EXCHANGE``); False where the OS or the filesystem cannot, and nothing was done."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a C library without it (glibc < 2.28, musl)
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def replace_folder(new: Path, path: Path) -> None:
+    """Put the complete folder ``new`` (a sibling of ``path``) at ``path``, and remove what was
+    there. A reader of ``path`` sees the old folder or the new one: the two are swapped in one
+    step where the OS can (:func:`exchange`); elsewhere the old one is first renamed to its
+    ``.old`` sibling, and a process killed between the two renames leaves it there for
+    :func:`recover_folder` to put back."""
+    new, path = Path(new), Path(path)
+    old = aside(path, "old")
+    if not path.exists():
+        os.rename(new, path)
+    else:
+        if old.exists():
+            shutil.rmtree(old)
+        if exchange(new, path):
+            os.rename(new, old)  # ``new`` now names the old folder
+        else:
+            os.rename(path, old)
+            os.rename(new, path)
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_folder(path.parent)
+
+
+def recover_folder(path: Path) -> None:
+    """Finish what a :func:`replace_folder` killed midway left: the old folder back at ``path``
+    if nothing is there, else removed."""
+    old = aside(path, "old")
+    if old.exists():
+        if Path(path).exists():
+            shutil.rmtree(old)
+        else:
+            os.rename(old, path)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a power cut after it keeps it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # not every filesystem syncs a folder; the rename itself is done
+    finally:
+        os.close(fd)
 
 
 # -- claims: one live process holds a key at a time ----------------------------------------------

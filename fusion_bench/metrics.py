@@ -46,8 +46,10 @@ def _frames(name: str, pred, target, mask=None) -> tuple[np.ndarray, np.ndarray]
     if x.size == 0:
         raise DataError(f"{name}: no valid frame to score (all frames masked or labelled -5)")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        which = "prediction" if not np.isfinite(x).all() else "target"
-        raise DataError(f"{name}: the {which} contains NaN or inf; check the model output / labels")
+        if not np.isfinite(x).all():  # finite weights can still overflow (train.lr=1e30)
+            raise DataError(f"{name}: the prediction contains NaN or inf; a training that "
+                            "diverged (lower train.lr) or a plugin's output")
+        raise DataError(f"{name}: the target contains NaN or inf; check the labels")
     return x, y
 
 

@@ -111,6 +111,11 @@ def check(cfg: RunConfig, reg) -> dict[str, dict]:
     for kind, name in cfg.used().items():
         entry = reg.get(KINDS[kind][0], name)
         if kind == "dataset":
+            folds = getattr(entry.obj, "folds", 1)  # a dataset without folds has one split
+            if not 0 <= cfg.data.fold < folds:
+                raise ConfigError(f"data.fold is {cfg.data.fold}, but dataset {name!r} " + (
+                    "has no cross-validation folds; leave data.fold at 0" if folds == 1 else
+                    f"has folds 0..{folds - 1}"))
             opts = dataset_options(cfg, entry.obj)
             out[kind] = dataclasses.asdict(opts) if opts is not None else {}
             continue

@@ -227,6 +227,11 @@ class Registry:
         except (Exception, SystemExit) as e:  # a plugin calling sys.exit() at import too
             self._fail(name, f"import of {spec!r} failed: {type(e).__name__}: {e}")
             return
+        if not any(self.pm.parse_hookimpl_opts(module, attr) for attr in dir(module)):
+            # e.g. a folder, imported as a namespace package: loaded, it would do nothing unseen
+            self._fail(name, f"--plugin {spec} has no function marked @fusion_bench.hookimpl "
+                             "(register_fusions, ...): nothing to load from it")
+            return
         self.add(module, name, str(getattr(module, "__version__", "-")), f"--plugin {spec}")
 
     # -- lookup ---------------------------------------------------------------------------------

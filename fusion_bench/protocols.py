@@ -119,7 +119,8 @@ class Dataset(Protocol):
     twice, none ``mean``; the synthetic data and Aff-Wild2: valence, arousal; optional, not a
     member here: a dataset without it has ``fusion_bench.data.TARGETS``, valence and arousal). Each target is trained and scored (CCC per target and their mean over the
     targets); the record keeps them as ``dataset.targets`` and the leaderboard has a column
-    each.
+    each. Likewise optional, ``folds``: how many cross-validation folds ``data.fold`` may
+    choose from (Aff-Wild2: 6); without it, 1 (``data.fold`` must be 0).
     """
 
     #: modality → feature width ``d_m``, the modalities chosen by ``data.modalities`` in order

@@ -31,7 +31,7 @@ import uuid
 import warnings
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, StorageError
 from .files import atomic_write_text, claim, release
 from .provenance import git_commit, now_utc
 
@@ -53,10 +53,13 @@ class ResultsStore:
         self.db_path = self.root / "fusion_bench.sqlite"
         self._synced_at: int | None = None  # mtime of runs/ when this object last synced
 
-    def check_writable(self) -> None:
+    def check_writable(self, flag: str = "--out", kind: str = "results folder",
+                       wants: str = "a folder") -> None:
         """Fail now, not after hours of training, if records cannot be written here: a file is
         written into the folder and removed, and folders made for it are removed again (a
-        command that fails later leaves nothing behind); ConfigError otherwise."""
+        command that fails later leaves nothing behind); ConfigError naming the ``kind`` of
+        folder and ``flag``, the option that gave it (which ``wants`` a folder, or a file in
+        one), otherwise."""
         from .errors import ConfigError
 
         made = [d for d in (self.root, *self.root.parents) if not d.exists()]
@@ -70,8 +73,8 @@ class ResultsStore:
         except OSError as e:
             what = "is a file, not a folder" if self.root.is_file() else (
                 f"cannot be written ({e.strerror or e})")
-            raise ConfigError(f"results folder {str(self.root)!r} {what}; give --out a folder "
-                              "you can write to") from None
+            raise ConfigError(f"{kind} {str(self.root)!r} {what}; give {flag} {wants} you can "
+                              "write to") from None
 
     # -- claims: one process trains a configuration at a time -----------------------------------
     def claim(self, key: str, stale_after_s: float = 7 * 24 * 3600) -> dict | None:
@@ -88,9 +91,14 @@ class ResultsStore:
         malformed page) is moved aside and rebuilt from the records."""
         try:
             return self._open(sync)
+        except sqlite3.OperationalError as e:  # a full disk, a read-only or locked file: not damage
+            raise self._unusable(e) from None
         except sqlite3.DatabaseError as e:
             self._set_aside(e)
-            return self._open(sync)
+            try:
+                return self._open(sync)
+            except sqlite3.OperationalError as e2:
+                raise self._unusable(e2) from None
 
     def _open(self, sync: bool) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -113,17 +121,28 @@ class ResultsStore:
         from .provenance import now_utc as _now
 
         aside = self.db_path.with_name(f"{self.db_path.name}.unreadable-{_now().replace(':', '')}")
-        self.db_path.replace(aside)
+        try:
+            self.db_path.replace(aside)
+        except OSError as e:  # a read-only store: the damaged index stays; records() reads files
+            raise StorageError(f"{self.db_path}: the index could not be read ({error}) nor moved "
+                             f"aside ({e.strerror or e})") from None
         self._synced_at = None
         warnings.warn(f"{self.db_path}: the index could not be read ({error}); moved to "
                       f"{aside.name} and rebuilt from the records in runs/", stacklevel=3)
 
+    def _unusable(self, error: Exception) -> StorageError:
+        return StorageError(f"{self.db_path}: the index cannot be used ({error}); is the disk full "
+                          "or the folder read-only? The records in runs/ are untouched")
+
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
-        """Rows of ``sql`` on the synced index, rebuilt once if SQLite cannot read it."""
+        """Rows of ``sql`` on the synced index, rebuilt once if SQLite cannot read it;
+        :class:`StorageError` if SQLite cannot use it (a full disk, a read-only folder)."""
         for attempt in (1, 2):
             con = self._connect()
             try:
                 return con.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as e:
+                raise self._unusable(e) from None
             except sqlite3.DatabaseError as e:
                 if attempt == 2:
                     raise
@@ -196,7 +215,11 @@ class ResultsStore:
         """Store ``record`` (which must have run_id, config_hash, config, metrics); return its path.
         A record of the same run_id is replaced, file and index row."""
         path = self.root / "runs" / f"{record['run_id']}.json"
-        atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+        try:
+            atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+        except OSError as e:  # nothing was written (atomic): the store holds what it held
+            raise StorageError(f"{path}: the record cannot be written ({e.strerror or e}); the "
+                             "store is as it was") from None
         for attempt in (1, 2):  # the record is written: an unreadable index must not fail it
             try:
                 con = self._connect(sync=False)
@@ -207,6 +230,10 @@ class ResultsStore:
                     self._sync(con)
                 finally:
                     con.close()
+                break
+            except (StorageError, sqlite3.OperationalError) as e:  # the next use indexes the file
+                warnings.warn(f"{path} is stored, but {self.db_path} could not be updated "
+                              f"({e}); the next command on the store indexes it", stacklevel=2)
                 break
             except sqlite3.DatabaseError as e:
                 if attempt == 2:
@@ -224,9 +251,13 @@ class ResultsStore:
         if not self.db_path.exists() and self._runs_mtime() is None:  # no store here yet
             return False
         legacy = list(legacy)
-        current = [p for (p,) in self._query(
-            "SELECT path FROM runs WHERE status='ok' AND (config_hash=? OR "
-            "(? IS NOT NULL AND model_hash=?))", (config_hash, model_hash, model_hash))]
+        try:
+            current = [p for (p,) in self._query(
+                "SELECT path FROM runs WHERE status='ok' AND (config_hash=? OR "
+                "(? IS NOT NULL AND model_hash=?))", (config_hash, model_hash, model_hash))]
+        except StorageError as e:  # the records answer without their index
+            warnings.warn(f"{e}; answered from the records in runs/", stacklevel=2)
+            return self._has_in_files(config_hash, model_hash, legacy, data_version)
         # the files decide: a record truncated or edited to failed since it was indexed is not
         # a stored run (the index cannot see an in-place edit)
         if any(_stored_ok(self.root / p, {config_hash, model_hash}) for p in current):
@@ -247,15 +278,37 @@ class ResultsStore:
                 return True
         return False
 
+    def _has_in_files(self, config_hash: str, model_hash: str | None, legacy: list[str],
+                      data_version: str | None) -> bool:
+        """:meth:`has`, reading every record file instead of asking the index."""
+        hashes = {h for h in (config_hash, model_hash) if h is not None}
+        for rel in sorted(self._files()):
+            path = self.root / rel
+            record = read_record_or_warn(path)
+            if record is None:
+                continue
+            if _stored_ok(path, hashes, record):
+                return True
+            if legacy and _stored_ok(path, set(legacy), record):
+                dataset = record.get("dataset")
+                version = dataset.get("version") if isinstance(dataset, dict) else None
+                if data_version is None or version == data_version:
+                    return True
+        return False
+
     def records(self) -> list[dict]:
         """Every stored record, oldest first. Without the SQLite index (e.g. records committed
-        to git without it) the ``runs/*.json`` files are read directly, and no index is made."""
-        if not self.db_path.exists():
-            found = [read_record_or_warn(self.root / p) for p in self._files()]
-            recs = [r for r in found if r is not None]
-            return sorted(recs, key=lambda r: (str(r["created"]), str(r["run_id"])))
-        paths = [r[0] for r in self._query("SELECT path FROM runs ORDER BY created, run_id")]
-        return [r for r in (read_record_or_warn(self.root / p) for p in paths) if r is not None]
+        to git without it) the ``runs/*.json`` files are read directly, and no index is made; so
+        they are, with a warning, when SQLite cannot use the index (a read-only folder)."""
+        if self.db_path.exists():
+            try:
+                paths = [r[0] for r in self._query("SELECT path FROM runs ORDER BY created, run_id")]
+                return [r for r in (read_record_or_warn(self.root / p) for p in paths) if r is not None]
+            except StorageError as e:  # a read-only store: its records are there all the same
+                warnings.warn(f"{e}; read the records without it", stacklevel=2)
+        found = [read_record_or_warn(self.root / p) for p in self._files()]
+        recs = [r for r in found if r is not None]
+        return sorted(recs, key=lambda r: (str(r["created"]), str(r["run_id"])))
 
 
 _WARNED: set[tuple[str, str]] = set()  # (file, problem): each said once per process

@@ -99,9 +99,14 @@ def load_dataset(reg, cfg: RunConfig):
     for need in ("train", "val", "test"):
         if not splits.get(need):
             raise DataError(f"dataset {cfg.data.name!r} has no {need!r} videos")
-    for videos in splits.values():
+    for split, videos in splits.items():
         for v in videos:
             v.validate(ds.dims, targets)
+        if split in ("train", "val", "test") and not any(v.valid.any() for v in videos):
+            # found here, not by the scoring after training
+            raise DataError(f"dataset {cfg.data.name!r}: no frame of the {split!r} split has a "
+                            f"label for every target ({', '.join(targets)}; -5 marks none): "
+                            "nothing to train on or score")
     return ds, splits
 
 

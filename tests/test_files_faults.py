@@ -109,3 +109,19 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_whole(tmp_path):
     assert path.read_bytes() == OLD
     left = [p for p in listing(tmp_path) if p != "r.json"]
     assert all(p.startswith(".") and not p.endswith(".json") for p in left), left
+
+
+def test_exchange_swaps_two_folders_in_one_step_or_says_it_cannot(tmp_path):
+    from fusion_bench.files import exchange, replace_folder
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x").write_text("A")
+    (b / "x").write_text("B")
+    if not exchange(a, b):
+        pytest.skip("this OS or filesystem has no renameat2(RENAME_EXCHANGE)")
+    assert (a / "x").read_text() == "B" and (b / "x").read_text() == "A"
+    replace_folder(a, b)  # b gets a's folder (holding "B"), the old b is removed
+    assert (b / "x").read_text() == "B" and not a.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]

@@ -212,8 +212,8 @@ def test_out_expands_home_and_empty(tmp_path, monkeypatch):
     (["run", "--set", "train.lr=inf"], "train.lr must be positive, got inf"),
     (["run", "--seed", str(2**63)], "seed must be at most 2**63 - 1"),
     (["run", "--set", "train.batch_size=1"], "train.batch_size must be at least 2"),
-    (["sweep", "--fusion", "concat", "--seeds", "0"], "'--seeds': 0 is not in the range x>=1"),
-    (["sweep", "--fusion", "concat", "--seeds", "-3"], "'--seeds': -3 is not in the range x>=1"),
+    (["sweep", "--fusion", "concat", "--seeds", "0"], "'--seeds': 0 is not in the range 1<=x<=10000"),
+    (["sweep", "--fusion", "concat", "--seeds", "-3"], "'--seeds': -3 is not in the range 1<=x<=10000"),
     (["sweep", "--fusion", ",", "--seeds", "1"], "give at least one fusion"),
     (["bench", "--fusion", "concat", "--peak-tflops", "-1"], "--peak-tflops must be a positive"),
 ])

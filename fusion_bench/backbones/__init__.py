@@ -157,6 +157,9 @@ def build_backbones(registry, specs: dict[str, str], weights: dict[str, str], ra
     unknown = set(weights) - set(specs)
     if unknown:
         raise ConfigError(f"--weights given for {', '.join(sorted(unknown))} but no --backbone for it")
+    for modality, path in weights.items():  # whether or not the backbone would look
+        if not Path(path).expanduser().exists():
+            raise WeightsError(f"--weights {modality}={path}: {Path(path).expanduser()} does not exist")
     out = {}
     for modality, spec in specs.items():
         name, _, model = spec.partition(":")

@@ -3,6 +3,7 @@ checks settings before anything heavy is imported."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,7 +44,7 @@ class BenchSettings:
     group: str | None = None  # id shared by the records of one `bench --all`
 
     def __post_init__(self):
-        if self.peak_tflops is not None and not self.peak_tflops > 0:
+        if self.peak_tflops is not None and not 0 < self.peak_tflops < math.inf:  # NaN, inf too
             raise ConfigError(f"--peak-tflops must be a positive number, got {self.peak_tflops}")
         if self.compile_mode not in COMPILE_MODES:
             raise ConfigError(f"unknown --compile-mode {self.compile_mode!r}; use one of "

@@ -1,9 +1,10 @@
 """The ``fusion-bench`` click group, the state its verbs share, and :func:`main`.
 
 Errors a user can cause (:class:`fusion_bench.errors.FusionBenchError`) are printed as one line
-and exit with status 2; ``--debug`` shows the traceback instead. Verbs live one per module in
-this package and import what they need inside the command, so ``--help``, ``list``, ``plugins``
-and ``leaderboard`` never import torch.
+and exit with status 2, and so is running out of memory (a setting too large for the machine);
+any other exception is a bug, printed as one line with exit status 1. ``--debug`` shows the
+traceback instead. Verbs live one per module in this package and import what they need inside
+the command, so ``--help``, ``list``, ``plugins`` and ``leaderboard`` never import torch.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .. import __version__
-from ..errors import FusionBenchError, Note
+from ..errors import FusionBenchError, Note, out_of_memory
 
 if TYPE_CHECKING:  # imported inside State.registry at run time (see above)
     from ..plugins import Registry
@@ -209,6 +210,18 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("Terminated (SIGTERM): finished runs are stored; run the same command "
                    "again to resume an unfinished one from its last checkpoint.", err=True)
         return 143
+    except Exception as e:  # noqa: BLE001 - no traceback reaches a user; --debug shows it
+        if debug:
+            raise
+        first = (str(e).strip().splitlines() or [""])[0]
+        if out_of_memory(e):  # a setting too large for this machine, most likely
+            click.echo(f"Error: out of memory ({type(e).__name__}: {first}); lower what made the "
+                       "work this large (batch size, window, model widths, dataset size); "
+                       "--debug shows the traceback", err=True)
+            return 2
+        click.echo(f"Error: unexpected {type(e).__name__}: {first} (a bug in fusion-bench or a "
+                   "plugin: run again with --debug for the traceback, and report it)", err=True)
+        return 1
     finally:
         if on_term is not None:
             signal.signal(signal.SIGTERM, on_term)

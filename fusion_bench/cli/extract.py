@@ -32,7 +32,7 @@ def pairs(items, flag: str) -> dict[str, str]:
 @click.option("--random-init", is_flag=True,
               help="Allow backbones without weights on disk to use random weights (recorded).")
 @click.option("--cache", default=None, help="Cache folder (default: ROOT/fusion_bench_cache).")
-@click.option("--workers", type=int, default=2, show_default=True, help="Media-loading threads.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Media-loading threads.")
 @click.option("--device", default="auto", show_default=True, help="cpu | cuda | auto.")
 @click.option("--skip-bad-lines", is_flag=True,
               help="Mark malformed label lines invalid (-5) and list them, instead of failing.")
@@ -44,12 +44,14 @@ def extract(state: State, dataset, root, backbones, weights, random_init, cache,
     from ..backbones import build_backbones
     from ..data.affwild2 import extract_features
     from ..errors import ConfigError
+    from ..runtime import resolve_device
 
     if dataset != "affwild2":
         raise ConfigError(f"extract reads raw media of the affwild2 layout; got --dataset {dataset!r}")
     specs = pairs(backbones, "--backbone")
     if not specs:
         raise ConfigError("give at least one --backbone, e.g. --backbone visual=timm:resnet50")
+    resolve_device(device)  # an unknown device, or cuda without one: one line, whatever the backbone
     from .progress import third_party_quiet
 
     with third_party_quiet(quiet):  # transformers' loading bar, among others

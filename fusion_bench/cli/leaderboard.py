@@ -57,7 +57,6 @@ def leaderboard(ctx, out, old_results, dataset, fmt, tables_to, sort, metric, co
                 plots_dir, explain, bench_tables):
     """Tables of test CCC, or another --metric (mean ± sample std over seeds), per dataset from
     the results store."""
-    from ..errors import ConfigError
     from ..report import formats
     from ..results import ResultsStore
 
@@ -69,11 +68,7 @@ def leaderboard(ctx, out, old_results, dataset, fmt, tables_to, sort, metric, co
         raise click.UsageError(f"--explain prints text, which would break the {fmt} on stdout: "
                                "add --tables DIR (the json holds every row's settings)")
     if tables_dir:  # before any table is made: a file or an unwritable folder is one error
-        try:
-            ResultsStore(tables_dir).check_writable()
-        except ConfigError as e:  # the check speaks of a results store's --out
-            raise ConfigError(str(e).replace("results folder", "tables folder")
-                              .replace("give --out", "give --tables")) from None
+        ResultsStore(tables_dir).check_writable("--tables", "tables folder")
     if bench_tables:
         return bench(results_dir, fmt, tables_dir, ext, dataset or sort != "test_mean"
                      or metric != "ccc" or explain or plots_dir or compact or latex_label)
@@ -81,6 +76,7 @@ def leaderboard(ctx, out, old_results, dataset, fmt, tables_to, sort, metric, co
         from ..report.plots import require_matplotlib
 
         require_matplotlib()
+        ResultsStore(plots_dir).check_writable("--plots", "plots folder")
     per_ds, tables = make_tables(results_dir, dataset, sort, metric, compact, latex_label, fmt,
                                  hint=given(ctx, "out"))
     if not tables_dir and fmt in ("csv", "json", "html"):  # one document on stdout, nothing else
@@ -99,9 +95,14 @@ def leaderboard(ctx, out, old_results, dataset, fmt, tables_to, sort, metric, co
             order = [r.label for r in tables[ds].rows if r.kind == "model"]
             click.echo("\n" + grouping.explain([(lab, by_label[lab].records) for lab in order]).rstrip())
         if plots_dir:
+            from ..errors import StorageError
             from ..report.plots import write_plots
 
-            write_plots(rows, plots_dir, echo=click.echo)
+            try:
+                write_plots(rows, plots_dir, echo=click.echo)
+            except OSError as e:  # a full disk: each plot is written whole or not at all
+                raise StorageError(f"{e.filename or plots_dir}: a plot cannot be written "
+                                   f"({e.strerror or e})") from None
 
 
 def make_tables(results_dir, dataset, sort, metric, compact, latex_label, fmt, hint=False):
@@ -216,11 +217,16 @@ def emit(text: str, filename: str, title: str, out: str | None, heading: str = "
     """Write a table to OUT/filename (atomically), or print it under a title."""
     from pathlib import Path
 
+    from ..errors import StorageError
     from ..files import atomic_write_text
 
     if out:
         path = Path(out) / filename
-        atomic_write_text(path, text)
+        try:
+            atomic_write_text(path, text)
+        except OSError as e:  # a full disk: the old table, if any, is whole (atomic write)
+            raise StorageError(f"{path}: cannot be written ({e.strerror or e}); nothing was "
+                               "changed there") from None
         click.echo(f"wrote {path}")
     else:
         click.echo(f"{heading}{title}\n\n{text}")

@@ -25,8 +25,10 @@ def predict(ctx, run_id, out, old_results, root, predictions, device, threads):
 
     from ..artifacts import load_model
     from ..data.features import FeaturesDataset, load_video
-    from ..errors import ConfigError
+    from ..errors import ConfigError, StorageError
     from ..files import atomic_write_text
+    from ..results import ResultsStore
+    from ..runtime import resolve_device
 
     state: State = ctx.obj
     results = out
@@ -42,6 +44,8 @@ def predict(ctx, run_id, out, old_results, root, predictions, device, threads):
         raise click.UsageError("Missing option '--predictions' (the folder to write into; --out "
                                "is the results store)")
     set_threads(threads)
+    resolve_device(device)  # before the model is read: an unknown device is one line
+    ResultsStore(predictions).check_writable("--predictions", "predictions folder")
     loaded = load_model(run_id, results, state.registry)
     art = loaded.record["artifacts"]
     dims = {m: art["dims"][m] for m in art["modalities"]}
@@ -56,6 +60,9 @@ def predict(ctx, run_id, out, old_results, root, predictions, device, threads):
     folder = Path(predictions)
     for name, p in preds.items():
         lines = [",".join(loaded.targets)] + [",".join(f"{x:.6f}" for x in row) for row in p]
-        atomic_write_text(folder / f"{name}.csv", "\n".join(lines) + "\n")
+        try:
+            atomic_write_text(folder / f"{name}.csv", "\n".join(lines) + "\n")
+        except OSError as e:  # a full disk: the files written so far are whole
+            raise StorageError(f"{folder / name}.csv: cannot be written ({e.strerror or e})") from None
     click.echo(f"predictions: {folder} ({len(preds)} videos, {sum(len(p) for p in preds.values())} "
                f"frames) from run {run_id}")

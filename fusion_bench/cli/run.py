@@ -53,9 +53,7 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
 
     from ..report.robustness import robustness_table
     from ..results import ResultsStore, display_name
-    from ..runs import run_and_store
     from ..trackers import open_trackers, parse_log
-    from .progress import run_events
 
     cfg = build_run_config(opts, {"train.progress": "false" if quiet else None,
                                   "robustness.enabled": "true" if robustness else None})
@@ -64,6 +62,8 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
     store = ResultsStore(out)
     store.check_writable()  # before any training
     set_threads(threads)
+    from ..runs import run_and_store  # torch: after the checks, which a mistake fails at once
+    from .progress import run_events
     with run_events(reg, show=cfg.train.progress, trackers=open_trackers(trackers, out)) as events:
         record, path = run_and_store(cfg, reg, store, events, keep_model=not no_model,
                                      restart=restart, keep_checkpoint=keep_checkpoint)

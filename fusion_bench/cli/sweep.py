@@ -12,8 +12,8 @@ from .options import config_options, pop_config_args, store_option, threads_opti
 @cli.command()
 @click.option("--fusion", "fusions", required=True, shell_complete=completion.fusion_list,
               help="Comma-separated fusions; only:MODALITY adds a single-modality row.")
-@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Model seeds 0..N-1.")
+@click.option("--seeds", type=click.IntRange(min=1, max=10_000), default=5, show_default=True,
+              help="Model seeds 0..N-1.")  # the grid is made up front: 10**9 would never start
 @config_options("dataset", "encoder", "modalities", "root", "device")
 @store_option
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,

@@ -7,8 +7,9 @@ from __future__ import annotations
 import difflib
 import math
 import typing
+import warnings
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Note
 from .keys import chosen, load_toml, set_value, split_plugin_key
 from .presets import PRESET_ENCODER_OPTIONS, PRESET_FUSION_OPTIONS, PRESETS
 from .schema import RunConfig
@@ -55,7 +56,22 @@ def build_config(preset: str = "quick", config_file: str | None = None,
         _set(cfg, k, v, origin)  # the command line's short form beats the file's explicit key
     folder_defaults(cfg, set(PRESETS[preset]) | {k for k, _, _ in given})
     validate(cfg)
+    _note_unused_fusion(cfg, [k for k, _, _ in given])
     return cfg
+
+
+def _note_unused_fusion(cfg: RunConfig, given: list[str]) -> None:
+    """A run of one modality has no fusion (the encoder feeds the head; its identity leaves the
+    fusion out): a fusion or fusion option the user gave is accepted, unused, with a note."""
+    if len(cfg.data.modalities) != 1:
+        return
+    keys = [k for k in given if k == "model.fusion" or k.split(".")[0] == "fusion"]
+    if keys:
+        warnings.warn(Note(
+            f"a run of one modality ({cfg.data.modalities[0]}) has no fusion: "
+            f"{', '.join(dict.fromkeys('model.fusion ' + repr(cfg.model.fusion) if k == 'model.fusion' else k for k in keys))} "
+            "not used (the run is the encoder alone, as sweep --fusion only:MODALITY)"),
+            stacklevel=2)
 
 
 def folder_defaults(cfg: RunConfig, given: set[str]) -> None:
@@ -150,6 +166,8 @@ def _check_ranges(cfg: RunConfig) -> None:
     for key, (value, low) in at_least.items():
         if not value >= low:  # also catches NaN
             raise ConfigError(f"{key} must be ≥ {low}, got {value}")
+        if isinstance(value, float) and not math.isfinite(value):  # inf: NaN weights, not a run
+            raise ConfigError(f"{key} must be a finite number, got {value}")
     for key, value in (("seed", cfg.seed), ("data.seed", cfg.data.seed)):
         if value > SEED_MAX:  # torch, numpy and the index's integers take 63 bits
             raise ConfigError(f"{key} must be at most 2**63 - 1 ({SEED_MAX}), got {value}")

@@ -182,10 +182,15 @@ def load_toml(path: str | Path) -> dict[str, typing.Any]:
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"config file {str(p)!r} is a folder; give the TOML file in it")
-    if not p.is_file():
+    if not p.exists():
         raise ConfigError(f"config file {str(p)!r} does not exist")
+    if not p.is_file():  # a pipe (<(...)) reads once, and a sweep reads the file per run
+        raise ConfigError(f"config file {str(p)!r} is not a regular file (a pipe or a device); "
+                          "give a TOML file")
     try:
         with p.open("rb") as f:
+            if f.read(3) != b"\xef\xbb\xbf":  # the byte-order mark some Windows editors write
+                f.seek(0)
             return flatten(tomllib.load(f))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None

@@ -313,6 +313,7 @@ class AffWild2Dataset(FeaturesDataset):
     description = "Aff-Wild2 VA track via the feature cache (fusion-bench extract); 6-fold protocol"
     reference = "Kollias & Zafeiriou, ABAW; Praveen & Alam, CVPRW 2024 (folds)"
     targets = TARGETS
+    folds = N_FOLDS  # data.fold: 0 (the official split) to 5
 
     def __init__(self, root, modalities=("visual", "audio", "text"), fold: int = 0, seed: int = 0):
         if not str(root):  # not Path(""): that is the current folder, which nobody asked for

@@ -9,16 +9,20 @@ labels CSVs, ``splits.csv``) plus ``manifest.json``::
      "videos": {name: {"split", "frames", "fps", "bad_lines": [...]}},
      "throughput": {m: {"frames": n, "seconds": s, "frames_per_s": f}}}
 
-Resuming: a video's modality whose ``.npy`` exists is skipped when the manifest key of that
-modality matches the backbone now asked for (same backbone, weights hash and preprocessing);
-a different key discards that modality's arrays first. Media of the next videos are loaded in
-worker threads while the backbones run on the current one.
+Extraction builds the cache aside (``.<name>.partial`` beside it) and swaps it in whole when
+complete, so a failed, interrupted or killed extraction never changes a cache that training
+reads. Resuming: a video's modality whose ``.npy`` exists in the partial folder is skipped when
+the manifest key of that modality matches the backbone now asked for (same backbone, weights
+hash and preprocessing); a different key discards that modality's arrays (of the partial
+folder) first. Media of the next videos are loaded in worker threads while the backbones run
+on the current one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -27,8 +31,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from ..files import atomic_write_text, claim, release
+from ..errors import DataError, FusionBenchError, PluginError, out_of_memory
+from ..files import aside, atomic_write_text, claim, recover_folder, release, replace_folder
 from .features import write_modality, write_splits
 from .labels import write_labels
 
@@ -85,22 +89,91 @@ def extract(entries, load_media, backbones: dict, cache_root: Path, source: str 
     scores its validation fold as test, :func:`fusion_bench.data.affwild2.fold_splits`).
     ``on_video(done, total, status)`` is called after each extracted video (a progress display);
     ``echo`` takes the one-line notes (resuming, a changed backbone).
+
+    The cache is built aside, in the sibling ``.<name>.partial`` (seeded with hard links to the
+    files of the cache already there, which extraction never changes in place: it replaces
+    them), and swapped in whole when complete (:func:`fusion_bench.files.replace_folder`). An
+    extraction that fails, is interrupted or killed leaves the cache as it was, and the next one
+    resumes from the partial folder. One extraction at a time: the sibling lock
+    ``.<name>.extract.lock`` is held throughout.
     """
-    lock = Path(cache_root) / ".extract.lock"
-    holder = claim(lock, stale_after_s=24 * 3600)
+    cache_root = Path(os.path.abspath(cache_root))  # "." and "dir/" have a name and a parent
+    if cache_root.is_symlink():  # swap the folder it points to, not the link
+        cache_root = cache_root.resolve()
+    if os.path.ismount(cache_root):  # a volume's root cannot be renamed: the swap would fail
+        raise DataError(f"{cache_root} is a mount point: extraction builds the cache beside it "
+                        "and swaps it in, which a mount point cannot take; give a folder inside "
+                        f"it, e.g. --cache {cache_root / 'fusion_bench_cache'}")
+    lock = aside(cache_root, "extract.lock")
+    try:
+        holder = claim(lock, stale_after_s=24 * 3600)
+    except OSError as e:
+        raise DataError(f"{cache_root}: cannot create the feature cache there: {e.strerror}") from None
     if holder is not None:  # two extractions into one cache would interleave its manifest
         raise DataError(f"{cache_root}: being extracted by process {holder.get('pid')} on "
                         f"{holder.get('host')}; wait for it (or, if it is gone from another "
-                        f"machine, remove {lock.name})")
+                        f"machine, remove {lock})")
     try:
-        return _extract(entries, load_media, backbones, cache_root, source, dataset, splits,
-                        workers, on_video, extra_files, echo)
+        build = _partial(cache_root, echo)
+        manifest = _extract(entries, load_media, backbones, build, source, dataset, splits,
+                            workers, on_video, extra_files, echo)
+        replace_folder(build, cache_root)
+        return manifest
+    except OSError as e:  # a full disk, a folder that cannot be written
+        raise DataError(f"{e.filename or cache_root}: {e.strerror or e}; the cache at {cache_root} "
+                        "is as it was, and extracting again resumes") from None
     finally:
         release(lock)
 
 
+def _partial(cache_root: Path, echo) -> Path:
+    """The folder to extract into: the partial one an interrupted extraction left, or a new one
+    holding hard links to (copies, where the filesystem has none) the cache's files."""
+    recover_folder(cache_root)
+    if cache_root.exists() and not cache_root.is_dir():
+        raise DataError(f"{cache_root}: a file, not a feature cache folder; give --cache a folder")
+    if cache_root.is_dir() and not (cache_root / "manifest.json").is_file() \
+            and any(p.name != ".extract.lock" for p in cache_root.iterdir()):
+        raise DataError(f"{cache_root}: holds files but no manifest.json, so it is no feature "
+                        "cache; give --cache a new or empty folder")
+    build = aside(cache_root, "partial")
+    if build.is_dir():
+        echo(f"cache: resuming the unfinished extraction in {build}")
+        return build
+    if cache_root.is_dir():
+        shutil.copytree(cache_root, build, copy_function=_link_or_copy,
+                        ignore=shutil.ignore_patterns(".extract.lock", ".*.tmp"))
+    else:
+        build.mkdir(parents=True)
+    return build
+
+
+def _run_backbone(backbone, modality: str, media, video: str):
+    """``backbone.extract(media)``; a plugin's exception is one line naming it and the video
+    (out of memory passes: the CLI says what to lower)."""
+    try:
+        return backbone.extract(media)
+    except FusionBenchError:
+        raise
+    except Exception as exc:
+        if out_of_memory(exc):
+            raise
+        name = backbone.describe().get("backbone", type(backbone).__name__)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise PluginError(f"backbone {name!r} ({modality}) raised {type(exc).__name__} on video "
+                          f"{video!r}: {first}") from exc
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def _extract(entries, load_media, backbones: dict, cache_root: Path, source, dataset: str,
              splits: dict[str, list[str]], workers: int, on_video, extra_files, echo) -> dict:
+    workers = max(1, workers)
     cache = FeatureCache(cache_root)
     cache.manifest.update({"format": FORMAT, "dataset": dataset, "source": str(source)})
     for m, b in backbones.items():
@@ -134,7 +207,7 @@ def _extract(entries, load_media, backbones: dict, cache_root: Path, source, dat
             write_labels(cache.root / "labels" / f"{e.name}.csv", labels)
             for m in mods:
                 t = time.perf_counter()
-                x, k = backbones[m].extract(media)
+                x, k = _run_backbone(backbones[m], m, media, e.name)
                 spent[m][0] += media.n_frames
                 spent[m][1] += time.perf_counter() - t
                 write_modality(cache.root, m, e.name, x, k)

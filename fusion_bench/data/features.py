@@ -91,6 +91,10 @@ def read_splits(root: Path) -> dict[str, list[str]]:
     either of them, nor twice in one split."""
     path, out = _read_split_file(root)
     for split, names in out.items():
+        for v in names:  # a name is a file stem here: one with a folder in it leads elsewhere
+            if v in ("", ".", "..") or "/" in v or "\\" in v:
+                raise DataError(f"{path}: video name {v!r} in {split} is not a file name; name "
+                                "each video by the stem of its files (no folders, no '..')")
         twice = sorted(v for v, n in collections.Counter(names).items() if n > 1)
         if twice:
             raise DataError(f"{path}: video {twice[0]!r} is listed twice in {split}; list it once")
@@ -110,8 +114,11 @@ def _read_split_file(root: Path) -> tuple[Path, dict[str, list[str]]]:
     csv_path, json_path = root / "splits.csv", root / "splits.json"
     out: dict[str, list[str]] = {s: [] for s in SPLITS}
     if csv_path.is_file():
-        with csv_path.open(encoding="utf-8-sig", newline="") as f:
-            rows = list(csv.reader(f))
+        try:
+            with csv_path.open(encoding="utf-8-sig", newline="") as f:
+                rows = list(csv.reader(f))
+        except (OSError, ValueError) as e:  # ValueError: bytes that are not UTF-8
+            raise DataError(f"{csv_path}: cannot be read: {e}") from None
         if not rows or [h.strip().lower() for h in rows[0]] != ["video", "split"]:
             raise DataError(f"{csv_path}, line 1: header must be 'video,split'")
         for i, row in enumerate(rows[1:], start=2):
@@ -126,8 +133,8 @@ def _read_split_file(root: Path) -> tuple[Path, dict[str, list[str]]]:
         return csv_path, out
     if json_path.is_file():
         try:
-            data = json.loads(json_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+            data = json.loads(json_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:  # ValueError: bad JSON, or bytes that are not UTF-8
             raise DataError(f"{json_path}: not valid JSON: {e}") from None
         if not isinstance(data, dict):
             raise DataError(f"{json_path}: expected an object {{'train': [...], 'val': [...], 'test': [...]}}")
@@ -170,6 +177,9 @@ def load_video(root: Path, name: str, modalities: tuple[str, ...], dims: dict[st
     labels_path = root / "labels" / f"{name}.csv"
     labels = read_labels(labels_path, targets)
     n = labels.shape[0]
+    if n == 0:  # nothing to train on or score, and a window of it would be padding alone
+        raise DataError(f"{labels_path}: no frames (a header and no line); give video {name!r} "
+                        "its frames or take it out of the split file")
     feats, masks = {}, {}
     for m in modalities:
         fp = root / "features" / m / f"{name}.npy"
@@ -196,6 +206,10 @@ def load_video(root: Path, name: str, modalities: tuple[str, ...], dims: dict[st
             k = _load_array(mp)
             if k.shape != (n,):
                 raise DataError(f"{mp}: mask must have shape ({n},) like the labels; got {k.shape}")
+            # 0/1 of any numeric type is a mask; 0.5 would be read as True unseen
+            if k.dtype != bool and not np.isin(k, (0, 1)).all():
+                raise DataError(f"{mp}: mask values must be True/False or 0/1; got "
+                                f"{k[~np.isin(k, (0, 1))][0].item()!r} ({k.dtype})")
             k = k.astype(bool)
         else:
             k = np.ones(n, bool)
@@ -236,6 +250,7 @@ class FeaturesDataset:
         self.split_names = read_splits(self.root)
         self.targets = folder_targets(self.root, self.split_names)
         self.dims = {m: self._dim(m) for m in self.modalities}
+        self._manifest = self._read_manifest()  # read now: found bad after training, it costs the run
         self._splits: dict[str, list[Video]] | None = None
 
     @classmethod
@@ -250,17 +265,29 @@ class FeaturesDataset:
                     x = _load_array(fp, mmap_mode="r")  # the header only: no data read
                     if x.ndim != 2:
                         raise DataError(f"{fp}: expected an array (frames, dim); got shape {x.shape}")
+                    if x.shape[1] == 0:  # a modality with no feature: nothing for its encoder
+                        raise DataError(f"{fp}: shape {x.shape}, no feature per frame; give "
+                                        f"{m} at least one column, or leave the modality out")
                     return int(x.shape[1])
         raise DataError(f"{self.root / 'features' / m}: no array for any video of the split file")
 
     def manifest(self) -> dict:
+        """``manifest.json`` (what the cache's backbones were), read when the dataset opened;
+        {} without one."""
+        return self._manifest
+
+    def _read_manifest(self) -> dict:
         p = self.root / "manifest.json"
         if not p.is_file():
             return {}
         try:
-            return json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise DataError(f"{p}: not valid JSON: {e}") from None
+            man = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:  # ValueError: bad JSON, or bytes that are not UTF-8
+            raise DataError(f"{p}: not valid JSON: {e}; fix it, or remove it (it is optional)") from None
+        if not isinstance(man, dict):
+            raise DataError(f"{p}: expected a JSON object, got a {type(man).__name__}; fix it, or "
+                            "remove it (it is optional)")
+        return man
 
     def splits(self) -> dict[str, list[Video]]:
         if self._splits is None:

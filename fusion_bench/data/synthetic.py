@@ -37,6 +37,7 @@ over a split's valid frames: what a model that recovered the latents exactly wou
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -78,6 +79,8 @@ class SyntheticConfig:
             value = getattr(self, key)
             if not value >= low:  # also catches NaN
                 raise ConfigError(f"dataset.synthetic.{key} must be ≥ {low}, got {value}")
+            if not math.isfinite(value):  # inf noise: NaN features
+                raise ConfigError(f"dataset.synthetic.{key} must be a finite number, got {value}")
         if self.max_frames < self.min_frames:
             raise ConfigError(f"dataset.synthetic.max_frames ({self.max_frames}) is below "
                               f"dataset.synthetic.min_frames ({self.min_frames})")
@@ -107,10 +110,12 @@ def _bandpass(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _lag(x: np.ndarray, lag: int) -> np.ndarray:
-    """x delayed by ``lag`` frames (the first frames repeat x[0])."""
+    """x delayed by ``lag`` frames (the first frames repeat x[0]); as long as x, also when x
+    is shorter than the lag (every frame is then x[0])."""
+    lag = min(lag, len(x))
     if lag == 0:
         return x
-    return np.concatenate([np.repeat(x[:1], lag, axis=0), x[:-lag]], axis=0)
+    return np.concatenate([np.repeat(x[:1], lag, axis=0), x[: len(x) - lag]], axis=0)
 
 
 def _speaker_offset(rng, mix: np.ndarray, scale: float, leak: float) -> np.ndarray:
