@@ -4,6 +4,7 @@ one line, exit 2, nothing written."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -179,6 +180,17 @@ def test_pip_installs_the_generated_package_and_fusion_bench_finds_it(generated,
                              env=_env(site), capture_output=True, text=True, check=True).stdout
     row = next(line.split() for line in listing.splitlines() if line.startswith("gated_sum "))
     assert row[-1] == "gated_sum"  # the plugin column: the entry point's name
+    store = tmp_path / "store"  # and it trains: a tiny run through the harness, recorded
+    subprocess.run([sys.executable, "-m", "fusion_bench", "run", "--fusion", "gated_sum",
+                    "--out", str(store), "--quiet", "--no-model",
+                    "--set", "dataset.synthetic.n_train=4", "--set", "dataset.synthetic.n_val=2",
+                    "--set", "dataset.synthetic.n_test=2", "--set", "train.steps=4",
+                    "--set", "train.eval_every=2"], env=_env(site), check=True,
+                   capture_output=True, text=True)
+    (path,) = (store / "runs").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["plugins"]["fusion"]["name"] == "gated_sum"
+    assert record["plugins"]["fusion"]["plugin"] == "gated_sum"
     shutil.rmtree(generated / "src")  # the tests must import the installed copy
     result = _pytest(generated, site)
     assert result.returncode == 0 and "4 passed" in result.stdout, result.stdout + result.stderr
