@@ -384,6 +384,8 @@ def cases() -> list[Case]:
     add(Case("run --threads 64 (more than cores: allowed)", [*RUN, "--threads", "64"], expect=0))
     add(Case("FUSION_BENCH_RESULTS a file", RUN[:1] + RUN[3:], env={"FUSION_BENCH_RESULTS": "f.txt"},
              setup=write("f.txt", "keep"), want="is a file"))
+    add(Case("run --log nope", [*RUN, "--log", "nope"], want="nope", forbid="training:"))
+    add(Case("run --log ','", [*RUN, "--log", ","], expect=0))  # no tracker named: none used
     add(Case("run --seed abc", [*RUN, "--seed", "abc"]))
     add(Case("run --seed ''", [*RUN, "--seed", ""]))
     add(Case("run --seed -1", [*RUN, "--seed", "-1"]))
