@@ -30,28 +30,21 @@ class Workload:
     loss: str  # "window" | "batch" (the run's CCC loss) | "square" (fusion alone)
 
 
-def open_dataset(cfg: RunConfig, registry):
-    """The dataset plugin of ``cfg``, built (the synthetic one only reads its config: nothing
-    is generated)."""
-    entry = registry.get("datasets", cfg.data.name)
-    try:
-        return entry.obj.from_config(cfg)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"dataset {cfg.data.name!r} ({entry.plugin}): {e}") from None
-
-
 def input_dims(cfg: RunConfig, registry) -> dict[str, int]:
     """Raw feature widths per modality, from the dataset plugin."""
-    return dict(open_dataset(cfg, registry).dims)
+    from ..runs import open_dataset  # the run path's: one way to build a dataset plugin
+
+    return dict(open_dataset(registry, cfg).dims)
 
 
 def build_workload(cfg: RunConfig, registry, scope: str = "model") -> Workload:
     from ..data import dataset_targets
     from ..model import build_model
+    from ..runs import open_dataset
 
     if scope not in SCOPES:
         raise ConfigError(f"unknown bench scope {scope!r}; use one of {', '.join(SCOPES)}")
-    ds = open_dataset(cfg, registry)
+    ds = open_dataset(registry, cfg)
     dims = dict(ds.dims)
     n_targets = 1 if cfg.model.per_target else len(dataset_targets(ds))
     model, _ = build_model(registry, cfg, dims, n_targets)
