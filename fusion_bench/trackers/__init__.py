@@ -23,10 +23,13 @@ def parse_log(spec: str | None) -> list[str]:
     import importlib.util
 
     names = list(dict.fromkeys(n.strip().lower() for n in (spec or "").split(",") if n.strip()))
+    # Every name is checked before any library, so a typo is reported as a typo even when an
+    # earlier tracker's library is also missing.
     for name in names:
         if name not in TRACKERS:
             raise ConfigError(f"--log: unknown tracker {name!r}; choose from "
                               f"{', '.join(sorted(TRACKERS))} (comma-separated)")
+    for name in names:
         lib, extra = TRACKERS[name][2], TRACKERS[name][3]
         if importlib.util.find_spec(lib) is None:
             raise ConfigError(f"--log {name}: the {lib} package is not installed; "
