@@ -5,8 +5,9 @@
 Prints, per fusion and precision, the wall time per step, the device (kernel) time per step, the
 kernels launched per step, and the operators taking the most device (or CPU) time. A step whose
 wall time is far above its kernel time is bound by launches, not by arithmetic. On CPU it also
-prints the matrix products' share: their time and FLOP rate, and the step time left to
-everything else, i.e. how fast the step could be if only the products cost anything.
+prints the share of the matrix products and convolutions (oneDNN's GEMMs): their time, their
+FLOPs (counted on one extra step) and rate, and the step time left to everything else. Their
+FLOPs at their rate is the step's floor: how fast it could be if nothing else cost anything.
 """
 
 from __future__ import annotations
@@ -24,28 +25,32 @@ from fusion_bench.plugins import load_registry
 from fusion_bench.runtime import resolve_device, seed_everything
 from fusion_bench.train import make_optimizer
 
-_MATMULS = {"aten::mm": 0, "aten::addmm": 1, "aten::addmm_": 1, "aten::bmm": 0,
-             "aten::baddbmm": 1, "aten::baddbmm_": 1}  # name -> index of the first factor
+#: the operators that multiply matrices on CPU: products, and the convolutions (oneDNN's GEMMs)
+_PRODUCTS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm",
+             "aten::baddbmm_", "aten::mkldnn_convolution", "aten::convolution_backward")
 
 
-def matmul_share(events, steps: int, wall_s: float) -> str:
-    """One line: the CPU time and GF/s of the matrix products per step, and the rest of the step
-    (``events``: ``key_averages(group_by_input_shape=True)`` of a profile with shapes)."""
-    seconds = flop = 0.0
-    for e in events:
-        first = _MATMULS.get(e.key)
-        if first is None or len(e.input_shapes) < first + 2:
-            continue
-        a, b = e.input_shapes[first], e.input_shapes[first + 1]
-        batch = a[0] if len(a) == 3 else 1
-        flop += 2.0 * batch * a[-2] * a[-1] * b[-1] * e.count
-        seconds += e.self_cpu_time_total / 1e6
+def step_flops(step) -> float:
+    """FLOPs of one call of ``step`` (matrix products and convolutions, forward and backward, 2
+    per multiply-add), counted by torch's FlopCounterMode on a call outside the timed ones."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def matmul_share(events, steps: int, wall_s: float, flop: float) -> str:
+    """One line: the CPU time and GFLOP/s of the matrix products and convolutions per step, and
+    the rest of the step (``events``: ``key_averages()`` of the profile; ``flop``: one step's
+    FLOPs, :func:`step_flops`). Their FLOPs at their own rate is the step's floor."""
+    seconds = sum(e.self_cpu_time_total for e in events if e.key in _PRODUCTS) / 1e6
     if not seconds:
         return "matrix products: none recorded"
     per_step = seconds / steps
-    return (f"matrix products {per_step * 1e3:.0f} ms/step ({flop / steps / 1e9:.1f} GFLOP at "
-            f"{flop / seconds / 1e9:.0f} GFLOP/s, {per_step / wall_s:.0%} of the step); "
-            f"everything else {(wall_s - per_step) * 1e3:.0f} ms/step")
+    return (f"matrix products and convolutions {per_step * 1e3:.1f} ms/step ({flop / 1e9:.2f} "
+            f"GFLOP at {flop / per_step / 1e9:.0f} GFLOP/s, {per_step / wall_s:.0%} of the step); "
+            f"everything else {(wall_s - per_step) * 1e3:.1f} ms/step")
 
 
 def main() -> None:
@@ -91,9 +96,10 @@ def main() -> None:
                     step = infer_step(work, inputs, device, amp)
                 for _ in range(3):
                     step()
+                flop = step_flops(step) if device.type == "cpu" else 0.0
                 if device.type == "cuda":
                     torch.cuda.synchronize()
-                with profile(activities=acts, record_shapes=device.type == "cpu") as prof:
+                with profile(activities=acts) as prof:
                     t0 = time.perf_counter()
                     for _ in range(args.steps):
                         step()
@@ -108,8 +114,7 @@ def main() -> None:
                       f"L={cfg.data.window} scope={args.scope}: wall {wall * 1e3:.2f} ms/step, "
                       f"kernels {dev_ms:.2f} ms/step, {len(kernels) / args.steps:.0f} device activities/step")
                 if device.type == "cpu":
-                    print(matmul_share(prof.key_averages(group_by_input_shape=True), args.steps,
-                                       wall))
+                    print(matmul_share(prof.key_averages(), args.steps, wall, flop))
                 print(events.table(sort_by=key, row_limit=args.top, max_name_column_width=60))
 
 
