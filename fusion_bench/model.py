@@ -61,9 +61,12 @@ class FusionModel(nn.Module):
     """
 
     def __init__(self, encoders: dict[str, nn.Module], fusion: nn.Module | None, head: nn.Module,
-                 fusion_name: str = "fusion", encoder_name: str = "encoder"):
+                 fusion_name: str = "fusion", encoder_name: str = "encoder",
+                 precision: str = "fp32"):
         super().__init__()
         self.fusion_name, self.encoder_name = fusion_name, encoder_name
+        #: "fp32", or "bf16": forward under torch.autocast to bfloat16 (``train.precision``)
+        self.precision = precision
         self._fusion_checked = False  # the plugin's output is checked on the first real batch
         self.encoders = nn.ModuleDict(encoders)
         self.norms = nn.ModuleDict({m: MaskedBatchNorm(int(cast(Encoder, e).out_dim))
@@ -80,13 +83,23 @@ class FusionModel(nn.Module):
             x = feats[m].masked_fill(~keep, 0.0)
             h = self._call(f"encoder {self.encoder_name!r} ({m})", enc,
                            torch.cat([x, keep.to(x.dtype)], dim=-1))  # (B, L, c_m)
-            out[m] = self.norms[m](h.transpose(1, 2), present).transpose(1, 2)
+            # statistics in float32 whatever the encoder computed in (bf16 loses the variance)
+            out[m] = self.norms[m](h.float().transpose(1, 2), present).transpose(1, 2)
         return out
 
     def forward(self, feats: dict[str, Tensor], masks: dict[str, Tensor],
                 present: Tensor | None = None) -> Tensor:
         """``present``: bool ``(B, L)``, False on padding past a video's end (None: no padding);
-        the normalisation statistics leave those positions out."""
+        the normalisation statistics leave those positions out. Returns float32 whatever the
+        precision (losses, scores and predictions are taken in float32)."""
+        device = next(iter(feats.values())).device.type
+        if self.precision == "fp32" or device == "meta":  # meta: FLOP counting, same products
+            return self._forward(feats, masks, present)
+        with torch.autocast(device, dtype=torch.bfloat16):
+            return self._forward(feats, masks, present).float()
+
+    def _forward(self, feats: dict[str, Tensor], masks: dict[str, Tensor],
+                 present: Tensor | None) -> Tensor:
         z = self.encode(feats, masks, present)
         if self.fusion is None:
             (fused,) = z.values()
@@ -169,5 +182,5 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
         out_dim = next(iter(enc_dims.values()))
     head = RegressionHead(out_dim, n_targets, cfg.model.head_hidden, cfg.model.head_dropout)
     return (FusionModel(encoders, fusion, head, fusion_name=cfg.model.fusion,
-                        encoder_name=cfg.model.encoder),
+                        encoder_name=cfg.model.encoder, precision=cfg.train.precision),
             {"encoder": enc_opts, "fusion": fus_opts})

@@ -12,7 +12,7 @@ import warnings
 from ..errors import ConfigError, Note
 from .keys import chosen, load_toml, set_value, split_plugin_key
 from .presets import PRESET_ENCODER_OPTIONS, PRESET_FUSION_OPTIONS, PRESETS
-from .schema import RunConfig
+from .schema import PRECISIONS, RunConfig
 
 
 def build_config(preset: str = "quick", config_file: str | None = None,
@@ -131,6 +131,9 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"train.min_lr ({t.min_lr}) is above train.lr ({t.lr}); lower it")
     if t.schedule not in ("plateau", "cosine"):
         raise ConfigError(f"train.schedule must be 'plateau' or 'cosine', got {t.schedule!r}")
+    if t.precision not in PRECISIONS:
+        raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got "
+                          f"{t.precision!r} (fp16 would need loss scaling; use bf16)")
     if t.loss not in ("window", "batch"):
         raise ConfigError(f"train.loss must be 'window' or 'batch', got {t.loss!r}")
     if len(d.modalities) == 0:
