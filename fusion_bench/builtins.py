@@ -25,6 +25,7 @@ DATASETS = {
     "synthetic": "fusion_bench.data.synthetic:SyntheticDataset",
     "features": "fusion_bench.data.features:FeaturesDataset",
     "affwild2": "fusion_bench.data.affwild2:AffWild2Dataset",
+    "mmsa": "fusion_bench.data.mmsa:MMSADataset",
 }
 # backbones: their heavy libraries (timm, torchvggish, sentence_transformers, opensmile) are
 # imported only when one is built, so listing them stays cheap.
