@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fusion_bench.data.features import FeaturesDataset, FeaturesOptions, write_modality, write_splits
+from fusion_bench.data.features import (
+    FeaturesDataset,
+    FeaturesOptions,
+    write_modality,
+    write_splits,
+)
 from fusion_bench.errors import ConfigError, DataError
 
 LABELS = "video,valence,arousal\nu1,0.5,-0.25\nu2,-1,1\nu3,0.1,-5\n"
