@@ -58,37 +58,13 @@ import numpy as np
 from ..errors import ConfigError, DataError, Note
 from ..files import atomic_write_bytes, atomic_write_text
 from . import TARGETS, Video
+from .folder import USUAL_ORDER, folder_modalities, format_problem  # noqa: F401 - re-exported
 from .labels import folder_targets, read_labels, write_labels
 from .sequence_labels import FILE as SEQUENCE_LABELS
 from .sequence_labels import read_sequence_labels
 
 VERSION = "1"
 SPLITS = ("train", "val", "test")
-USUAL_ORDER = ("visual", "audio", "text")  # modalities named so come first, in this order
-
-
-def folder_modalities(root: str | Path) -> tuple[str, ...]:
-    """The modalities a folder has (``features/<modality>/`` folders, hidden ones aside): visual,
-    audio, text first in that order, the others after by name; () without a features folder."""
-    fdir = Path(root) / "features"
-    if not fdir.is_dir():
-        return ()
-    names = {p.name for p in fdir.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    return tuple(m for m in USUAL_ORDER if m in names) + tuple(sorted(names - set(USUAL_ORDER)))
-
-
-def format_problem(root: str | Path) -> str | None:
-    """Why ``root`` is not a folder of this format (a phrase), or None if it looks like one."""
-    root = Path(root)
-    if not root.is_dir():
-        return f"{root} does not exist" if not root.exists() else f"{root} is not a folder"
-    if not folder_modalities(root):
-        return f"{root} has no features/<modality>/ folder"
-    if not any((root / f).is_file() for f in ("splits.csv", "splits.json")):
-        return f"{root} has no splits.csv or splits.json"
-    return None
-
-
 # -- reading ------------------------------------------------------------------------------------
 def read_splits(root: Path) -> dict[str, list[str]]:
     """split → video names, from ``splits.csv`` or ``splits.json``. A video may be in val and
