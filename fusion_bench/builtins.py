@@ -25,6 +25,8 @@ DATASETS = {
     "synthetic": "fusion_bench.data.synthetic:SyntheticDataset",
     "features": "fusion_bench.data.features:FeaturesDataset",
     "affwild2": "fusion_bench.data.affwild2:AffWild2Dataset",
+    "mmsa": "fusion_bench.data.mmsa:MMSADataset",
+    "csd": "fusion_bench.data.csd:CSDDataset",
 }
 # backbones: their heavy libraries (timm, torchvggish, sentence_transformers, opensmile) are
 # imported only when one is built, so listing them stays cheap.

@@ -116,7 +116,10 @@ def test_dataset_options_change_the_data(reg):
     assert a.shape == b.shape and not np.allclose(a, b)
     assert noisy.info()["generator"]["noise"] == 3.0  # coerced to the field's type
     assert hashes(build_config("quick", None, small), reg)["hash"] != hashes(wide, reg)["hash"]
-    with pytest.raises(ConfigError, match="dataset 'features' takes no options"):
+    with pytest.raises(ConfigError, match="dataset 'affwild2' takes no options"):
+        check(build_config("quick", None, [("data.name", "affwild2"), ("dataset.affwild2.x", "1")]), reg)
+    with pytest.raises(ConfigError, match=r"dataset 'features' has no option 'x' \(its options: "
+                                          r"dataset.features.label_range\)"):
         check(build_config("quick", None, [("data.name", "features"), ("dataset.features.x", "1")]), reg)
     with pytest.raises(ConfigError, match="'dataset.synthetic.noise' expects float"):
         check(build_config("quick", None, [("dataset.synthetic.noise", "loud")]), reg)

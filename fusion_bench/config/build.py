@@ -79,7 +79,7 @@ def folder_defaults(cfg: RunConfig, given: set[str]) -> None:
     ``features`` dataset (a ConfigError saying why not, if the folder is not in its format), and
     a ``features`` run without ``data.modalities`` uses every modality the folder has. ``given``:
     the keys the preset, file or overrides set."""
-    from ..data.features import folder_modalities, format_problem
+    from ..data.folder import folder_modalities, format_problem
 
     root = cfg.data.root
     if not root:

@@ -314,6 +314,7 @@ class AffWild2Dataset(FeaturesDataset):
     reference = "Kollias & Zafeiriou, ABAW; Praveen & Alam, CVPRW 2024 (folds)"
     targets = TARGETS
     folds = N_FOLDS  # data.fold: 0 (the official split) to 5
+    Options = None  # none of the features folder's (its labels are per frame)
 
     def __init__(self, root, modalities=("visual", "audio", "text"), fold: int = 0, seed: int = 0):
         if not str(root):  # not Path(""): that is the current folder, which nobody asked for

@@ -11,6 +11,8 @@ Folder format (``--root DIR``)::
       masks/<modality>/<video>.npy      optional bool (frames,): True where the modality has a
                                         real frame (a face was found, someone speaks); absent:
                                         all True
+      labels.csv                        or one row per video: ``video,<targets...>`` (the folder is
+                                        then sequence level: :mod:`.sequence_labels`)
       labels/<video>.csv                a header naming the targets (``valence,arousal``,
                                         ``valence,arousal,dominance``, ``arousal``: any names),
                                         then one line per frame, a value per target in [-1, 1];
@@ -48,6 +50,7 @@ import hashlib
 import io
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,35 +58,13 @@ import numpy as np
 from ..errors import ConfigError, DataError, Note
 from ..files import atomic_write_bytes, atomic_write_text
 from . import TARGETS, Video
+from .folder import USUAL_ORDER, folder_modalities, format_problem  # noqa: F401 - re-exported
 from .labels import folder_targets, read_labels, write_labels
+from .sequence_labels import FILE as SEQUENCE_LABELS
+from .sequence_labels import read_sequence_labels
 
 VERSION = "1"
 SPLITS = ("train", "val", "test")
-USUAL_ORDER = ("visual", "audio", "text")  # modalities named so come first, in this order
-
-
-def folder_modalities(root: str | Path) -> tuple[str, ...]:
-    """The modalities a folder has (``features/<modality>/`` folders, hidden ones aside): visual,
-    audio, text first in that order, the others after by name; () without a features folder."""
-    fdir = Path(root) / "features"
-    if not fdir.is_dir():
-        return ()
-    names = {p.name for p in fdir.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    return tuple(m for m in USUAL_ORDER if m in names) + tuple(sorted(names - set(USUAL_ORDER)))
-
-
-def format_problem(root: str | Path) -> str | None:
-    """Why ``root`` is not a folder of this format (a phrase), or None if it looks like one."""
-    root = Path(root)
-    if not root.is_dir():
-        return f"{root} does not exist" if not root.exists() else f"{root} is not a folder"
-    if not folder_modalities(root):
-        return f"{root} has no features/<modality>/ folder"
-    if not any((root / f).is_file() for f in ("splits.csv", "splits.json")):
-        return f"{root} has no splits.csv or splits.json"
-    return None
-
-
 # -- reading ------------------------------------------------------------------------------------
 def read_splits(root: Path) -> dict[str, list[str]]:
     """split → video names, from ``splits.csv`` or ``splits.json``. A video may be in val and
@@ -171,12 +152,14 @@ def _load_array(path: Path, mmap_mode: str | None = None) -> np.ndarray:
 
 
 def load_video(root: Path, name: str, modalities: tuple[str, ...], dims: dict[str, int] | None = None,
-               targets: tuple[str, ...] | None = None) -> Video:
+               targets: tuple[str, ...] | None = None, row: np.ndarray | None = None) -> Video:
     """Read one video of the folder format, checking every array against its labels (and its
-    labels' header against ``targets``, the folder's, when given)."""
+    labels' header against ``targets``, the folder's, when given). ``row``: its label (T,) from
+    ``labels.csv`` (sequence level): each array has its own rows, the shorter ones filled to
+    the longest with masked zeros."""
     labels_path = root / "labels" / f"{name}.csv"
-    labels = read_labels(labels_path, targets)
-    n = labels.shape[0]
+    labels = read_labels(labels_path, targets) if row is None else row[None, :]
+    n = labels.shape[0] if row is None else None
     if n == 0:  # nothing to train on or score, and a window of it would be padding alone
         raise DataError(f"{labels_path}: no frames (a header and no line); give video {name!r} "
                         "its frames or take it out of the split file")
@@ -188,7 +171,7 @@ def load_video(root: Path, name: str, modalities: tuple[str, ...], dims: dict[st
         x = _load_array(fp)
         if x.ndim != 2:
             raise DataError(f"{fp}: expected an array (frames, dim); got shape {x.shape}")
-        if x.shape[0] != n:
+        if n is not None and x.shape[0] != n:
             raise DataError(
                 f"{fp}: {x.shape[0]} frames but {labels_path} has {n} label lines; every array "
                 "must have one row per label line"
@@ -199,22 +182,36 @@ def load_video(root: Path, name: str, modalities: tuple[str, ...], dims: dict[st
             raise DataError(f"{fp}: dtype {x.dtype} is not numeric")
         x = x.astype(np.float32, copy=False)
         if not np.isfinite(x).all():
-            row = int(np.argwhere(~np.isfinite(x))[0][0])
-            raise DataError(f"{fp}, row {row}: NaN or inf")
+            raise DataError(f"{fp}, row {int(np.argwhere(~np.isfinite(x))[0][0])}: NaN or inf")
         mp = root / "masks" / m / f"{name}.npy"
         if mp.is_file():
             k = _load_array(mp)
-            if k.shape != (n,):
-                raise DataError(f"{mp}: mask must have shape ({n},) like the labels; got {k.shape}")
+            if k.shape != (x.shape[0],):
+                raise DataError(f"{mp}: mask must have shape ({x.shape[0]},) like its features; got {k.shape}")
             # 0/1 of any numeric type is a mask; 0.5 would be read as True unseen
             if k.dtype != bool and not np.isin(k, (0, 1)).all():
                 raise DataError(f"{mp}: mask values must be True/False or 0/1; got "
                                 f"{k[~np.isin(k, (0, 1))][0].item()!r} ({k.dtype})")
             k = k.astype(bool)
         else:
-            k = np.ones(n, bool)
+            k = np.ones(x.shape[0], bool)
         feats[m], masks[m] = x, k
+    if row is not None:
+        steps = max(x.shape[0] for x in feats.values())
+        if steps == 0:
+            raise DataError(f"{root / 'features'}: every array of video {name!r} has 0 rows; give it "
+                            "its steps or take it out of the split file")
+        for m, x in feats.items():
+            feats[m] = np.concatenate([x, np.zeros((steps - len(x), x.shape[1]), np.float32)])
+            masks[m] = np.concatenate([masks[m], np.zeros(steps - len(x), bool)])
     return Video(name=name, features=feats, masks=masks, labels=labels)
+
+
+@dataclass
+class FeaturesOptions:
+    """``--set dataset.features.<name>=...``"""
+
+    label_range: tuple[float, ...] = (-1.0, 1.0)  # lo,hi of labels.csv's values (per-frame: -1,1)
 
 
 class FeaturesDataset:
@@ -224,9 +221,16 @@ class FeaturesDataset:
     description = "your own per-frame features from a folder (features/<modality>/<video>.npy + labels CSV)"
     reference = ""
     targets: tuple[str, ...] = TARGETS  # an instance's: its label files' header
+    label_level = "frame"  # an instance's: "sequence" with labels.csv
+    Options: type | None = FeaturesOptions
 
-    def __init__(self, root: str | Path, modalities: tuple[str, ...] | None = None):
+    def __init__(self, root: str | Path, modalities: tuple[str, ...] | None = None,
+                 options: FeaturesOptions | None = None):
         """``modalities``: those a run uses; None: every one the folder has."""
+        from .mmsa import check_range
+
+        self.label_range = check_range((options or FeaturesOptions()).label_range,
+                                       "dataset.features.label_range")
         if not str(root):
             raise ConfigError(f"dataset {self.name!r} reads a folder: give --root DIR")
         self.root = Path(root)
@@ -248,14 +252,28 @@ class FeaturesDataset:
             )
         self.modalities = modalities
         self.split_names = read_splits(self.root)
-        self.targets = folder_targets(self.root, self.split_names)
+        self._rows: dict[str, np.ndarray] | None = None
+        if (self.root / SEQUENCE_LABELS).is_file():
+            if (self.root / "labels").is_dir():
+                raise DataError(f"{self.root}: both labels/ (a label per frame) and {SEQUENCE_LABELS} "
+                                "(a label per sequence); keep the one you mean")
+            self.label_level = "sequence"
+            self.targets, self._rows = read_sequence_labels(self.root / SEQUENCE_LABELS,
+                                                            self.split_names, self.label_range)
+        else:
+            if self.label_range != (-1.0, 1.0):
+                raise ConfigError("dataset.features.label_range is for labels.csv (a label per "
+                                  "sequence); per-frame labels are in [-1, 1]")
+            self.targets = folder_targets(self.root, self.split_names)
         self.dims = {m: self._dim(m) for m in self.modalities}
         self._manifest = self._read_manifest()  # read now: found bad after training, it costs the run
         self._splits: dict[str, list[Video]] | None = None
 
     @classmethod
     def from_config(cls, cfg) -> FeaturesDataset:
-        return cls(cfg.data.root, cfg.data.modalities)
+        from ..options import dataset_options
+
+        return cls(cfg.data.root, cfg.data.modalities, dataset_options(cfg, cls))
 
     def _dim(self, m: str) -> int:
         for split in SPLITS:
@@ -292,7 +310,8 @@ class FeaturesDataset:
     def splits(self) -> dict[str, list[Video]]:
         if self._splits is None:
             self._splits = {
-                s: [load_video(self.root, v, self.modalities, self.dims, self.targets)
+                s: [load_video(self.root, v, self.modalities, self.dims, self.targets,
+                               None if self._rows is None else self._rows[v])
                     for v in self.split_names[s]]
                 for s in SPLITS
             }
@@ -312,7 +331,7 @@ class FeaturesDataset:
             "root": str(self.root.resolve()),
             "fingerprint": self.fingerprint(),
             "modalities": list(self.modalities),
-            "dims": self.dims,
+            "dims": self.dims, "label_level": self.label_level,
             "videos": {s: len(v) for s, v in splits.items()},
             "frames": {s: int(sum(x.n_frames for x in v)) for s, v in splits.items()},
             **({"manifest": man} if man else {}),
@@ -361,6 +380,10 @@ def fingerprint(root: str | Path, split_names: dict[str, list[str]],
         add("labels", v, p.stat().st_size if p.is_file() else None)
         if p.is_file():
             h.update(p.read_bytes())
+    seq = root / SEQUENCE_LABELS
+    if seq.is_file():
+        add(SEQUENCE_LABELS)
+        h.update(seq.read_bytes())
     man = root / "manifest.json"
     if man.is_file():
         add("manifest")
