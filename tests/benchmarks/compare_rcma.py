@@ -1,7 +1,7 @@
 """RCMA against the straightforward transcription of DESIGN §5, training steps at the paper's shapes.
 
     python -m tests.benchmarks.compare_rcma [--threads N] [--repeats N] [--warmup N]
-                                            [--scope fusion|model|both]
+                                            [--scope fusion|model|both] [--amp bf16]
 
 A training step is what ``fusion-bench bench`` times: forward, the loss, backward, the trainer's Adam
 (fused where torch has it, :func:`fusion_bench.train.make_optimizer`). For the
@@ -47,7 +47,7 @@ def workloads(scope: str) -> tuple[Workload, Workload, object]:
     return real, ref, cfg
 
 
-def compare(scope: str, warmup: int, repeats: int) -> None:
+def compare(scope: str, warmup: int, repeats: int, amp: str | None = None) -> None:
     real, ref, cfg = workloads(scope)
     steps = {}
     for name, work in (("rcma", real), ("reference", ref)):
@@ -56,7 +56,7 @@ def compare(scope: str, warmup: int, repeats: int) -> None:
                              torch.device("cpu"), requires_grad=scope == "fusion")
         opt = make_optimizer(work.timed, cfg.train, torch.device("cpu"))  # as bench and fit
         scaler = torch.amp.GradScaler("cpu", enabled=False)
-        steps[name] = train_step(work, inputs, torch.device("cpu"), None, cfg, opt, scaler)
+        steps[name] = train_step(work, inputs, torch.device("cpu"), amp, cfg, opt, scaler)
     times: dict[str, list[float]] = {name: [] for name in steps}
     for i in range(warmup + repeats):
         for name, step in steps.items():
@@ -66,6 +66,7 @@ def compare(scope: str, warmup: int, repeats: int) -> None:
                 times[name].append(time.perf_counter() - t0)
     what = "fusion alone" if scope == "fusion" else "whole model"
     print(f"\n{what}: training step, batch {cfg.train.batch_size}, L = {cfg.data.window}, "
+          f"{'autocast ' + amp + ', ' if amp else ''}"
           f"{torch.get_num_threads()} threads, {warmup} warm-up + {repeats} timed steps each")
     for name, ts in times.items():
         iqr = percentile(ts, 75) - percentile(ts, 25)
@@ -83,12 +84,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scope", choices=["fusion", "model", "both"], default="both")
+    parser.add_argument("--amp", choices=["bf16"], default=None,
+                        help="both steps under torch.autocast to bfloat16 (as train.precision=bf16)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     for scope in (("fusion", "model") if args.scope == "both" else (args.scope,)):
-        compare(scope, args.warmup, args.repeats)
+        compare(scope, args.warmup, args.repeats, args.amp)
 
 
 if __name__ == "__main__":
