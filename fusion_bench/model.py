@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from .config import RunConfig
 from .errors import ConfigError, PluginError
-from .heads import RegressionHead
+from .heads import RegressionHead, SequenceHead
 from .options import check_channels, plugin_options
 from .protocols import Encoder
 
@@ -53,7 +53,9 @@ class MaskedBatchNorm(nn.BatchNorm1d):
 
 
 class FusionModel(nn.Module):
-    """``feats {m: (B, L, d_m)}``, ``masks {m: bool (B, L)}`` → ``(B, L, n_targets)`` in [-1, 1].
+    """``feats {m: (B, L, d_m)}``, ``masks {m: bool (B, L)}`` → ``(B, L, n_targets)`` in the
+    label range; with a :class:`fusion_bench.heads.SequenceHead` (sequence-level data)
+    ``(B, 1, n_targets)``, the window's present frames pooled.
 
     Each encoder sees the masked features plus the mask as one extra channel, so "missing" and
     "zero" are distinguishable. With a single modality ``fusion`` is None and the encoded
@@ -90,8 +92,9 @@ class FusionModel(nn.Module):
     def forward(self, feats: dict[str, Tensor], masks: dict[str, Tensor],
                 present: Tensor | None = None) -> Tensor:
         """``present``: bool ``(B, L)``, False on padding past a video's end (None: no padding);
-        the normalisation statistics leave those positions out. Returns float32 whatever the
-        precision (losses, scores and predictions are taken in float32)."""
+        the normalisation statistics and a sequence head's pooling leave those positions out.
+        Returns float32 whatever the precision (losses, scores and predictions are taken in
+        float32)."""
         device = next(iter(feats.values())).device.type
         if self.precision == "fp32" or device == "meta":  # meta: FLOP counting, same products
             return self._forward(feats, masks, present)
@@ -107,7 +110,7 @@ class FusionModel(nn.Module):
             fused = self._call(f"fusion {self.fusion_name!r}", self.fusion, z, masks)
             if not self._fusion_checked:
                 self._check_fusion_output(fused, next(iter(z.values())))
-        return self.head(fused)
+        return self.head(fused, present)
 
     @staticmethod
     def _call(what: str, plugin: nn.Module, *args):
@@ -145,8 +148,12 @@ class FusionModel(nn.Module):
         self._fusion_checked = True
 
 
-def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) -> tuple[FusionModel, dict]:
-    """Build the model of ``cfg`` for feature ``dims``; return it and the resolved plugin options."""
+def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int,
+                level: str = "frame", label_range: tuple[float, float] = (-1.0, 1.0)
+                ) -> tuple[FusionModel, dict]:
+    """Build the model of ``cfg`` for feature ``dims``; return it and the resolved plugin options.
+    ``level`` "sequence" (a dataset labelled per sequence) gives it a pooling head
+    (``model.pooling``); its outputs span the dataset's ``label_range``."""
     enc_entry = registry.get("encoders", cfg.model.encoder)
     enc_opts = plugin_options("encoder", cfg.model.encoder, enc_entry.obj, cfg.options("encoder"),
                               skip=("in_dim",))
@@ -180,7 +187,13 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
         out_dim = int(fusion.out_dim)
     else:
         out_dim = next(iter(enc_dims.values()))
-    head = RegressionHead(out_dim, n_targets, cfg.model.head_hidden, cfg.model.head_dropout)
+    head: nn.Module
+    if level == "sequence":
+        head = SequenceHead(out_dim, n_targets, cfg.model.head_hidden, cfg.model.head_dropout,
+                            label_range, cfg.model.pooling)
+    else:
+        head = RegressionHead(out_dim, n_targets, cfg.model.head_hidden, cfg.model.head_dropout,
+                              label_range)
     return (FusionModel(encoders, fusion, head, fusion_name=cfg.model.fusion,
                         encoder_name=cfg.model.encoder, precision=cfg.train.precision),
             {"encoder": enc_opts, "fusion": fus_opts})
