@@ -26,31 +26,36 @@ def predict(model: torch.nn.Module, windows: Windows, videos: list[Video], devic
     predictions (the hop is usually shorter than the window).
 
     Sequence level (``windows.level`` "sequence"): one prediction per sequence, float64
-    (1, n_out): the mean of its windows' pooled predictions weighted by each window's frames of
-    the sequence (a window holding 64 of its frames counts 64 times one holding 16), so every
-    frame of the sequence weighs about alike however the windows cut it.
+    (1, n_out): the mean of its windows' pooled predictions weighted by each window's valid
+    frames, those the head pooled (some modality present: :func:`fusion_bench.model.observed`),
+    so a window that saw 40 frames of the sequence counts twice one that saw 20. A sequence
+    whose windows saw no frame at all gets their plain mean.
     """
     was_training = model.training
     model.eval()
     seq = windows.level == "sequence"
     sums = [None] * len(videos)
     counts = [np.zeros(1 if seq else v.n_frames) for v in videos]
+    plain = [np.zeros((1, 0)) for _ in videos] if seq else []  # sequence level: unweighted sums
     starts, vids = windows.start.numpy(), windows.video.numpy()
     for lo in range(0, len(windows), batch_size):
         idx = torch.arange(lo, min(lo + batch_size, len(windows)))
         f, k, _, _ = windows.batch(idx, device)
         if seq:  # the pooling must leave the padding out
             out = model(f, k, windows.present_of(idx, device)).double().cpu().numpy()  # (b, 1, n_out)
-            weight = windows.present[idx].sum(1).double().numpy()  # (b,) frames per window
+            seen = torch.stack([windows.masks[m][idx] for m in windows.masks]).any(0)
+            weight = (seen & windows.present[idx]).sum(1).double().numpy()  # (b,) valid frames
         else:
             out = model(f, k).double().cpu().numpy()  # (b, L, n_out)
         for j, w in enumerate(idx.tolist()):
             i, s = vids[w], starts[w]
             if seq:
                 if sums[i] is None:
-                    sums[i] = np.zeros((1, out.shape[2]))
+                    sums[i], plain[i] = np.zeros((1, out.shape[2])), np.zeros((2, out.shape[2]))
                 sums[i][0] += weight[j] * out[j, 0]
                 counts[i][0] += weight[j]
+                plain[i][0] += out[j, 0]
+                plain[i][1] += 1
                 continue
             e = min(s + out.shape[1], videos[i].n_frames)
             if sums[i] is None:
@@ -58,6 +63,9 @@ def predict(model: torch.nn.Module, windows: Windows, videos: list[Video], devic
             sums[i][s:e] += out[j, : e - s]
             counts[i][s:e] += 1
     model.train(was_training)
+    if seq:
+        return [s / c[:, None] if c[0] > 0 else p[:1] / p[1] for s, c, p in
+                zip(sums, counts, plain, strict=True)]
     return [s / np.maximum(c, 1)[:, None] for s, c in zip(sums, counts, strict=True)]
 
 

@@ -52,10 +52,18 @@ class MaskedBatchNorm(nn.BatchNorm1d):
         return y
 
 
+def observed(masks: dict[str, Tensor], modalities, present: Tensor | None = None) -> Tensor:
+    """bool ``(B, L)``: the frames a sequence head pools, those where at least one of
+    ``modalities`` is present (its mask True; masks are False on padding already), and
+    ``present`` where given. A frame no modality shows carries nothing of the sequence."""
+    seen = torch.stack([masks[m] for m in modalities]).any(0)
+    return seen if present is None else seen & present
+
+
 class FusionModel(nn.Module):
     """``feats {m: (B, L, d_m)}``, ``masks {m: bool (B, L)}`` → ``(B, L, n_targets)`` in the
     label range; with a :class:`fusion_bench.heads.SequenceHead` (sequence-level data)
-    ``(B, 1, n_targets)``, the window's present frames pooled.
+    ``(B, 1, n_targets)``, the window's valid frames pooled (:func:`observed`).
 
     Each encoder sees the masked features plus the mask as one extra channel, so "missing" and
     "zero" are distinguishable. With a single modality ``fusion`` is None and the encoded
@@ -110,6 +118,8 @@ class FusionModel(nn.Module):
             fused = self._call(f"fusion {self.fusion_name!r}", self.fusion, z, masks)
             if not self._fusion_checked:
                 self._check_fusion_output(fused, next(iter(z.values())))
+        if isinstance(self.head, SequenceHead):  # pool the frames where some modality is seen
+            present = observed(masks, self.encoders, present)
         return self.head(fused, present)
 
     @staticmethod
