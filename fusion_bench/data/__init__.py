@@ -117,6 +117,8 @@ class Video:
                 raise DataError(
                     f"video {self.name!r}, modality {m!r}: {x.shape[0]} feature frames but "
                     + (f"{n} label frames; features and labels must have one row per frame"
+                       + ("; a dataset with one label per sequence declares label_level = "
+                          "'sequence'" if n == 1 else "")
                        if level == "frame" else
                        f"{n} in another modality; every modality needs a row per frame")
                 )
