@@ -34,7 +34,7 @@ def predict(model: torch.nn.Module, windows: Windows, videos: list[Video], devic
     was_training = model.training
     model.eval()
     seq = windows.level == "sequence"
-    sums = [None] * len(videos)
+    sums: list = [None] * len(videos)  # per video, once its first window is predicted
     counts = [np.zeros(1 if seq else v.n_frames) for v in videos]
     plain = [np.zeros((1, 0)) for _ in videos] if seq else []  # sequence level: unweighted sums
     starts, vids = windows.start.numpy(), windows.video.numpy()
