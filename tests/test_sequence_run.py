@@ -71,3 +71,21 @@ def test_mse_loss_trains_a_sequence_level_model(cli_run, tmp_path):
     assert code == 0, err
     rec = _record(tmp_path / "s")
     assert np.isfinite(rec["metrics"]["test"]["mean"]) and rec["fits"][0]["history"][0]["loss"] > 0
+
+
+def test_leaderboard_keeps_sequence_level_apart_and_says_so(cli_run, tmp_path):
+    out = tmp_path / "store"
+    for extra in ([], SEQ):
+        code, _, err = cli_run("run", "--fusion", "concat", *TINY, *extra, "--out", out, "--no-model")
+        assert code == 0, err
+    code, _, err = cli_run("leaderboard", "--out", out, "--tables", tmp_path / "t")
+    assert code == 0, err
+    seq_table = (tmp_path / "t" / "leaderboard_synthetic-sequence.md").read_text()
+    assert "labelled per sequence" in seq_table and "has0_acc_2" in seq_table
+    assert "labelled per sequence" not in (tmp_path / "t" / "leaderboard_synthetic.md").read_text()
+    # another metric's table goes beside the CCC one
+    code, _, err = cli_run("leaderboard", "--out", out, "--tables", tmp_path / "t",
+                           "--dataset", "synthetic-sequence", "--metric", "has0_acc_2")
+    assert code == 0, err
+    assert (tmp_path / "t" / "leaderboard_synthetic-sequence_has0_acc_2.md").exists()
+    assert (tmp_path / "t" / "leaderboard_synthetic-sequence.md").read_text() == seq_table

@@ -45,8 +45,8 @@ class ModelConfig:
     head_dropout: float = 0.0  # dropout before the head's layers
     per_target: bool = False  # one model per target (the paper's protocol) vs one joint model
     # sequence-level data (one label per sequence): how the head pools a window's fused frames
-    # into one prediction, "mean" over its frames or "attention" (learned weights); unused at
-    # frame level
+    # into one prediction: "mean" over its valid frames (some modality present) or "attention"
+    # (learned weights over them); unused at frame level
     pooling: str = "mean"
 
 

@@ -89,8 +89,11 @@ def dataset_sentence(rec: dict) -> str:
     info = rec.get("dataset") or {}
     head = f"Dataset {info.get('name')} v{info.get('version')}"
     if label_level(rec) == "sequence":
+        others = ", ".join(sorted(m for m in rec.get("scores") or {} if m != "ccc"))
         head += (", labelled per sequence (utterance level: one prediction per sequence, every "
-                 "score over the split's sequences)")
+                 "score over the split's sequences"
+                 + (f"; the records also hold {others}: `fusion-bench leaderboard --metric NAME`"
+                    if others else "") + ")")
     if info.get("fingerprint"):
         parts = [f"fingerprint {info['fingerprint']}"]
         videos = info.get("videos") or {}
