@@ -46,18 +46,20 @@ class RegressionHead(nn.Module):
 
 
 class SequenceHead(nn.Module):
-    """``(B, L, in_dim)``, present bool ``(B, L)`` → ``(B, 1, n_targets)``: one prediction per
+    """``(B, L, in_dim)``, valid bool ``(B, L)`` → ``(B, 1, n_targets)``: one prediction per
     window of a sequence-level dataset.
 
-    The window's fused frames are pooled over its present frames only (the frames of the
-    sequence; the zero padding past its end never enters), then :class:`RegressionHead`:
+    The window's fused frames are pooled over its valid frames only (the model passes the
+    frames of the sequence where some modality is present,
+    :func:`fusion_bench.model.observed`: the zero padding past its end never enters), then
+    :class:`RegressionHead`:
 
-    * ``pooling="mean"``: p = Σ_t present_t x_t / Σ_t present_t;
-    * ``pooling="attention"``: p = Σ_t α_t x_t with α = softmax over the present frames of
+    * ``pooling="mean"``: p = Σ_t valid_t x_t / Σ_t valid_t;
+    * ``pooling="attention"``: p = Σ_t α_t x_t with α = softmax over the valid frames of
       s_t = wᵀ tanh(W x_t + b) (attention pooling as in attention-based multiple-instance
       learning, Ilse et al. 2018), W: in_dim × in_dim.
 
-    ``present`` None: every position is a frame of the sequence.
+    ``valid`` None: every position counts.
     """
 
     def __init__(self, in_dim: int, n_targets: int, hidden: int = 0, dropout: float = 0.0,
@@ -70,11 +72,11 @@ class SequenceHead(nn.Module):
                       if pooling == "attention" else None)
         self.head = RegressionHead(in_dim, n_targets, hidden, dropout, label_range)
 
-    def pool(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
-        """``(B, L, D)`` → ``(B, D)``, over the present frames (a window without one: zeros)."""
-        if present is None:
-            present = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        keep = present.unsqueeze(-1)
+    def pool(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, L, D)`` → ``(B, D)``, over the valid frames (a window without one: zeros)."""
+        if valid is None:
+            valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        keep = valid.unsqueeze(-1)
         x = x.masked_fill(~keep, 0.0)  # padding cannot reach the sums, even as inf/NaN
         if self.score is None:
             return x.sum(1) / keep.sum(1).clamp(min=1).to(x.dtype)
@@ -82,5 +84,5 @@ class SequenceHead(nn.Module):
         alpha = torch.softmax(s, dim=1).nan_to_num(0.0)  # a window of no frame: all -inf → 0
         return (alpha * x).sum(1)
 
-    def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.pool(x, present).unsqueeze(1))
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.pool(x, valid).unsqueeze(1))

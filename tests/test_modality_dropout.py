@@ -98,3 +98,19 @@ def test_identity_keeps_rates_apart_and_the_default_hashes_as_before():
     assert rated.hash("2") != base.hash("2")
     assert "modality_dropout" not in base.identity()["train"]
     assert rated.identity()["train"]["modality_dropout"] == 0.3
+
+
+def test_leaderboard_rows_keep_rates_apart_and_name_them():
+    from fusion_bench.report.grouping import row_key, row_labels
+
+    def record(rate):
+        cfg = RunConfig()
+        cfg.model.fusion = "rcma"
+        cfg.train.modality_dropout = rate
+        return {"config": cfg.to_dict(), "dataset": {"name": "synthetic", "version": "2"}}
+
+    plain, dropped = record(0.0), record(0.3)
+    assert row_key(plain) != row_key(dropped)
+    labels = row_labels([plain, dropped])
+    # the default is left out of the identity (hashes as before), so it reads "default"
+    assert labels == ["rcma (modality_dropout=default)", "rcma (modality_dropout=0.3)"]
