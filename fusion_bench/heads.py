@@ -37,8 +37,7 @@ class RegressionHead(nn.Module):
         # (-1, 1): tanh itself, no extra ops (the frame-level model as it always was)
         self.affine = None if (lo, hi) == (-1.0, 1.0) else ((hi + lo) / 2, (hi - lo) / 2)
 
-    def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
-        """``present`` is unused at frame level (each frame is predicted on its own)."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.tanh(self.net(x))
         if self.affine is not None:
             y = self.affine[0] + self.affine[1] * y

@@ -119,8 +119,8 @@ class FusionModel(nn.Module):
             if not self._fusion_checked:
                 self._check_fusion_output(fused, next(iter(z.values())))
         if isinstance(self.head, SequenceHead):  # pool the frames where some modality is seen
-            present = observed(masks, self.encoders, present)
-        return self.head(fused, present)
+            return self.head(fused, observed(masks, self.encoders, present))
+        return self.head(fused)  # per frame: any (B, L, D) -> (B, L, T) module
 
     @staticmethod
     def _call(what: str, plugin: nn.Module, *args):
