@@ -89,3 +89,21 @@ def test_leaderboard_keeps_sequence_level_apart_and_says_so(cli_run, tmp_path):
     assert code == 0, err
     assert (tmp_path / "t" / "leaderboard_synthetic-sequence_has0_acc_2.md").exists()
     assert (tmp_path / "t" / "leaderboard_synthetic-sequence.md").read_text() == seq_table
+
+
+def test_an_mmsa_run_scores_on_the_sentiment_scale(cli_run, tmp_path):
+    """An MMSA pickle (labels in [-3, 3]): the head spans the range, the record names it, and
+    the run scores MMSA's whole set, the 5- and 7-class accuracies included."""
+    from .data.test_readers_cli import SMALL
+    from .data.test_readers_cli import _mmsa_file as mmsa_file
+
+    out = tmp_path / "res"
+    code, _, err = cli_run("run", "--dataset", "mmsa", "--root", mmsa_file(tmp_path), "--out", out,
+                           *SMALL)
+    assert code == 0, err
+    rec = _record(out)
+    assert rec["dataset"]["label_level"] == "sequence" and rec["dataset"]["label_range"] == [-3.0, 3.0]
+    assert {"mae", "has0_acc_2", "has0_f1", "non0_acc_2", "non0_f1", "mult_acc_5",
+            "mult_acc_7", "pearson", "ccc"} <= set(rec["scores"])
+    preds = stored_predictions(rec["run_id"], out)
+    assert all(p.shape == (1, 1) and -3.0 <= float(p[0, 0]) <= 3.0 for p in preds.values())
