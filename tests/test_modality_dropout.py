@@ -114,3 +114,18 @@ def test_leaderboard_rows_keep_rates_apart_and_name_them():
     labels = row_labels([plain, dropped])
     # the default is left out of the identity (hashes as before), so it reads "default"
     assert labels == ["rcma (modality_dropout=default)", "rcma (modality_dropout=0.3)"]
+
+
+@pytest.mark.parametrize("key,value,says", [
+    ("train.modality_dropout", "1", "rate in [0, 1)"),
+    ("train.modality_dropout", "-0.1", "rate in [0, 1)"),
+    ("train.modality_dropout", "nan", "rate in [0, 1)"),
+    ("model.pooling", "max", "model.pooling must be 'mean' or 'attention'"),
+    ("train.loss", "l1", "'window', 'batch' or 'mse'"),
+])
+def test_bad_settings_are_one_line(key, value, says):
+    from fusion_bench.config import build_config
+    from fusion_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=says.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        build_config("quick", None, [(key, value)])
