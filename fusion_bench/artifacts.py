@@ -46,6 +46,10 @@ def save(root: Path, run_id: str, artifacts: dict) -> dict:
     # modalities is the order the fusion concatenates them in
     entry = {"models": models, "modalities": list(artifacts["dims"]), "dims": dict(artifacts["dims"]),
              "targets": list(artifacts["targets"]), "columns": artifacts["columns"]}
+    if artifacts.get("label_level", "frame") != "frame":  # the head load_model must rebuild
+        entry["label_level"] = artifacts["label_level"]
+    if tuple(artifacts.get("label_range", (-1.0, 1.0))) != (-1.0, 1.0):
+        entry["label_range"] = list(artifacts["label_range"])
     preds = artifacts.get("test_predictions")
     if preds:
         rel = folder / "test_predictions.npz"
@@ -112,7 +116,8 @@ class LoadedRun:
 
     def predict(self, videos: list, device: str = "cpu") -> dict[str, np.ndarray]:
         """Per-frame predictions, video name -> (frames, targets), overlap-averaged as a run
-        scores them (windows of ``data.window`` frames every ``data.eval_hop``)."""
+        scores them (windows of ``data.window`` frames every ``data.eval_hop``); a run on a
+        sequence-level dataset predicts (1, targets) per sequence."""
         import torch
 
         from .data.windows import make_windows
@@ -120,8 +125,10 @@ class LoadedRun:
 
         cfg = run_config(self.record)
         mods = tuple(self.record["artifacts"]["modalities"])
-        wins = make_windows(videos, mods, cfg.data.window, cfg.data.hop_for("test"))
-        out = [np.zeros((v.n_frames, len(self.targets))) for v in videos]
+        level = self.record["artifacts"].get("label_level", "frame")
+        wins = make_windows(videos, mods, cfg.data.window, cfg.data.hop_for("test"), level)
+        out = [np.zeros((1 if level == "sequence" else v.n_frames, len(self.targets)))
+               for v in videos]
         dev = torch.device(device)
         for cols, model in self.models:
             model.to(dev)
@@ -153,7 +160,9 @@ def load_model(run_id: str, results: str | Path = "results", registry=None) -> L
         if label not in art.get("columns", {}):
             raise DataError(f"run {run_id!r}: its record names no target columns of model {label!r}")
         cols = tuple(art["columns"][label])
-        model, _ = build_model(reg, cfg, dims, n_targets=len(cols))
+        model, _ = build_model(reg, cfg, dims, n_targets=len(cols),
+                               level=art.get("label_level", "frame"),
+                               label_range=tuple(art.get("label_range", (-1.0, 1.0))))
         try:  # weights only: a file from elsewhere cannot run code when it is read
             state = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(state)

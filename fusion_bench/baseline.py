@@ -33,6 +33,11 @@ Xᵀy in float64 (no copy of the split is made), one eigendecomposition R = V di
 every λ's solution w_λ = V diag(1/(e + λ)) Vᵀ g, and one product per val block predicts every λ.
 Deterministic: no randomness, blocks and sums in a fixed order.
 
+At sequence level (one label per sequence) the rows are sequences instead of frames: each
+sequence's inputs are its time-averaged features (:func:`sequence_means`: per modality, the mean
+over the frames where that modality is present, zero where it never is, and its mask column 1
+where it is present at all), and the same ridge is fitted, chosen and scored over sequences.
+
 A valid frame is one whose every target is labelled (:attr:`fusion_bench.data.Video.valid`),
 as in the scores. The arithmetic is numpy's; the scoring functions it reuses live beside torch
 code (their modules import it), so importing this module loads torch.
@@ -209,13 +214,32 @@ def choose(curve: np.ndarray, grid: Sequence[float] = LAMBDAS) -> list[float]:
     return [float(grid[int(np.argmax(scores[:, j]))]) for j in range(curve.shape[1])]
 
 
+def sequence_means(videos: Sequence[Video], modalities: Sequence[str]) -> list[Video]:
+    """Each sequence of ``videos`` as a one-row video for the sequence-level ridge: per modality
+    its features averaged over the frames where its mask is True, float64 ``(1, d_m)`` (zeros
+    and mask False where it has none), and its label row ``(1, T)``."""
+    out = []
+    for v in videos:
+        feats, masks = {}, {}
+        for m in modalities:
+            k = v.masks[m]
+            x = v.features[m][k].astype(np.float64)
+            feats[m] = (x.mean(0) if len(x) else np.zeros(v.features[m].shape[1]))[None]
+            masks[m] = np.array([bool(k.any())])
+        out.append(Video(v.name, feats, masks, v.labels))
+    return out
+
+
 def ridge_baseline(splits: dict[str, list[Video]], modalities: Sequence[str],
                    scorers: dict[str, Callable] | None = None, targets: Sequence[str] = TARGETS,
-                   grid: Sequence[float] = LAMBDAS) -> dict:
+                   grid: Sequence[float] = LAMBDAS, level: str = "frame") -> dict:
     """The record's ``baseline``: ridge fitted on ``splits["train"]``, λ per target chosen on
     ``splits["val"]`` by CCC, val and test scored like a run (``metrics``: CCC; ``scores``: every
     metric of ``scorers``, name → function, as :func:`fusion_bench.evaluate.score_all`; CCC
-    only when None). ``targets`` name the label columns in order."""
+    only when None). ``targets`` name the label columns in order. At ``level`` "sequence" on
+    each sequence's time-averaged features (:func:`sequence_means`), scored over sequences."""
+    if level == "sequence":
+        splits = {s: sequence_means(splits[s], modalities) for s in ("train", "val", "test")}
     ridge = fit(splits["train"], modalities)
     curve = validation_curve(ridge, splits["val"], grid)
     lambdas = choose(curve, grid)
@@ -224,9 +248,10 @@ def ridge_baseline(splits: dict[str, list[Video]], modalities: Sequence[str],
         "kind": "ridge",
         "modalities": list(ridge.modalities),
         "features": int(ridge.keep.size),  # D, before constant columns are left out
-        "train_frames": ridge.n_train,
+        "train_frames": ridge.n_train,  # at sequence level: sequences
         "grid": [float(g) for g in grid],
         "lambda": dict(zip(targets, lambdas, strict=True)),
         "metrics": {s: score(p, splits[s], tuple(targets)) for s, p in preds.items()},
         "scores": score_all(preds, splits, scorers or {"ccc": ccc}, tuple(targets)),
+        **({"inputs": "sequence means"} if level == "sequence" else {}),
     }

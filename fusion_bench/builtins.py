@@ -41,6 +41,14 @@ METRICS = {
     "ccc": "fusion_bench.metrics:ccc",
     "rmse": "fusion_bench.metrics:rmse",
     "pearson": "fusion_bench.metrics:pearson",
+    # MMSA's utterance-level set (sequence-level datasets only; 5/7-class on [-3, 3] only)
+    "mae": "fusion_bench.mmsa_metrics:mae",
+    "has0_acc_2": "fusion_bench.mmsa_metrics:has0_acc_2",
+    "has0_f1": "fusion_bench.mmsa_metrics:has0_f1",
+    "non0_acc_2": "fusion_bench.mmsa_metrics:non0_acc_2",
+    "non0_f1": "fusion_bench.mmsa_metrics:non0_f1",
+    "mult_acc_5": "fusion_bench.mmsa_metrics:mult_acc_5",
+    "mult_acc_7": "fusion_bench.mmsa_metrics:mult_acc_7",
 }
 
 

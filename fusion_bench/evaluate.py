@@ -1,6 +1,7 @@
 """Evaluation: overlap-averaged per-frame predictions, CCC (and every registered metric) over all
 valid frames of a split, and test-time robustness (a modality dropped, Gaussian noise on one or
-all modalities)."""
+all modalities). At sequence level (one label per sequence) a prediction per sequence, and every
+score over a split's sequences."""
 
 from __future__ import annotations
 
@@ -23,24 +24,48 @@ def predict(model: torch.nn.Module, windows: Windows, videos: list[Video], devic
 
     Every window is predicted once; a frame covered by several windows gets the mean of their
     predictions (the hop is usually shorter than the window).
+
+    Sequence level (``windows.level`` "sequence"): one prediction per sequence, float64
+    (1, n_out): the mean of its windows' pooled predictions weighted by each window's valid
+    frames, those the head pooled (some modality present: :func:`fusion_bench.model.observed`),
+    so a window that saw 40 frames of the sequence counts twice one that saw 20. A sequence
+    whose windows saw no frame at all gets their plain mean.
     """
     was_training = model.training
     model.eval()
-    sums = [None] * len(videos)
-    counts = [np.zeros(v.n_frames) for v in videos]
+    seq = windows.level == "sequence"
+    sums: list = [None] * len(videos)  # per video, once its first window is predicted
+    counts = [np.zeros(1 if seq else v.n_frames) for v in videos]
+    plain = [np.zeros((1, 0)) for _ in videos] if seq else []  # sequence level: unweighted sums
     starts, vids = windows.start.numpy(), windows.video.numpy()
     for lo in range(0, len(windows), batch_size):
         idx = torch.arange(lo, min(lo + batch_size, len(windows)))
         f, k, _, _ = windows.batch(idx, device)
-        out = model(f, k).double().cpu().numpy()  # (b, L, n_out)
+        if seq:  # the pooling must leave the padding out
+            out = model(f, k, windows.present_of(idx, device)).double().cpu().numpy()  # (b, 1, n_out)
+            seen = torch.stack([windows.masks[m][idx] for m in windows.masks]).any(0)
+            weight = (seen & windows.present[idx]).sum(1).double().numpy()  # (b,) valid frames
+        else:
+            out = model(f, k).double().cpu().numpy()  # (b, L, n_out)
         for j, w in enumerate(idx.tolist()):
             i, s = vids[w], starts[w]
+            if seq:
+                if sums[i] is None:
+                    sums[i], plain[i] = np.zeros((1, out.shape[2])), np.zeros((2, out.shape[2]))
+                sums[i][0] += weight[j] * out[j, 0]
+                counts[i][0] += weight[j]
+                plain[i][0] += out[j, 0]
+                plain[i][1] += 1
+                continue
             e = min(s + out.shape[1], videos[i].n_frames)
             if sums[i] is None:
                 sums[i] = np.zeros((videos[i].n_frames, out.shape[2]))
             sums[i][s:e] += out[j, : e - s]
             counts[i][s:e] += 1
     model.train(was_training)
+    if seq:
+        return [s / c[:, None] if c[0] > 0 else p[:1] / p[1] for s, c, p in
+                zip(sums, counts, plain, strict=True)]
     return [s / np.maximum(c, 1)[:, None] for s, c in zip(sums, counts, strict=True)]
 
 
@@ -74,9 +99,30 @@ def score(preds: list[np.ndarray], videos: list[Video], targets: Sequence[str] =
     return out
 
 
-def metric_functions(registry) -> dict[str, Callable]:
-    """Every registered metric, name → function (see the ``register_metrics`` hook)."""
-    return {n: registry.get("metrics", n).obj for n in registry.names("metrics")}
+def metric_functions(registry, level: str | None = None,
+                     label_range: tuple[float, float] | None = None) -> dict[str, Callable]:
+    """Every registered metric, name → function (see the ``register_metrics`` hook); given a
+    dataset's label ``level`` and ``label_range``, only the metrics defined for them
+    (:func:`applies`)."""
+    fns = {n: registry.get("metrics", n).obj for n in registry.names("metrics")}
+    if level is None:
+        return fns
+    return {n: f for n, f in fns.items() if applies(f, level, label_range)}
+
+
+def applies(fn: Callable, level: str, label_range: tuple[float, float] | None) -> bool:
+    """Whether metric ``fn`` scores a dataset of label ``level`` and ``label_range``: a metric
+    may name the one level it is defined for (``label_level``, e.g. MMSA's utterance metrics:
+    "sequence") and the one label range (``label_range``, e.g. (-3, 3) for the 7-class
+    accuracy); one that names neither scores every run."""
+    want_level = getattr(fn, "label_level", None)
+    want_range = getattr(fn, "label_range", None)
+    if want_level is not None and want_level != level:
+        return False
+    if want_range is not None and label_range is not None and \
+            tuple(map(float, want_range)) != tuple(map(float, label_range)):
+        return False
+    return True
 
 
 def score_all(preds: dict[str, list[np.ndarray]], splits: dict[str, list[Video]],
@@ -118,7 +164,7 @@ def frame_noise(windows: Windows, videos: list[Video], dims: dict[str, int], see
     gets the same noise in both, as it would in a noisy recording (noise drawn per window would
     partly average away in the overlap-averaged prediction, and depend on the hop)."""
     gen = torch.Generator().manual_seed(seed)
-    length = windows.labels.shape[1]
+    length = windows.present.shape[1]
     offsets = np.cumsum([0] + [v.n_frames for v in videos])
     # frame index of every window position into the concatenated videos (past a video's end it
     # points into the next video, or into the zero padding: those positions are masked anyway)

@@ -22,11 +22,18 @@ import torch
 from .errors import DataError
 
 
-def metric(description: str, higher_is_better: bool = True):
+def metric(description: str, higher_is_better: bool = True, label_level: str | None = None,
+           label_range: tuple[float, float] | None = None):
     """Decorator marking a function as a metric: sets its ``description`` and
-    ``higher_is_better`` (which way the leaderboard ranks it)."""
+    ``higher_is_better`` (which way the leaderboard ranks it); ``label_level`` ("sequence") and
+    ``label_range`` restrict it to runs on datasets of that level and label range
+    (:func:`fusion_bench.evaluate.applies`; None: every run)."""
     def mark(fn):
         fn.description, fn.higher_is_better = description, higher_is_better
+        if label_level is not None:
+            fn.label_level = label_level
+        if label_range is not None:
+            fn.label_range = label_range
         return fn
     return mark
 
@@ -129,3 +136,15 @@ def ccc_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, per_
     cov = (dx * dy).sum(1) / n
     c = 2 * cov / (vx + vy + (mx - my) ** 2 + 1e-8)
     return 1.0 - c.mean()
+
+
+def mse_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the valid entries, averaged over targets (``train.loss=mse``).
+
+    pred, target: (B, L, T); valid: bool (B, L) (at sequence level L = 1: one row per window).
+    In label units: on MOSI's [-3, 3] an error of 1 costs 1. Zero (keeping the graph) when
+    nothing is valid."""
+    n = valid.sum() * pred.shape[-1]  # no device sync: 0 valid gives 0 / 1
+    # masked_fill: an invalid target (-5) or a NaN in a padded position cannot reach the sum
+    err = (pred.float() - target.float()).masked_fill(~valid.unsqueeze(-1), 0.0)
+    return (err * err).sum() / n.clamp(min=1)

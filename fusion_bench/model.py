@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from .config import RunConfig
 from .errors import ConfigError, PluginError
-from .heads import RegressionHead
+from .heads import RegressionHead, SequenceHead
 from .options import check_channels, plugin_options
 from .protocols import Encoder
 
@@ -52,8 +52,18 @@ class MaskedBatchNorm(nn.BatchNorm1d):
         return y
 
 
+def observed(masks: dict[str, Tensor], modalities, present: Tensor | None = None) -> Tensor:
+    """bool ``(B, L)``: the frames a sequence head pools, those where at least one of
+    ``modalities`` is present (its mask True; masks are False on padding already), and
+    ``present`` where given. A frame no modality shows carries nothing of the sequence."""
+    seen = torch.stack([masks[m] for m in modalities]).any(0)
+    return seen if present is None else seen & present
+
+
 class FusionModel(nn.Module):
-    """``feats {m: (B, L, d_m)}``, ``masks {m: bool (B, L)}`` → ``(B, L, n_targets)`` in [-1, 1].
+    """``feats {m: (B, L, d_m)}``, ``masks {m: bool (B, L)}`` → ``(B, L, n_targets)`` in the
+    label range; with a :class:`fusion_bench.heads.SequenceHead` (sequence-level data)
+    ``(B, 1, n_targets)``, the window's valid frames pooled (:func:`observed`).
 
     Each encoder sees the masked features plus the mask as one extra channel, so "missing" and
     "zero" are distinguishable. With a single modality ``fusion`` is None and the encoded
@@ -90,8 +100,9 @@ class FusionModel(nn.Module):
     def forward(self, feats: dict[str, Tensor], masks: dict[str, Tensor],
                 present: Tensor | None = None) -> Tensor:
         """``present``: bool ``(B, L)``, False on padding past a video's end (None: no padding);
-        the normalisation statistics leave those positions out. Returns float32 whatever the
-        precision (losses, scores and predictions are taken in float32)."""
+        the normalisation statistics and a sequence head's pooling leave those positions out.
+        Returns float32 whatever the precision (losses, scores and predictions are taken in
+        float32)."""
         device = next(iter(feats.values())).device.type
         if self.precision == "fp32" or device == "meta":  # meta: FLOP counting, same products
             return self._forward(feats, masks, present)
@@ -107,7 +118,9 @@ class FusionModel(nn.Module):
             fused = self._call(f"fusion {self.fusion_name!r}", self.fusion, z, masks)
             if not self._fusion_checked:
                 self._check_fusion_output(fused, next(iter(z.values())))
-        return self.head(fused)
+        if isinstance(self.head, SequenceHead):  # pool the frames where some modality is seen
+            return self.head(fused, observed(masks, self.encoders, present))
+        return self.head(fused)  # per frame: any (B, L, D) -> (B, L, T) module
 
     @staticmethod
     def _call(what: str, plugin: nn.Module, *args):
@@ -145,8 +158,12 @@ class FusionModel(nn.Module):
         self._fusion_checked = True
 
 
-def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) -> tuple[FusionModel, dict]:
-    """Build the model of ``cfg`` for feature ``dims``; return it and the resolved plugin options."""
+def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int,
+                level: str = "frame", label_range: tuple[float, float] = (-1.0, 1.0)
+                ) -> tuple[FusionModel, dict]:
+    """Build the model of ``cfg`` for feature ``dims``; return it and the resolved plugin options.
+    ``level`` "sequence" (a dataset labelled per sequence) gives it a pooling head
+    (``model.pooling``); its outputs span the dataset's ``label_range``."""
     enc_entry = registry.get("encoders", cfg.model.encoder)
     enc_opts = plugin_options("encoder", cfg.model.encoder, enc_entry.obj, cfg.options("encoder"),
                               skip=("in_dim",))
@@ -180,7 +197,13 @@ def build_model(registry, cfg: RunConfig, dims: dict[str, int], n_targets: int) 
         out_dim = int(fusion.out_dim)
     else:
         out_dim = next(iter(enc_dims.values()))
-    head = RegressionHead(out_dim, n_targets, cfg.model.head_hidden, cfg.model.head_dropout)
+    head: nn.Module
+    if level == "sequence":
+        head = SequenceHead(out_dim, n_targets, cfg.model.head_hidden, cfg.model.head_dropout,
+                            label_range, cfg.model.pooling)
+    else:
+        head = RegressionHead(out_dim, n_targets, cfg.model.head_hidden, cfg.model.head_dropout,
+                              label_range)
     return (FusionModel(encoders, fusion, head, fusion_name=cfg.model.fusion,
                         encoder_name=cfg.model.encoder, precision=cfg.train.precision),
             {"encoder": enc_opts, "fusion": fus_opts})

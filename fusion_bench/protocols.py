@@ -120,7 +120,11 @@ class Dataset(Protocol):
     member here: a dataset without it has ``fusion_bench.data.TARGETS``, valence and arousal). Each target is trained and scored (CCC per target and their mean over the
     targets); the record keeps them as ``dataset.targets`` and the leaderboard has a column
     each. Likewise optional, ``folds``: how many cross-validation folds ``data.fold`` may
-    choose from (Aff-Wild2: 6); without it, 1 (``data.fold`` must be 0).
+    choose from (Aff-Wild2: 6); without it, 1 (``data.fold`` must be 0). Also optional:
+    ``label_level``, ``"frame"`` (the default) or ``"sequence"`` (one label per sequence: MOSI,
+    IEMOCAP utterances), and ``label_range``, ``(lo, hi)`` (default (-1, 1); MOSI sentiment
+    (-3, 3)), read by :func:`fusion_bench.data.dataset_label_level` and
+    :func:`~fusion_bench.data.dataset_label_range`.
     """
 
     #: modality → feature width ``d_m``, the modalities chosen by ``data.modalities`` in order
@@ -132,9 +136,10 @@ class Dataset(Protocol):
     def splits(self) -> dict[str, list[Video]]:
         """``"train"``, ``"val"`` and ``"test"`` → videos, each non-empty; every
         :class:`~fusion_bench.data.Video` has features ``{m: float32 (n, d_m)}`` for each
-        modality of ``dims``, masks ``{m: bool (n,)}`` and labels ``float32 (n, T)``, a column
-        per name of ``targets``, in [-1, 1] or -5 (invalid frame); the harness checks them with
-        ``Video.validate(dims, targets)``."""
+        modality of ``dims``, masks ``{m: bool (n,)}`` and labels ``float32 (n, T)`` (at
+        sequence level ``(1, T)``), a column per name of ``targets``, in the label range or -5
+        (invalid); the harness checks them with ``Video.validate(dims, targets, level=...,
+        label_range=...)``."""
         ...
 
     def info(self) -> dict[str, Any]:
@@ -179,13 +184,17 @@ class Metric(Protocol):
     """A score of predictions against labels (hook ``register_metrics``).
 
     A function (or callable object) with a boolean attribute ``higher_is_better``; CCC, the
-    primary score, is the model: ``fusion_bench.metrics.ccc``.
+    primary score, is the model: ``fusion_bench.metrics.ccc``. Optional attributes restrict
+    which runs score it: ``label_level`` ("sequence": only runs on sequence-level datasets) and
+    ``label_range`` ((lo, hi): only datasets of that label range), as MMSA's metrics
+    (:mod:`fusion_bench.mmsa_metrics`) do; without them every run scores it.
     """
 
     higher_is_better: bool
 
     def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
-        """``pred``, ``target``: float ``(n,)``, the valid frames of one target over a split →
+        """``pred``, ``target``: float ``(n,)``, the valid frames (at sequence level: sequences)
+        of one target over a split →
         a finite float. Raise :class:`fusion_bench.errors.DataError` on mismatched lengths or
         no frames."""
         ...

@@ -34,7 +34,14 @@ from .baseline import ridge_baseline
 from .checkpoint import Checkpoints, RunCheckpoint, error_line
 from .config import RunConfig
 from .costs import count_flops, count_parameters
-from .data import TARGETS, Video, dataset_targets
+from .data import (
+    LABEL_RANGE,
+    TARGETS,
+    Video,
+    dataset_label_level,
+    dataset_label_range,
+    dataset_targets,
+)
 from .data.windows import Windows, make_windows
 from .errors import ConfigError, DataError
 from .evaluate import (
@@ -52,7 +59,7 @@ from .options import check as check_options
 from .options import data_version
 from .results import ResultsStore, display_name, make_record, model_name
 from .runtime import compute_device, seed_everything
-from .summary import data_summary, resolve
+from .summary import check_level, data_summary, resolve
 from .train import FitResult, TrainingLengthWarning, fit, fit_warnings, schedule
 
 
@@ -91,31 +98,33 @@ def preflight(configs: Iterable[RunConfig], reg) -> None:
 
 
 def load_dataset(reg, cfg: RunConfig):
-    """Build the dataset plugin of ``cfg``, read its splits and check its videos against its dims
-    and targets."""
+    """Build the dataset plugin of ``cfg``, read its splits and check its videos against its dims,
+    targets, label level and label range."""
     ds = open_dataset(reg, cfg)
     targets = dataset_targets(ds)
+    level, label_range = dataset_label_level(ds), dataset_label_range(ds)
     splits = ds.splits()
     for need in ("train", "val", "test"):
         if not splits.get(need):
             raise DataError(f"dataset {cfg.data.name!r} has no {need!r} videos")
     for split, videos in splits.items():
         for v in videos:
-            v.validate(ds.dims, targets)
+            v.validate(ds.dims, targets, level=level, label_range=label_range)
         if split in ("train", "val", "test") and not any(v.valid.any() for v in videos):
             # found here, not by the scoring after training
-            raise DataError(f"dataset {cfg.data.name!r}: no frame of the {split!r} split has a "
+            raise DataError(f"dataset {cfg.data.name!r}: no {level} of the {split!r} split has a "
                             f"label for every target ({', '.join(targets)}; -5 marks none): "
                             "nothing to train on or score")
     return ds, splits
 
 
-def split_windows(cfg: RunConfig, splits: dict[str, list[Video]], mods: tuple[str, ...]
-                  ) -> tuple[RunConfig, dict[str, Windows]]:
+def split_windows(cfg: RunConfig, splits: dict[str, list[Video]], mods: tuple[str, ...],
+                  level: str = "frame") -> tuple[RunConfig, dict[str, Windows]]:
     """``cfg`` resolved on the data (:func:`fusion_bench.summary.resolve`: window and hops the
-    configuration leaves to the data) and every split cut into its windows."""
-    cfg = resolve(cfg, splits)
-    return cfg, {s: make_windows(v, mods, cfg.data.window, cfg.data.hop_for(s))
+    configuration leaves to the data) and every split cut into its windows (at ``level``
+    "sequence" each carrying its sequence's label)."""
+    cfg = resolve(cfg, splits, level)
+    return cfg, {s: make_windows(v, mods, cfg.data.window, cfg.data.hop_for(s), level)
                  for s, v in splits.items()}
 
 
@@ -159,15 +168,18 @@ class Fitted:
 def fit_targets(cfg: RunConfig, reg, dims: dict[str, int], train: Windows, val: Windows,
                 val_videos: list[Video], device: torch.device, events: Events | None = None,
                 run: RunInfo | None = None, targets: Sequence[str] = TARGETS,
-                checkpoint: RunCheckpoint | None = None) -> Iterator[Fitted]:
-    """Train one model per target group of ``cfg`` (``targets``: the dataset's), each from the
+                checkpoint: RunCheckpoint | None = None, level: str = "frame",
+                label_range: tuple[float, float] = LABEL_RANGE) -> Iterator[Fitted]:
+    """Train one model per target group of ``cfg`` (``targets``: the dataset's; ``level`` and
+    ``label_range``: its label level and range, which the head follows), each from the
     run's seed; yield each as it is trained (holding its best validation weights). With a
     ``checkpoint`` (checked: :meth:`RunCheckpoint.check`), a model it holds finished is rebuilt
     from its weights and the one it holds in training resumed; each epoch and model is saved."""
     for cols in target_groups(cfg, targets):
         label = model_label(cfg, cols, targets)
         seed_everything(cfg.seed)
-        model, options = build_model(reg, cfg, dims, n_targets=len(cols))
+        model, options = build_model(reg, cfg, dims, n_targets=len(cols), level=level,
+                                     label_range=label_range)
         if checkpoint is not None and (done := checkpoint.finished_model(label)) is not None:
             fitted, weights = done
             _load_weights(model, weights, label, checkpoint)
@@ -228,11 +240,13 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     device = compute_device(cfg.device)
     ds, splits = load_dataset(reg, cfg)
     targets = dataset_targets(ds)
+    level, label_range = dataset_label_level(ds), dataset_label_range(ds)
+    check_level(cfg, level)
     t_data = time.perf_counter() - t_start
     mods = tuple(ds.dims)
     given = cfg
-    cfg, wins = split_windows(given, splits, mods)
-    summary = data_summary(given, cfg, splits, wins)
+    cfg, wins = split_windows(given, splits, mods, level)
+    summary = data_summary(given, cfg, splits, wins, level)
     if events is not None and info is not None:
         events.data_summary(info, summary)
     groups = target_groups(cfg, targets)
@@ -243,7 +257,8 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
         plan = {**dataclasses.asdict(schedule(cfg.train, len(wins["train"]))),
                 "windows": len(wins["train"])}
         checkpoint.check([(model_label(cfg, c, targets), list(c)) for c in groups], plan)
-    preds = {s: [np.zeros((v.n_frames, len(targets))) for v in splits[s]] for s in ("val", "test")}
+    rows = (lambda v: 1) if level == "sequence" else (lambda v: v.n_frames)  # prediction rows
+    preds = {s: [np.zeros((rows(v), len(targets))) for v in splits[s]] for s in ("val", "test")}
     fits: list[dict] = []
     notes: list[dict] = []  # what the validation histories say about the training length
     params: dict = {}
@@ -256,7 +271,7 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     kept: dict[str, dict] = {}  # model label -> best weights, kept with the record
     columns: dict[str, list[int]] = {}
     for fitted in fit_targets(cfg, reg, ds.dims, wins["train"], wins["val"], splits["val"],
-                              device, events, info, targets, checkpoint):
+                              device, events, info, targets, checkpoint, level, label_range):
         cols, model, res, options = fitted.columns, fitted.model, fitted.fit, fitted.options
         if not fits:  # per-target models share one architecture: count one, times their number
             params = count_parameters(model)
@@ -284,11 +299,11 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     for note in notes:
         warnings.warn(note["message"], TrainingLengthWarning, stacklevel=2)
     metrics = {s: score(preds[s], splits[s], targets) for s in ("val", "test")}
-    scorers = metric_functions(reg)
+    scorers = metric_functions(reg, level, label_range)  # those defined for this data
     scores = score_all(preds, splits, scorers, targets)
     t0 = time.perf_counter()  # the linear probe on the same frames, by the metrics that scored
     baseline = ridge_baseline(splits, mods, {n: f for n, f in scorers.items() if n in scores},
-                              targets)
+                              targets, level=level)
     t_baseline = time.perf_counter() - t0
     extra = {}
     if rob.enabled:
@@ -306,7 +321,8 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
                         for n, f in scorers.items() if n in scores},
         "params": {**params, "models": len(groups)},
         "options": options,
-        "dataset": {**ds.info(), "targets": list(targets)},
+        "dataset": {**ds.info(), "targets": list(targets), "label_level": level,
+                    **({"label_range": list(label_range)} if label_range != LABEL_RANGE else {})},
         "baseline": baseline,
         "data_summary": summary,
         "fits": fits,
@@ -323,6 +339,7 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
         "flops_per_window": flops,
         **extra,
         PENDING: {"models": kept, "columns": columns, "dims": dict(ds.dims), "targets": targets,
+                  "label_level": level, "label_range": list(label_range),
                   "test_predictions": {v.name: p for v, p in zip(splits["test"], preds["test"],
                                                                   strict=True)}},
         "wall": {"data_s": t_data, "train_s": sum(f["seconds"] for f in fits),

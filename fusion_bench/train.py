@@ -1,7 +1,8 @@
 """The one training loop (:func:`fit`), its schedule (:func:`schedule`) and what its history
 says about the training length (:func:`fit_warnings`).
 
-Loss 1 − CCC over valid frames (per window, or pooled over the batch); Adam; linear warm-up;
+Loss 1 − CCC over valid frames (per window, or pooled over the batch), or their mean squared
+error; at sequence level over the batch's windows, one prediction each; Adam; linear warm-up;
 then plateau decay of the learning rate on validation mean CCC (or a cosine decay); early
 stopping; best weights restored. Each finished epoch is reported through ``on_epoch`` and each
 batch through ``on_step`` (the run path turns them into the ``epoch_end`` and ``step_end`` run
@@ -31,7 +32,8 @@ from .data.windows import Windows
 from .errors import DataError
 from .evaluate import predict, score
 from .events import EpochEnd, StepEnd
-from .metrics import ccc_loss
+from .metrics import ccc_loss, mse_loss
+from .modality_dropout import drop_modalities
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
@@ -213,9 +215,12 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                     on_step(StepEnd(label, epoch, i, len(batches), None))
                 continue
             f, k, y, ok = train.batch(idx, device)
-            out = model(f, k, train.present_of(idx, device))  # (b, L, len(columns))
+            if cfg.modality_dropout > 0:  # missing modalities at training time
+                k = drop_modalities(k, cfg.modality_dropout, seed, step)
+            # (b, L, len(columns)); sequence level (b, 1, len(columns)): one per window
+            out = model(f, k, train.present_of(idx, device))
             y = y[..., cols.to(device)]
-            loss = sum(
+            loss = mse_loss(out, y, ok) if cfg.loss == "mse" else sum(
                 ccc_loss(out[..., j], y[..., j], ok, per_window=cfg.loss == "window")
                 for j in range(len(columns))
             ) / len(columns)
@@ -225,7 +230,8 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             opt.step()
             losses.append(float(loss.detach()))
-            frames += int(ok.sum())
+            # frames trained on: the labelled frames, or at sequence level the windows' frames
+            frames += int(ok.sum()) if train.level == "frame" else int(train.present[idx].sum())
             step += 1
             if on_step is not None:
                 on_step(StepEnd(label, epoch, i, len(batches), losses[-1]))

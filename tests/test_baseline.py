@@ -176,7 +176,7 @@ def test_every_run_records_its_ridge_baseline(tmp_path):
     cfg = build_config("quick", None, [*tiny_overrides(), ("data.modalities", "visual,audio")])
     record = run_record(cfg, reg)
     ds, splits = load_dataset(reg, cfg)
-    want = ridge_baseline(splits, tuple(ds.dims), metric_functions(reg))
+    want = ridge_baseline(splits, tuple(ds.dims), metric_functions(reg, "frame", (-1.0, 1.0)))
     got = record["baseline"]
     assert got["kind"] == "ridge" and got["modalities"] == ["visual", "audio"]
     assert got["lambda"] == want["lambda"] and set(got["lambda"]) == {"valence", "arousal"}

@@ -487,3 +487,16 @@ def test_the_python_api_resumes_and_restarts_as_the_cli(reg, tmp_path):
     last = fusion_bench.run(overrides=over, out=tmp_path)
     assert last["resumed"] == {"concat valence+arousal": 6} and not path.exists()
     assert last["metrics"] == first["metrics"]
+
+
+def test_a_sequence_level_run_with_modality_dropout_resumes_to_the_uninterrupted_record(reg,
+                                                                                       tmp_path):
+    """Bugs: modality dropout drawn from a generator whose state a checkpoint does not keep (a
+    resumed fit would drop other modalities), or windows of a sequence-level dataset rebuilt
+    otherwise on resume: the weights, scores and per-sequence predictions would differ."""
+    cfg = config(STEPS, [("dataset.synthetic.label_level", "sequence"),
+                         ("train.modality_dropout", "0.4")])
+    whole = uninterrupted(cfg, reg)
+    again = interrupted_then_resumed(cfg, reg, tmp_path, 1, 4)
+    same_result(whole, again)
+    assert all(p.shape == (1, 2) for p in again[PENDING]["test_predictions"].values())

@@ -19,7 +19,7 @@ from torch import nn
 from fusion_bench import builtins, protocols
 from fusion_bench.backbones import Media, WeightsError
 from fusion_bench.config import RunConfig
-from fusion_bench.data import Video, dataset_targets
+from fusion_bench.data import Video, dataset_label_level, dataset_label_range, dataset_targets
 from fusion_bench.data.affwild2 import CACHE
 from fusion_bench.errors import ConfigError
 from fusion_bench.plugins import KINDS, load_registry
@@ -136,8 +136,24 @@ def _affwild2_root(tmp_path):
     return root
 
 
+def _mmsa_root(tmp_path):
+    """An unaligned MMSA pickle (tests/data/test_readers_cli.py writes it to the format)."""
+    from .data.test_readers_cli import _mmsa_file
+
+    return _mmsa_file(tmp_path)
+
+
+def _csd_root(tmp_path):
+    """A folder of CMU-SDK computational sequences (needs h5py; skipped without it)."""
+    from .data.test_csd import _folder
+
+    (tmp_path / "csd").mkdir()
+    return _folder(tmp_path / "csd", videos=("a", "b", "c", "d"))
+
+
 #: datasets that read a folder: how to make a tiny one (others must build from the defaults)
-ROOTS = {"features": _features_root, "affwild2": _affwild2_root}
+ROOTS = {"features": _features_root, "affwild2": _affwild2_root, "mmsa": _mmsa_root,
+         "csd": _csd_root}
 
 
 def _dataset_config(name, root=""):
@@ -189,7 +205,9 @@ def test_dataset_contract(name, tmp_path):
             assert splits[split], f"dataset {name!r}: no {split} videos"
             for video in splits[split]:
                 assert isinstance(video, Video)
-                video.validate(ds.dims, dataset_targets(ds))  # a label column per target
+                # a label column per target; a row per frame, or one per sequence
+                video.validate(ds.dims, dataset_targets(ds), level=dataset_label_level(ds),
+                               label_range=dataset_label_range(ds))
         info = json.loads(json.dumps(ds.info()))  # JSON-able: it goes into the run record
         assert info["name"] == name and "version" in info
 

@@ -25,6 +25,22 @@ def test_committed_leaderboard_regenerates(folder, fmt):
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
 @pytest.mark.parametrize("fmt", list(EXT))
+def test_committed_metric_tables_regenerate(folder, fmt):
+    """``leaderboard --metric NAME --tables DIR`` files (``leaderboard_<dataset>_<NAME>.<ext>``,
+    e.g. MMSA's metrics beside a sequence-level CCC table) are what the command writes."""
+    from fusion_bench.report.leaderboard import metric_direction
+
+    records = ResultsStore(folder).records()
+    for ds, rows in build_rows(records).items():
+        for path in folder.glob(f"leaderboard_{ds}_*.{EXT[fmt]}"):
+            metric = path.stem[len(f"leaderboard_{ds}_"):]
+            table = build_table(rows, metric=metric,
+                                higher_is_better=metric_direction(records, metric))
+            assert path.read_text() == render_table(table, fmt), path
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
+@pytest.mark.parametrize("fmt", list(EXT))
 def test_committed_throughput_table_regenerates(folder, fmt):
     from fusion_bench.report import bench_table
 

@@ -82,7 +82,7 @@ import fusion_bench
 
 @fusion_bench.hookimpl
 def register_metrics(register):
-    register("mae", "no_such_module_here:mae")
+    register("medae", "no_such_module_here:medae")
 '''
 
 RAISING_METRIC = '''
@@ -104,7 +104,7 @@ def test_a_metric_that_cannot_load_fails_before_training(cli_run, tmp_path, monk
     plugin.write_text(BAD_METRIC_IMPORT)
     monkeypatch.setattr(runs, "run", lambda *a, **k: pytest.fail("trained before the check"))
     code, _, err = cli_run("--plugin", plugin, "run", "--out", tmp_path / "r", *TINY_DATA)
-    assert code == 2 and "metric 'mae'" in err and "no_such_module_here" in err
+    assert code == 2 and "metric 'medae'" in err and "no_such_module_here" in err
     assert "Traceback" not in err
 
 

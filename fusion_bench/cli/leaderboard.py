@@ -83,8 +83,9 @@ def leaderboard(ctx, out, old_results, dataset, fmt, tables_to, sort, metric, co
         click.echo(document(list(tables.values()), per_ds, fmt), nl=False)
     for ds, rows in per_ds.items():
         if tables_dir:
-            emit(render(tables[ds], rows, fmt, latex_label), f"leaderboard_{ds}.{ext}", ds,
-                 tables_dir)
+            # a table of another metric beside the CCC one, not over it
+            name = f"leaderboard_{ds}{'' if metric == 'ccc' else '_' + metric}.{ext}"
+            emit(render(tables[ds], rows, fmt, latex_label), name, ds, tables_dir)
         elif fmt in ("md", "latex"):
             emit(render(tables[ds], rows, fmt, latex_label), "", ds, None,
                  heading="% " if fmt == "latex" else "## ")

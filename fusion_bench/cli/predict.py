@@ -20,8 +20,11 @@ from .options import deprecated, given, set_threads, store_option, threads_optio
 @click.pass_context
 def predict(ctx, run_id, out, old_results, root, predictions, device, threads):
     """Write per-frame predictions of a stored run's model for every video of a features folder
-    (overlap-averaged as the run scored; one CSV per video, a column per target)."""
+    (overlap-averaged as the run scored; one CSV per video, a column per target; a model of a
+    sequence-level dataset writes one row per video)."""
     from pathlib import Path
+
+    import numpy as np
 
     from ..artifacts import load_model
     from ..data.features import FeaturesDataset, load_video
@@ -55,7 +58,10 @@ def predict(ctx, run_id, out, old_results, root, predictions, device, threads):
         raise ConfigError(f"{root}: features of {', '.join(f'{m} ({d}-d)' for m, d in missing.items())} "
                           f"do not match the model's {dims}")
     names = sorted({n for s in ds.split_names.values() for n in s})
-    videos = [load_video(ds.root, n, tuple(dims), dims) for n in names]
+    # a sequence-level model predicts one row per video: read each as one sequence (its arrays
+    # may differ in length), with a placeholder label (predictions need none)
+    row = np.zeros(len(loaded.targets), np.float32) if art.get("label_level") == "sequence" else None
+    videos = [load_video(ds.root, n, tuple(dims), dims, row=row) for n in names]
     preds = loaded.predict(videos, device)
     folder = Path(predictions)
     for name, p in preds.items():
@@ -64,5 +70,7 @@ def predict(ctx, run_id, out, old_results, root, predictions, device, threads):
             atomic_write_text(folder / f"{name}.csv", "\n".join(lines) + "\n")
         except OSError as e:  # a full disk: the files written so far are whole
             raise StorageError(f"{folder / name}.csv: cannot be written ({e.strerror or e})") from None
-    click.echo(f"predictions: {folder} ({len(preds)} videos, {sum(len(p) for p in preds.values())} "
-               f"frames) from run {run_id}")
+    per_sequence = row is not None
+    click.echo(f"predictions: {folder} ({len(preds)} videos, "
+               + ("one prediction each" if per_sequence else
+                  f"{sum(len(p) for p in preds.values())} frames") + f") from run {run_id}")

@@ -22,7 +22,10 @@ def summary_lines(summary: dict) -> list[str]:
     derived = summary.get("derived", [])
     how = ""
     rule = summary.get("window_rule")
-    if derived and rule:
+    if derived and rule and "quantile" not in rule:  # sequence level: whole sequences
+        how = (f" ({', '.join(derived)} derived from the train split's sequence lengths: the "
+               f"longest, at most {rule['cap']}; hop window/2, eval hop window/4)")
+    elif derived and rule:
         how = (f" ({', '.join(derived)} derived from the train split's sequence lengths: largest "
                f"power of two ≤ their {rule['quantile']:.0%} quantile, at most {rule['cap']}; "
                f"hop window/2, eval hop window/4)")
@@ -30,6 +33,9 @@ def summary_lines(summary: dict) -> list[str]:
         how = " (eval hop = hop)"
     lines = [f"data: window {summary['window']}, hop {summary['hop']}, eval hop "
              f"{summary['eval_hop']}{how}"]
+    if summary.get("label_level") == "sequence":
+        lines.append("  labels: one per sequence; the model pools each window into one "
+                     "prediction, and every score is over sequences")
     for name, s in summary["splits"].items():
         lines.append(
             f"  {name:<5} {s['sequences']:>5} sequences, {s['frames']:>7} frames "

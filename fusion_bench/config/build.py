@@ -134,8 +134,12 @@ def validate(cfg: RunConfig) -> None:
     if t.precision not in PRECISIONS:
         raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got "
                           f"{t.precision!r} (fp16 would need loss scaling; use bf16)")
-    if t.loss not in ("window", "batch"):
-        raise ConfigError(f"train.loss must be 'window' or 'batch', got {t.loss!r}")
+    if t.loss not in ("window", "batch", "mse"):
+        raise ConfigError(f"train.loss must be 'window', 'batch' or 'mse', got {t.loss!r}")
+    if cfg.model.pooling not in ("mean", "attention"):
+        raise ConfigError(f"model.pooling must be 'mean' or 'attention', got {cfg.model.pooling!r}")
+    if not 0 <= t.modality_dropout < 1:  # also NaN; 1 would drop every modality it may
+        raise ConfigError(f"train.modality_dropout is a rate in [0, 1), got {t.modality_dropout}")
     if len(d.modalities) == 0:
         raise ConfigError("data.modalities is empty; give at least one, e.g. visual,audio")
     if len(set(d.modalities)) != len(d.modalities):

@@ -44,6 +44,10 @@ class ModelConfig:
     head_hidden: int = 0  # 0: Linear + tanh (the paper's head)
     head_dropout: float = 0.0  # dropout before the head's layers
     per_target: bool = False  # one model per target (the paper's protocol) vs one joint model
+    # sequence-level data (one label per sequence): how the head pools a window's fused frames
+    # into one prediction: "mean" over its valid frames (some modality present) or "attention"
+    # (learned weights over them); unused at frame level
+    pooling: str = "mean"
 
 
 @dataclass
@@ -68,12 +72,17 @@ class TrainConfig:
     plateau_factor: float = 0.1  # the factor of a plateau step
     min_lr: float = 1e-6  # the learning rate's floor (plateau) or end (cosine)
     early_stop_patience: int = 6  # epochs without val improvement before stopping (0: never)
-    loss: str = "batch"  # "window": 1 − CCC per window (paper); "batch": over the batch's frames
+    # "window": 1 − CCC per window (paper); "batch": 1 − CCC over the batch's frames (at sequence
+    # level: its sequences); "mse": mean squared error over them, in label units
+    loss: str = "batch"
     max_grad_norm: float = 0.0  # 0: no clipping
     # "fp32", or "bf16": the model's forward passes (training and prediction) under
     # torch.autocast to bfloat16, weights, optimizer and loss in float32. On CPUs with AMX and
     # on GPUs its matrix products run several times faster; numbers differ by its rounding.
     precision: str = "fp32"
+    # missing modalities at training time: each training window drops (masks out) each modality
+    # with this probability, never all of a window's modalities at once (seeded); 0: none
+    modality_dropout: float = 0.0
     progress: bool = True  # a progress bar on stderr (`--quiet`: false)
 
 
@@ -262,7 +271,8 @@ class RunConfig:
 
 
 def _length_and_windows(d: dict) -> None:
-    """The training length and windows as identity: the step-based schedule's keys, unused when
+    """The training length and windows as identity (and settings added later, left out at
+    their default: :data:`_LATER_DEFAULTS`): the step-based schedule's keys, unused when
     ``train.epochs`` counts passes, are left out (such a run, the paper preset, keeps the
     identity it had before they existed); a window or hop left to the data (0) means what the
     rule makes of it, so the rule's version joins (records made before the rule set both, and
@@ -274,6 +284,15 @@ def _length_and_windows(d: dict) -> None:
         d["train"].pop("eval_every", None)
     if d["data"].get("window") == 0 or d["data"].get("hop") == 0:
         d["data"]["window_rule"] = WINDOW_RULE_VERSION
+    # settings added after records existed: at their default, not part of the identity, so a run
+    # hashes as it did before they existed (and a stored run is found)
+    for section, key, default in _LATER_DEFAULTS:
+        if d.get(section, {}).get(key, default) == default:
+            d.get(section, {}).pop(key, None)
+
+
+#: (section, key, default) of the settings :func:`_length_and_windows` leaves out at their default
+_LATER_DEFAULTS = (("model", "pooling", "mean"), ("train", "modality_dropout", 0.0))
 
 
 def _section(cls, values: dict):

@@ -9,6 +9,16 @@ generator parameters, ceilings...). Every target is trained and scored (CCC per 
 mean); the synthetic data and Aff-Wild2 have valence and arousal, the ``features`` dataset the
 targets its label files' header names.
 
+Label level (optional): a dataset labelled per frame (the default) or per sequence (an
+utterance: MOSI/MOSEI sentiment, IEMOCAP valence/arousal) says so in a ``label_level`` attribute,
+``"frame"`` (the default when absent) or ``"sequence"`` (:func:`dataset_label_level`). At
+sequence level each :class:`Video` is one sequence: features and masks still have a row per frame
+(step) of it, and ``labels`` is float32 ``(1, T)``, one row for the whole sequence; the model
+pools its frames into one prediction per sequence and every loss and score is over sequences.
+A dataset whose labels are not in [-1, 1] declares ``label_range = (lo, hi)`` (MOSI sentiment:
+(-3, 3); :func:`dataset_label_range`); losses and metrics see raw label units, and the model's
+head maps onto that range.
+
 Options (optional): a dataset with options exposes them as ``Options``, a dataclass whose fields
 (typed, with defaults) are set with ``--set dataset.<name>.<field>=...`` or a TOML table
 ``[dataset.<name>]``, and may have a ``check()`` method raising
@@ -46,6 +56,10 @@ from ..errors import DataError
 TARGETS: tuple[str, ...] = ("valence", "arousal")
 #: the label of a frame that has none (Aff-Wild2's convention): excluded from losses and scores
 INVALID_LABEL = -5.0
+#: a dataset's label levels: one label row per frame, or one per sequence (utterance)
+LABEL_LEVELS = ("frame", "sequence")
+#: the label range of a dataset that declares none
+LABEL_RANGE: tuple[float, float] = (-1.0, 1.0)
 
 
 @dataclass
@@ -54,7 +68,9 @@ class Video:
 
     features: modality → float32 (n, d_m); masks: modality → bool (n,), True where the modality
     has a real frame; labels: float32 (n, T), one column per target of its dataset (valence,
-    arousal for the built-ins) in [-1, 1], -5 = invalid frame.
+    arousal for the built-ins) in its label range ([-1, 1] unless it declares another), -5 =
+    invalid frame. At sequence level (a dataset's ``label_level = "sequence"``) labels are
+    float32 (1, T): one row for the whole sequence of n frames.
     """
 
     name: str
@@ -65,22 +81,30 @@ class Video:
 
     @property
     def n_frames(self) -> int:
+        """Frames (steps) of the video: its features' rows (at frame level also its labels')."""
+        for x in self.features.values():
+            return int(x.shape[0])
         return int(self.labels.shape[0])
 
     @property
     def valid(self) -> np.ndarray:
-        """bool (n,): frames with a valid label for every target."""
+        """bool (n,): label rows valid for every target (frames; at sequence level (1,))."""
         return (self.labels != INVALID_LABEL).all(axis=1)
 
-    def validate(self, dims: dict[str, int], targets: Sequence[str] = TARGETS) -> None:
+    def validate(self, dims: dict[str, int], targets: Sequence[str] = TARGETS,
+                 level: str = "frame", label_range: tuple[float, float] = LABEL_RANGE) -> None:
         """Raise :class:`DataError` naming the video and modality if shapes disagree (labels:
-        one column per name of ``targets``, the dataset's)."""
-        n = self.labels.shape[0] if self.labels.ndim == 2 else -1
-        if self.labels.ndim != 2 or self.labels.shape[1] != len(targets):
+        one column per name of ``targets``, the dataset's; one row per frame, or at ``level``
+        "sequence" one row) or a label is neither in ``label_range`` nor the invalid marker."""
+        rows = "frames" if level == "frame" else "1"
+        if self.labels.ndim != 2 or self.labels.shape[1] != len(targets) or \
+                (level == "sequence" and self.labels.shape[0] != 1):
             raise DataError(
-                f"video {self.name!r}: labels must have shape (frames, {len(targets)}) for "
+                f"video {self.name!r}: labels must have shape ({rows}, {len(targets)}) for "
                 f"{', '.join(targets)}; got {self.labels.shape}"
             )
+        first = next(iter(self.features.values()), None) if level == "sequence" else None
+        n = self.labels.shape[0] if first is None else first.shape[0]
         for m, d in dims.items():
             if m not in self.features:
                 raise DataError(f"video {self.name!r}: modality {m!r} is missing")
@@ -92,19 +116,27 @@ class Video:
             if x.shape[0] != n:
                 raise DataError(
                     f"video {self.name!r}, modality {m!r}: {x.shape[0]} feature frames but "
-                    f"{n} label frames; features and labels must have one row per frame"
+                    + (f"{n} label frames; features and labels must have one row per frame"
+                       + ("; a dataset with one label per sequence declares label_level = "
+                          "'sequence'" if n == 1 else "")
+                       if level == "frame" else
+                       f"{n} in another modality; every modality needs a row per frame")
                 )
             if mask is None or mask.shape != (n,):
                 raise DataError(f"video {self.name!r}, modality {m!r}: mask must have shape ({n},)")
             if not np.isfinite(x).all():
                 raise DataError(f"video {self.name!r}, modality {m!r}: features contain NaN or inf")
+        if level == "sequence" and n == 0:
+            raise DataError(f"video {self.name!r}: a sequence of 0 frames; leave it out")
         lab = self.labels
-        ok = (lab == INVALID_LABEL) | ((lab >= -1.0) & (lab <= 1.0))
+        lo, hi = label_range
+        ok = (lab == INVALID_LABEL) | ((lab >= lo) & (lab <= hi))
         if not ok.all():
             row = int(np.argwhere(~ok)[0][0])
+            where = f"frame {row}" if level == "frame" else "sequence label"
             raise DataError(
-                f"video {self.name!r}, frame {row}: label {lab[row].tolist()} is outside [-1, 1] "
-                "and is not the invalid marker -5"
+                f"video {self.name!r}, {where}: label {lab[row].tolist()} is outside "
+                f"[{lo:g}, {hi:g}] and is not the invalid marker -5"
             )
 
 
@@ -132,3 +164,32 @@ def dataset_targets(ds) -> tuple[str, ...]:
     """The targets of dataset ``ds`` (its ``targets``; :data:`TARGETS` for one without),
     checked by :func:`check_targets`."""
     return check_targets(getattr(ds, "targets", TARGETS), f"dataset {getattr(ds, 'name', ds)!r}")
+
+
+def dataset_label_level(ds) -> str:
+    """The label level of dataset ``ds``: its ``label_level`` (class or instance attribute),
+    "frame" when it has none; :class:`DataError` naming the dataset for any other value than
+    those of :data:`LABEL_LEVELS`."""
+    level = getattr(ds, "label_level", "frame")
+    if level not in LABEL_LEVELS:
+        raise DataError(f"dataset {getattr(ds, 'name', ds)!r}: label_level must be 'frame' or "
+                        f"'sequence'; got {level!r}")
+    return str(level)
+
+
+def dataset_label_range(ds) -> tuple[float, float]:
+    """The label range ``(lo, hi)`` of dataset ``ds``: its ``label_range``, :data:`LABEL_RANGE`
+    when it has none; :class:`DataError` naming the dataset unless it is two finite numbers
+    lo < hi whose interval leaves out the invalid marker -5."""
+    where = f"dataset {getattr(ds, 'name', ds)!r}"
+    value = getattr(ds, "label_range", LABEL_RANGE)
+    try:
+        lo, hi = (float(x) for x in value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: label_range must be two numbers (lo, hi); got {value!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise DataError(f"{where}: label_range must be two finite numbers lo < hi; got {value!r}")
+    if lo <= INVALID_LABEL <= hi:
+        raise DataError(f"{where}: label_range {value!r} contains the invalid marker -5, so an "
+                        "invalid label could not be told from a real one; narrow the range")
+    return lo, hi

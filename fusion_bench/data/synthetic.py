@@ -33,6 +33,9 @@ Labels: latent + smoothed annotation noise (σ = 5 frames, scale ``label_noise``
 
 The **ceiling** reported with each run is the CCC of the noiseless latent against the noisy label
 over a split's valid frames: what a model that recovered the latents exactly would score.
+
+``label_level = "sequence"``: the same videos cut into utterances, one label each (mean latent
+plus noise: :func:`fusion_bench.data.utterances.utterances`); the ceiling is over utterances.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..metrics import ccc
-from . import INVALID_LABEL, TARGETS, Video
+from . import INVALID_LABEL, LABEL_LEVELS, TARGETS, Video
+from .utterances import utterances
 
 VERSION = "2"  # 2: one seed sequence per split
 _LAGS = {"visual": 2, "audio": 4}  # frames between a latent and the feature that shows it
@@ -70,20 +74,29 @@ class SyntheticConfig:
     sync_strength: float = 1.0  # amplitude of the gesture sources in the features
     offset: float = 0.5  # std of the per-video speaker offset per channel
     offset_leak: float = 0.1  # share of the offset inside the sources' span (irreducible bias)
+    # "frame": a label per frame; "sequence": each video cut into utterances, a label each
+    label_level: str = "frame"
+    utterance_min_frames: int = 20  # shortest utterance (sequence level)
+    utterance_max_frames: int = 100  # longest utterance (sequence level)
 
     def check(self) -> None:
         """ConfigError naming the first knob outside its range."""
+        if self.label_level not in LABEL_LEVELS:
+            raise ConfigError("dataset.synthetic.label_level must be 'frame' or 'sequence', "
+                              f"got {self.label_level!r}")
         for key, low in (("n_train", 1), ("n_val", 1), ("n_test", 1), ("min_frames", 1),
                          ("dim_visual", 1), ("dim_audio", 1), ("dim_text", 1), ("noise", 0),
-                         ("label_noise", 0), ("sync_strength", 0), ("offset", 0)):
+                         ("utterance_min_frames", 1), ("label_noise", 0), ("sync_strength", 0),
+                         ("offset", 0)):
             value = getattr(self, key)
             if not value >= low:  # also catches NaN
                 raise ConfigError(f"dataset.synthetic.{key} must be ≥ {low}, got {value}")
             if not math.isfinite(value):  # inf noise: NaN features
                 raise ConfigError(f"dataset.synthetic.{key} must be a finite number, got {value}")
-        if self.max_frames < self.min_frames:
-            raise ConfigError(f"dataset.synthetic.max_frames ({self.max_frames}) is below "
-                              f"dataset.synthetic.min_frames ({self.min_frames})")
+        for lo, hi in (("min_frames", "max_frames"), ("utterance_min_frames", "utterance_max_frames")):
+            if getattr(self, hi) < getattr(self, lo):
+                raise ConfigError(f"dataset.synthetic.{hi} ({getattr(self, hi)}) is below "
+                                  f"dataset.synthetic.{lo} ({getattr(self, lo)})")
         for key in ("interaction", "offset_leak"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ConfigError(f"dataset.synthetic.{key} is a share, between 0 and 1; got "
@@ -167,6 +180,7 @@ class SyntheticDataset:
             except TypeError as e:
                 raise ConfigError(f"synthetic dataset: {e}") from None
         self.config.check()
+        self.label_level = self.config.label_level  # the dataset contract's
         for m in modalities:
             if m not in self.all_modalities:
                 raise ConfigError(
@@ -275,6 +289,8 @@ class SyntheticDataset:
                 vid, lat = self._video(np.random.default_rng(child), f"{split}_{j:03d}", mix)
                 vids.append(vid)
                 lats.append(lat)
+            if c.label_level == "sequence":
+                vids, lats = utterances(vids, lats, [self.seed, 2, number], c)
             self._splits[split], self._latents[split] = vids, lats
 
     # -- dataset interface --------------------------------------------------------------------
@@ -300,7 +316,9 @@ class SyntheticDataset:
             "name": self.name,
             "version": self.data_version,
             "seed": self.seed,
-            "generator": asdict(self.config),
+            "generator": {k: v for k, v in asdict(self.config).items()  # as before the sequence
+                          if self.label_level == "sequence" or "utterance" not in k  # level
+                          and k != "label_level"},  # existed, at frame level
             "videos": {s: len(v) for s, v in splits.items()},
             "frames": {s: int(sum(x.n_frames for x in v)) for s, v in splits.items()},
             "ceiling": {s: self.ceiling(s) for s in splits},

@@ -33,12 +33,34 @@ def window_rule(lengths) -> int:
     return int(min(WINDOW_CAP, 2 ** int(np.floor(np.log2(max(q, 1.0))))))
 
 
-def resolve_windows(window: int, hop: int, eval_hop: int, lengths) -> tuple[int, int, int]:
+def sequence_window_rule(lengths) -> int:
+    """The window length L the rule gives a sequence-level dataset (one label per sequence) whose
+    training sequences have ``lengths`` frames: the longest of them, capped at
+    :data:`WINDOW_CAP`; at least 1.
+
+    Why not :func:`window_rule`'s lower quartile: at frame level a window is a stretch of frames
+    each scored on its own, so padding is wasted positions and shorter windows are cheap; at
+    sequence level a window is pooled into one prediction of a label that belongs to the whole
+    sequence, so a window shorter than the sequence sees only part of the utterance (its
+    prediction is then the valid-frame-weighted mean of several partial views), while padding
+    costs compute only (pooling leaves it out). So the window holds every sequence whole, up to
+    the cap that the quick model (RCMA's L×L time maps) is sized for; only sequences longer than
+    the cap are cut into windows.
+    """
+    if len(lengths) == 0:
+        raise ConfigError("the train split has no sequences to derive data.window from")
+    return int(max(1, min(WINDOW_CAP, int(max(lengths)))))
+
+
+def resolve_windows(window: int, hop: int, eval_hop: int, lengths,
+                    level: str = "frame") -> tuple[int, int, int]:
     """``(window, hop, eval_hop)`` as a run uses them, from the config's values (0: derive) and the
-    train split's sequence ``lengths``. Window 0: :func:`window_rule`. Hop 0: window / 2 (at least
+    train split's sequence ``lengths``. Window 0: :func:`window_rule`
+    (:func:`sequence_window_rule` at ``level`` "sequence"). Hop 0: window / 2 (at least
     1). Eval hop 0: the hop where the user set one (its meaning before the rule), else window / 4
     (at least 1; the quick setting's 16 at L = 64). A value set (> 0) is kept as it is."""
-    w = window if window > 0 else window_rule(lengths)
+    rule = sequence_window_rule if level == "sequence" else window_rule
+    w = window if window > 0 else rule(lengths)
     h = hop if hop > 0 else max(1, w // 2)
     e = eval_hop if eval_hop > 0 else (hop if hop > 0 else max(1, w // 4))
     for key, value in (("data.hop", h), ("data.eval_hop", e)):
@@ -75,6 +97,11 @@ class Windows:
     valid: bool (N, L), frame exists and is labelled; present: bool (N, L), the frame exists
     (False only on the padding past a video's end); video: long (N,) index into the split's
     videos; start: long (N,) first frame of each window.
+
+    At sequence level (``level`` "sequence") a window carries its sequence's one label: labels
+    float32 (N, 1, T), the sequence's label row in every window of it; valid bool (N, 1); the
+    model pools each window's present frames into one prediction (N, 1, T), and ``video`` is
+    the sequence index its predictions are averaged into.
     """
 
     feats: dict[str, torch.Tensor]
@@ -84,6 +111,7 @@ class Windows:
     video: torch.Tensor
     start: torch.Tensor
     present: torch.Tensor
+    level: str = "frame"
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -105,8 +133,11 @@ class Windows:
         return float((~self.present).sum()) / max(1, self.present.numel())
 
 
-def make_windows(videos: list[Video], modalities: tuple[str, ...], length: int, hop: int) -> Windows:
-    """Stack every window of every video; frames past a video's end are zero with mask False."""
+def make_windows(videos: list[Video], modalities: tuple[str, ...], length: int, hop: int,
+                 level: str = "frame") -> Windows:
+    """Stack every window of every video; frames past a video's end are zero with mask False.
+    At ``level`` "sequence" each window's label is its video's one label row (see
+    :class:`Windows`)."""
     index = [(i, s) for i, v in enumerate(videos) for s in window_starts(v.n_frames, length, hop)]
     n = len(index)
     feats = {
@@ -114,8 +145,9 @@ def make_windows(videos: list[Video], modalities: tuple[str, ...], length: int, 
     }
     masks = {m: np.zeros((n, length), bool) for m in modalities}
     n_targets = videos[0].labels.shape[1] if videos else 0  # the dataset's targets
-    labels = np.full((n, length, n_targets), -5.0, np.float32)
-    valid = np.zeros((n, length), bool)
+    rows = 1 if level == "sequence" else length  # label rows per window
+    labels = np.full((n, rows, n_targets), -5.0, np.float32)
+    valid = np.zeros((n, rows), bool)
     present = np.zeros((n, length), bool)
     for w, (i, s) in enumerate(index):
         v = videos[i]
@@ -124,8 +156,11 @@ def make_windows(videos: list[Video], modalities: tuple[str, ...], length: int, 
         for m in modalities:
             feats[m][w, :k] = v.features[m][s:e]
             masks[m][w, :k] = v.masks[m][s:e]
-        labels[w, :k] = v.labels[s:e]
-        valid[w, :k] = v.valid[s:e]
+        if level == "sequence":
+            labels[w], valid[w] = v.labels, v.valid
+        else:
+            labels[w, :k] = v.labels[s:e]
+            valid[w, :k] = v.valid[s:e]
         present[w, :k] = True
     return Windows(
         feats={m: torch.from_numpy(x) for m, x in feats.items()},
@@ -135,4 +170,5 @@ def make_windows(videos: list[Video], modalities: tuple[str, ...], length: int, 
         video=torch.tensor([i for i, _ in index], dtype=torch.long),
         start=torch.tensor([s for _, s in index], dtype=torch.long),
         present=torch.from_numpy(present),
+        level=level,
     )

@@ -42,9 +42,17 @@ def dataset_identity(rec: dict) -> dict:
     generator, fold and folder the record names."""
     info = rec.get("dataset") or {}
     out = {"name": rec["config"]["data"]["name"], "version": info.get("version")}
+    if label_level(rec) != "frame":  # another task on the same data: another table
+        out["label_level"] = label_level(rec)
     if info.get("fingerprint"):
         return {**out, "fingerprint": info["fingerprint"]}
     return {**out, **{k: info.get(k) for k in ("seed", "generator", "fold", "root")}}
+
+
+def label_level(rec: dict) -> str:
+    """The label level of the record's dataset: "sequence" (one label per sequence) or "frame"
+    (records made before levels existed are frame level)."""
+    return str((rec.get("dataset") or {}).get("label_level") or "frame")
 
 
 def folder_name(rec: dict) -> str:
@@ -56,20 +64,21 @@ def folder_name(rec: dict) -> str:
 def table_keys(records: list[dict]) -> list[str]:
     """The table of each record: ``<dataset>-<folder>-<fingerprint[:8]>`` for a fingerprinted
     folder; otherwise the dataset's name, or ``<name>-<identity digest>`` where the records
-    hold several identities of that name."""
+    hold several identities of that name. A sequence-level dataset's name ends in
+    ``-sequence`` (``synthetic-sequence``)."""
     idents = [dataset_identity(r) for r in records]
+    names = [i["name"] + ("-sequence" if "label_level" in i else "") for i in idents]
     per_name: dict[str, set[str]] = {}
-    for ident in idents:
-        per_name.setdefault(ident["name"], set()).add(_digest(ident))
+    for name, ident in zip(names, idents, strict=True):
+        per_name.setdefault(name, set()).add(_digest(ident))
     out = []
-    for rec, ident in zip(records, idents, strict=True):
+    for rec, name, ident in zip(records, names, idents, strict=True):
         if "fingerprint" in ident:
-            out.append("-".join(p for p in (ident["name"], folder_name(rec),
-                                             ident["fingerprint"][:8]) if p))
-        elif len(per_name[ident["name"]]) > 1:
-            out.append(f"{ident['name']}-{_digest(ident)}")
+            out.append("-".join(p for p in (name, folder_name(rec), ident["fingerprint"][:8]) if p))
+        elif len(per_name[name]) > 1:
+            out.append(f"{name}-{_digest(ident)}")
         else:
-            out.append(ident["name"])
+            out.append(name)
     return out
 
 
@@ -79,6 +88,12 @@ def dataset_sentence(rec: dict) -> str:
     nothing was drawn)."""
     info = rec.get("dataset") or {}
     head = f"Dataset {info.get('name')} v{info.get('version')}"
+    if label_level(rec) == "sequence":
+        others = ", ".join(sorted(m for m in rec.get("scores") or {} if m != "ccc"))
+        head += (", labelled per sequence (utterance level: one prediction per sequence, every "
+                 "score over the split's sequences"
+                 + (f"; the records also hold {others}: `fusion-bench leaderboard --metric NAME`"
+                    if others else "") + ")")
     if info.get("fingerprint"):
         parts = [f"fingerprint {info['fingerprint']}"]
         videos = info.get("videos") or {}

@@ -141,10 +141,16 @@ def add_references(table: Table, rows: list, sign: int, targets=("valence", "aro
     for i, *_, row in sorted(placed, key=lambda p: p[:3], reverse=True):  # last first
         table.rows.insert(i, row)
     several = any(len(r.fits) > 1 for r in refs)
+    per_sequence = any(f.get("baseline", {}).get("inputs") == "sequence means"
+                       for r in refs for f in r.fits)
     table.notes.append(("ridge", (
         f" '{RIDGE}': the ridge regression each run fitted on its own splits and targets, a "
-        "closed-form linear probe of each frame's features (the run's modalities concatenated, "
-        "a missing modality's frames zeroed, plus each modality's mask; standardised on the "
+        + ("closed-form linear probe of each sequence's time-averaged features (each modality "
+           "averaged over the frames where it is present, the run's modalities concatenated, plus "
+           "whether each is present at all; " if per_sequence else
+           "closed-form linear probe of each frame's features (the run's modalities concatenated, "
+           "a missing modality's frames zeroed, plus each modality's mask; ")
+        + "standardised on the "
         "train split), its regularisation chosen per target by validation CCC; one row per set "
         "of modalities, n = distinct fits"
         + (" (runs on different data; the row shows mean ± sd over the fits)" if several else "")
