@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoint import FitState, capture_rng, error_line, restore_rng
 from .config import TrainConfig
 from .data import TARGETS
@@ -125,6 +126,22 @@ def _epoch_batches(s: Schedule, n: int, gen: torch.Generator) -> Iterator[list[t
         yield [next(batches) for _ in range(k)]
 
 
+def batch_loss(model: torch.nn.Module, train: Windows, idx: torch.Tensor, cols: torch.Tensor,
+               per_window: bool, device: torch.device) -> torch.Tensor:
+    """The CCC loss (mean over target columns ``cols``) of ``model`` on the windows ``idx`` of
+    ``train``: the global batch. In one process, all of it; on several ranks, this rank's share
+    (:func:`fusion_bench.distributed.shard`) goes through ``model`` (DDP), and the loss and the
+    BatchNorm statistics are the global batch's (every rank returns the same loss)."""
+    reduce = distributed.sum_across if distributed.active() else None
+    mine = distributed.shard(idx)
+    f, k, y, ok = train.batch(mine, device)
+    with distributed.lockstep():
+        out = model(f, k, train.present_of(mine, device))  # (b, L, len(cols))
+        y = y[..., cols.to(device)]
+        return sum(ccc_loss(out[..., j], y[..., j], ok, per_window=per_window, reduce=reduce)
+                   for j in range(len(cols))) / len(cols)
+
+
 @dataclass
 class FitResult:
     best_val: float
@@ -167,8 +184,14 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     (its tensors are the live ones: save them before returning); ``resume``, such a state, makes
     the fit go on from it as it would have gone on then, bit for bit on CPU: the batch order is
     replayed from the seed, everything else is restored.
+
+    Under torchrun (several ranks, :mod:`fusion_bench.distributed`), the model trains in
+    DistributedDataParallel: each rank takes its share of every global batch, and the loss and
+    the BatchNorm statistics are the global batch's, so the fit is one process's up to rounding.
     """
     model.to(device)
+    trained = distributed.wrap(model, device)  # the model itself in one process
+    ranks = distributed.world()
     opt = make_optimizer(model, cfg, device)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr
@@ -191,6 +214,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
         history, frames, t_train, step = (list(resume.history), resume.frames, resume.seconds,
                                           resume.step)
         restore_rng(resume.rng, device)
+    distributed.own_stream(seed, done)  # ranks > 0: dropout masks of their own
     for epoch, batches in enumerate(_epoch_batches(sched, n, gen), start=1):
         if epoch <= done:  # drawn and dropped: the batch order goes on where it stopped
             continue
@@ -204,7 +228,8 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 set_lr(opt, cosine_lr(cfg, step - warmup_steps, total_steps - warmup_steps))
             # read on the windows' CPU mask: no device sync, and no transfer of a batch
             # that does not train
-            if not _learnable(train.valid[idx], cfg.loss == "window"):
+            # decided on the global batch: every rank skips or trains it alike (in lockstep)
+            if not _learnable(train.valid[idx], cfg.loss == "window") or len(idx) < ranks:
                 # no window with 2 valid frames: the loss is a constant, and an optimiser
                 # step would still move the weights by Adam's momentum. The schedule still
                 # counts the batch, so warm-up and cosine end where they were planned.
@@ -212,20 +237,14 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 if on_step is not None:
                     on_step(StepEnd(label, epoch, i, len(batches), None))
                 continue
-            f, k, y, ok = train.batch(idx, device)
-            out = model(f, k, train.present_of(idx, device))  # (b, L, len(columns))
-            y = y[..., cols.to(device)]
-            loss = sum(
-                ccc_loss(out[..., j], y[..., j], ok, per_window=cfg.loss == "window")
-                for j in range(len(columns))
-            ) / len(columns)
+            loss = batch_loss(trained, train, idx, cols, cfg.loss == "window", device)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             opt.step()
             losses.append(float(loss.detach()))
-            frames += int(ok.sum())
+            frames += int(train.valid[idx].sum())  # the global batch's (read on the CPU mask)
             step += 1
             if on_step is not None:
                 on_step(StepEnd(label, epoch, i, len(batches), losses[-1]))
