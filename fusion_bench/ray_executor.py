@@ -170,9 +170,10 @@ class Session:
     def gpus(self) -> float:
         return float(self.ray.cluster_resources().get("GPU", 0))
 
-    def options(self, cpus: float, gpus: float, retries: int) -> dict:
+    def options(self, cpus: float, gpus: float, retries: int, retry_exceptions: bool = False
+                ) -> dict:
         opts: dict[str, object] = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": retries,
-                "retry_exceptions": False}
+                                   "retry_exceptions": retry_exceptions}
         if self.env is not None:
             opts["runtime_env"] = self.env
         return opts
@@ -206,6 +207,11 @@ class Session:
     def close(self) -> None:
         if self.ours:
             self.ray.shutdown()
+        else:  # the caller's Ray goes on: end what this session started in it
+            try:
+                self.ray.kill(self.attempts)
+            except Exception:  # noqa: BLE001, S110 - already gone with its node or job
+                pass
         self._stage.cleanup()
 
     def __enter__(self) -> Session:
@@ -274,13 +280,14 @@ def _task(fn, key: str, attempts, *args):
 def run_outcomes(session: Session, todo: list, key: Callable[[Any], str], work: Callable,
                  args: Callable[[Any, int], tuple], lost: Callable[[BaseException], object],
                  jobs: int | None, resources: Resources, gpu_wanted: Callable[[Any], bool],
-                 threads: int | None = None, echo: Callable[[str], object] = print
-                 ) -> Iterator[tuple[object, object]]:
+                 threads: int | None = None, echo: Callable[[str], object] = print,
+                 retry_exceptions: bool = False) -> Iterator[tuple[object, object]]:
     """Run ``work(*args(item, threads))`` as one Ray task per item of ``todo``; yield (item,
     result) as each ends, ``lost(exception)`` for a task whose worker died past its retries.
     CPUs per task: ``resources.cpus``, else ``threads``, else the share of the cluster
     (:func:`ray_threads`); GPUs: ``resources.gpus``, else 1 where ``gpu_wanted(item)`` and
-    the cluster has GPUs."""
+    the cluster has GPUs. ``retry_exceptions``: an exception the task raises is retried too
+    (not only a lost worker or node)."""
     cpus, node_cpus = session.node_cpus()
     per_task, note = ray_threads(cpus, node_cpus, jobs)
     if resources.cpus is not None:
@@ -301,7 +308,10 @@ def run_outcomes(session: Session, todo: list, key: Callable[[Any], str], work: 
     for item in todo:
         gpus = resources.gpus if resources.gpus is not None else \
             (1 if has_gpu and gpu_wanted(item) else 0)
-        ref = task.options(**session.options(ask, gpus, resources.retries)).remote(
+        opts = session.options(ask, gpus, resources.retries)
+        if retry_exceptions:
+            opts["retry_exceptions"] = True
+        ref = task.options(**opts).remote(
             work, key(item), session.attempts, *args(item, n_threads))
         refs[ref] = item
     for item, got in session.completed(refs):

@@ -242,7 +242,7 @@ def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[st
 # -- workers ---------------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=4)
-def _worker_registry(spec: RegistrySpec):
+def worker_registry(spec: RegistrySpec):
     """The registry of ``spec``, built once per worker process (workers are reused)."""
     from .plugins import load_registry
 
@@ -268,7 +268,7 @@ def work(cfg: RunConfig, spec: RegistrySpec, threads: int,
 
     torch.set_num_threads(threads)
     try:
-        reg = _worker_registry(spec)
+        reg = worker_registry(spec)
     except Exception as e:  # noqa: BLE001 - e.g. --strict-plugins with a broken plugin
         return Outcome.failure(e)
     return attempt(cfg, reg, checkpoints)

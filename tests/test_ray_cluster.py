@@ -18,51 +18,13 @@ from fusion_bench.errors import ConfigError
 from fusion_bench.plugins import load_registry
 from fusion_bench.results import ResultsStore
 
-from .conftest import tiny_overrides
+from .conftest import attempts_actor, tiny_overrides
 
 NO_ENTRY_POINTS = sweep_mod.RegistrySpec(entry_points=False)
 
 
 def configs(fusions=("concat", "lstm"), seeds=(0, 1), extra=()):
     return sweep_mod.grid(list(fusions), list(seeds), tiny_overrides() + list(extra), "quick", None)
-
-
-@pytest.fixture
-def bare_cluster():
-    """A head node and a second node, one CPU each, not joined; yields (ray, cluster, second
-    node)."""
-    ray = pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
-
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    try:
-        second = c.add_node(num_cpus=1)
-        c.wait_for_nodes()
-        yield ray, c, second
-    finally:
-        ray.shutdown()  # whoever joined it
-        c.shutdown()
-
-
-@pytest.fixture
-def cluster(bare_cluster):
-    """The two-node cluster, joined by this process (a Ray the sweep did not start)."""
-    ray, c, second = bare_cluster
-    ray.init(address=c.address, log_to_driver=False)
-    return bare_cluster
-
-
-def attempts_actor(ray, timeout: float = 60.0):
-    """The sweep's attempts log (a named actor), once it exists."""
-    from ray.util import list_named_actors
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        names = [n for n in list_named_actors() if n.startswith(ray_executor.ATTEMPTS_PREFIX)]
-        if names:
-            return ray.get_actor(names[0])
-        time.sleep(0.1)
-    raise AssertionError("no attempts actor")
 
 
 def per_hash(store: ResultsStore) -> collections.Counter:
