@@ -220,3 +220,28 @@ def test_torchrun_two_processes_give_one_process_record_written_once(tmp_path):
     assert len(list((tmp_path / "two" / "runs").glob("*.json"))) == 1
     assert len(list((tmp_path / "two" / "epochs").glob("*.csv"))) == 1
     assert not list((tmp_path / "two").rglob("checkpoints/*.pt"))
+
+
+@pytest.mark.slow
+def test_torchrun_resumes_a_checkpoint_one_process_left(tmp_path):
+    # one process interrupted after its first epoch leaves a checkpoint; two ranks resume it
+    # (rank 0 opens it first, rank 1 reads what rank 0 kept) and end as one process would
+    from fusion_bench import runs
+
+    from .test_checkpoint import Interrupt
+
+    cfg = build_config("quick", None, tiny_overrides() + NO_DROPOUT + [("device", "cpu")])
+    reg = load_registry(entry_points=False)
+    store = ResultsStore(tmp_path / "two")
+    with pytest.raises(KeyboardInterrupt):
+        runs.run_and_store(cfg, reg, store, Interrupt(1, 1))
+    assert len(list((tmp_path / "two" / "checkpoints").glob("*.pt"))) == 1
+    whole = _cli(tmp_path / "one", torchrun=False)
+    two = _cli(tmp_path / "two", torchrun=True)
+    assert two["config_hash"] == whole["config_hash"]
+    assert two["resumed"] is not None and two["fits"][0]["resumed_from_epoch"] == 1
+    assert two["fits"][0]["steps"] == whole["fits"][0]["steps"] == 6
+    for k, v in whole["metrics"]["test"].items():
+        assert two["metrics"]["test"][k] == pytest.approx(v, abs=1e-3), k  # as above
+    assert len(list((tmp_path / "two" / "runs").glob("*.json"))) == 1
+    assert not list((tmp_path / "two" / "checkpoints").glob("*.pt"))  # rank 0 removed it

@@ -165,3 +165,42 @@ def test_killing_the_second_node_mid_extraction_leaves_one_complete_cache(cluste
     assert set(man["videos"]) == set(videos)  # every video once, in one cache
     assert sorted(p.stem for p in (cache / "features" / "visual").glob("*.npy")) == sorted(videos)
     assert not (root / ".fusion_bench_cache.partial").exists()
+
+
+def test_task_resources_without_ray_say_to_add_it(cli_run, tmp_path):
+    code, _, err = cli_run("extract", "--root", str(tmp_path), "--backbone", "visual=timm",
+                           "--gpus-per-task", "0.5")
+    assert code == 2 and "--executor ray" in err and "Traceback" not in err
+
+
+def test_a_failed_video_is_recorded_and_named_while_the_others_are_written(tmp_path):
+    # the writer's side, without Ray: a runner hands back one video's failure
+    from types import SimpleNamespace
+
+    from fusion_bench.data.cache import Extracted, ExtractionIncomplete, extract
+
+    class Stub:
+        dim = 1
+
+        def describe(self):
+            return {"backbone": "stub", "model": "x", "dim": 1}
+
+    entries = [SimpleNamespace(name=n, split="train", labels=np.zeros((3, 2), np.float32),
+                               bad_lines=[]) for n in ("a", "b", "c")]
+
+    def runner(todo, load_media, backbones):  # out of order, as tasks finish
+        yield 2, Extracted(3, 30.0, {"visual": (np.full((3, 1), 2, np.float32),
+                                                np.ones(3, bool))}, {"visual": 0.1})
+        yield 1, RuntimeError("decoder crashed\nmore lines")
+        yield 0, Extracted(3, 30.0, {"visual": (np.zeros((3, 1), np.float32),
+                                                np.ones(3, bool))}, {"visual": 0.1})
+
+    cache = tmp_path / "cache"
+    with pytest.raises(ExtractionIncomplete, match=r"1 of 3 videos failed .*: b \(decoder crashed\)"):
+        extract(entries, None, {"visual": Stub()}, cache, "src", "toy",
+                {"train": ["a", "b", "c"]}, runner=runner)
+    assert not cache.exists()  # not swapped in
+    partial = tmp_path / ".cache.partial"
+    man = json.loads((partial / "manifest.json").read_text())
+    assert set(man["videos"]) == {"a", "c"} and man["failed"] == {"b": "decoder crashed"}
+    assert float(np.load(partial / "features" / "visual" / "c.npy")[0, 0]) == 2.0
