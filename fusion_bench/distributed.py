@@ -123,6 +123,14 @@ def shard(idx: torch.Tensor) -> torch.Tensor:
     return idx[rank()::world()] if active() else idx
 
 
+def check_batch(batch: int) -> None:
+    """Every rank needs a share of each global batch of ``batch`` windows."""
+    if world() > batch:
+        raise ConfigError(f"train.batch_size is {batch} windows (as the data allows), fewer than "
+                          f"the {world()} torchrun processes, each of which needs a share; raise "
+                          "train.batch_size or lower --nproc-per-node")
+
+
 def sum_across(t: torch.Tensor) -> torch.Tensor:
     """``t`` summed over the ranks, differentiably (its backward sums the ranks' gradients);
     ``t`` itself outside :func:`lockstep` or in one process."""

@@ -199,6 +199,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     gen = torch.Generator().manual_seed(seed)
     n = len(train)
     sched = schedule(cfg, n)
+    distributed.check_batch(sched.batch)
     warmup_steps, total_steps = sched.warmup_steps, sched.steps
     cols = torch.tensor(columns)
     best, best_epoch, best_state, stale = -float("inf"), 0, None, 0

@@ -21,6 +21,7 @@ import torch.multiprocessing as mp
 from fusion_bench import distributed
 from fusion_bench.checkpoint import Checkpoints
 from fusion_bench.config import build_config
+from fusion_bench.errors import ConfigError
 from fusion_bench.metrics import ccc_loss
 from fusion_bench.plugins import load_registry
 from fusion_bench.results import ResultsStore
@@ -130,6 +131,14 @@ def test_shares_are_disjoint_and_cover_the_batch(monkeypatch):
         monkeypatch.setattr(distributed, "world", lambda: 2)
         shares.append(distributed.shard(idx).tolist())
     assert shares == [[4, 1, 3], [9, 7]]
+
+
+def test_more_ranks_than_a_batch_has_windows_is_one_line(monkeypatch):
+    distributed.check_batch(2)  # one process: any batch
+    monkeypatch.setattr(distributed, "world", lambda: 4)
+    distributed.check_batch(4)
+    with pytest.raises(ConfigError, match="batch_size is 3 windows .* fewer than the 4 torchrun"):
+        distributed.check_batch(3)
 
 
 def test_the_reduced_loss_is_the_plain_loss_when_nothing_is_summed():
