@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -138,7 +139,9 @@ def sum_across(t: torch.Tensor) -> torch.Tensor:
         return t
     from torch.distributed.nn.functional import all_reduce
 
-    return all_reduce(t, group=_SUMS)
+    with warnings.catch_warnings():  # its deprecation names a private successor: not for us yet
+        warnings.simplefilter("ignore", FutureWarning)
+        return all_reduce(t, group=_SUMS)
 
 
 def summing() -> bool:
@@ -173,8 +176,10 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
-                                   broadcast_buffers=False, static_graph=True)
+    with warnings.catch_warnings():  # broadcast_buffers=False is what its deprecation advises
+        warnings.simplefilter("ignore", FutureWarning)  # keeping until init_sync_buffers exists
+        return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
+                                       else None, broadcast_buffers=False, static_graph=True)
 
 
 @contextlib.contextmanager
