@@ -142,11 +142,14 @@ def _malformed(obj, config_hash: str) -> str | None:
 class Checkpoints:
     """Where runs keep checkpoints (a results store's root), and what a run does with them:
     ``restart``: remove the checkpoint it finds instead of resuming it; ``keep``: keep a run's
-    checkpoint after its record is written (by default it is removed then)."""
+    checkpoint after its record is written (by default it is removed then); ``readonly``: read
+    a checkpoint, never write, remove or set one aside (the ranks other than 0 of a torchrun
+    run, which resume what rank 0 resumes)."""
 
     root: str
     restart: bool = False
     keep: bool = False
+    readonly: bool = False
 
     def path(self, config_hash: str) -> Path:
         return Path(self.root) / FOLDER / f"{config_hash}.pt"
@@ -157,7 +160,7 @@ class Checkpoints:
 
     def stored(self, config_hash: str) -> None:
         """The run of ``config_hash`` has its record: its checkpoint goes, unless ``keep``."""
-        if not self.keep:
+        if not self.keep and not self.readonly:
             self.path(config_hash).unlink(missing_ok=True)
 
 
@@ -171,9 +174,10 @@ class RunCheckpoint:
         self.found: dict | None = None
         self.plan: dict = {}
         self._write_failed = False
-        if where.restart:
+        self.readonly = where.readonly
+        if where.restart and not where.readonly:
             self.path.unlink(missing_ok=True)
-        elif self.path.exists():
+        elif self.path.exists() and not (where.restart and where.readonly):
             self.found = self._read()
 
     def _read(self) -> dict | None:
@@ -192,6 +196,8 @@ class RunCheckpoint:
         return obj
 
     def _set_aside(self, problem: str) -> None:
+        if self.readonly:  # rank 0 sets it aside (and says so)
+            return
         aside = self.path.with_name(f"{self.path.name}.unusable-{now_utc().replace(':', '')}")
         try:
             self.path.replace(aside)
@@ -258,6 +264,8 @@ class RunCheckpoint:
         self._write(None)
 
     def _write(self, current: dict | None) -> None:
+        if self.readonly:
+            return
         buf = io.BytesIO()
         torch.save({"format": FORMAT, "config_hash": self.hash, "plan": self.plan,
                     "finished": self.finished, "current": current}, buf)

@@ -16,6 +16,8 @@ target of a split, with a ``higher_is_better`` attribute (default True) and a ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -109,17 +111,25 @@ def pearson(pred, target, mask=None) -> float:
     return float(np.clip(r, -1.0, 1.0))
 
 
-def ccc_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, per_window: bool = True):
+def ccc_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, per_window: bool = True,
+             reduce: Callable[[torch.Tensor], torch.Tensor] | None = None):
     """1 − CCC, masked, differentiable.
 
     pred, target: (B, L); valid: bool (B, L). With ``per_window`` the CCC is computed per window
     (the paper's loss at L = 300) and averaged over windows that have ≥ 2 valid frames; otherwise
     over all valid frames of the batch pooled (better for short windows, whose per-window
     moments are noisy). Computed in float32 with an epsilon so constant windows don't divide by 0.
+
+    ``reduce`` (a differentiable sum over the ranks of a distributed run,
+    :func:`fusion_bench.distributed.sum_across`) makes this the loss of the global batch of
+    which ``pred`` is one rank's share: the pooled moments, or the mean over windows, are
+    taken from sums added up across ranks. None: this batch alone.
     """
     pred = pred.float()
     target = target.float()
     w = valid.float()
+    if reduce is not None:
+        return _ccc_loss_reduced(pred, target, w, per_window, reduce)
     if not per_window:
         pred, target, w = pred.reshape(1, -1), target.reshape(1, -1), w.reshape(1, -1)
     n = w.sum(dim=1)
@@ -138,13 +148,45 @@ def ccc_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, per_
     return 1.0 - c.mean()
 
 
-def mse_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def mse_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+             reduce=None) -> torch.Tensor:
     """Mean squared error over the valid entries, averaged over targets (``train.loss=mse``).
 
     pred, target: (B, L, T); valid: bool (B, L) (at sequence level L = 1: one row per window).
     In label units: on MOSI's [-3, 3] an error of 1 costs 1. Zero (keeping the graph) when
-    nothing is valid."""
-    n = valid.sum() * pred.shape[-1]  # no device sync: 0 valid gives 0 / 1
+    nothing is valid. ``reduce``: as :func:`ccc_loss` (this share's sums added across ranks)."""
     # masked_fill: an invalid target (-5) or a NaN in a padded position cannot reach the sum
     err = (pred.float() - target.float()).masked_fill(~valid.unsqueeze(-1), 0.0)
-    return (err * err).sum() / n.clamp(min=1)
+    total = torch.stack([(err * err).sum(), (valid.sum() * pred.shape[-1]).to(err.dtype)])
+    if reduce is not None:
+        total = reduce(total)
+    return total[0] / total[1].clamp(min=1)  # no device sync: 0 valid gives 0 / 1
+
+
+def _ccc_loss_reduced(pred, target, w, per_window: bool, reduce):
+    """:func:`ccc_loss` of the global batch from this share's sums (the same formulas: pooled,
+    the means first, then the centred moments, two reductions; per window, each window's CCC
+    is whole on its rank, and the mean over windows is a reduced sum over a reduced count)."""
+    if per_window:
+        n = w.sum(1)
+        keep = n >= 2
+        p, t, ww, nn = pred[keep], target[keep], w[keep], n[keep]
+        mx = (p * ww).sum(1) / nn
+        my = (t * ww).sum(1) / nn
+        dx = (p - mx[:, None]) * ww
+        dy = (t - my[:, None]) * ww
+        c = 2 * (dx * dy).sum(1) / nn / ((dx * dx).sum(1) / nn + (dy * dy).sum(1) / nn
+                                         + (mx - my) ** 2 + 1e-8)
+        # pred.sum() * 0: a share without a fit window still joins the graph (and the sums)
+        total = reduce(torch.stack([c.sum() + pred.sum() * 0.0, keep.sum().to(c.dtype)]))
+        if float(total[1].detach()) == 0:
+            return total[0] * 0.0
+        return 1.0 - total[0] / total[1]
+    s = reduce(torch.stack([w.sum(), (pred * w).sum(), (target * w).sum()]))
+    if float(s[0].detach()) < 2:
+        return pred.sum() * 0.0 + s[1] * 0.0
+    mx, my = s[1] / s[0], s[2] / s[0]
+    dx = (pred - mx) * w
+    dy = (target - my) * w
+    m = reduce(torch.stack([(dx * dx).sum(), (dy * dy).sum(), (dx * dy).sum()])) / s[0]
+    return 1.0 - 2 * m[2] / (m[0] + m[1] + (mx - my) ** 2 + 1e-8)

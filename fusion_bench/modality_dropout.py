@@ -43,13 +43,19 @@ def step_uniforms(n_windows: int, n_modalities: int, seed: int, step: int) -> to
     return torch.rand(n_windows, n_modalities, generator=gen)
 
 
-def drop_modalities(masks: dict[str, torch.Tensor], rate: float, seed: int, step: int
-                    ) -> dict[str, torch.Tensor]:
+def drop_modalities(masks: dict[str, torch.Tensor], rate: float, seed: int, step: int,
+                    batch: int | None = None, rows=None) -> dict[str, torch.Tensor]:
     """``masks`` (modality → bool ``(B, L)``) with the modalities each window drops at this
-    ``step`` masked False for all its frames; unchanged for ``rate`` 0 or one modality."""
+    ``step`` masked False for all its frames; unchanged for ``rate`` 0 or one modality.
+    ``masks`` may be a share of a global batch of ``batch`` windows (several DDP ranks): the
+    pattern is drawn for the whole batch and ``rows`` (a function of the batch's row indices)
+    picks the share's rows, so every window draws what it would in one process."""
     if rate <= 0 or len(masks) < 2:
         return masks
     first = next(iter(masks.values()))
-    drop = drop_pattern(step_uniforms(first.shape[0], len(masks), seed, step), rate)
+    u = step_uniforms(first.shape[0] if batch is None else batch, len(masks), seed, step)
+    if rows is not None:
+        u = u[rows(torch.arange(u.shape[0]))]
+    drop = drop_pattern(u, rate)
     keep = (~drop).to(first.device, non_blocking=True)
     return {m: k & keep[:, i, None] for i, (m, k) in enumerate(masks.items())}

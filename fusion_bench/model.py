@@ -10,6 +10,7 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from . import distributed
 from .config import RunConfig
 from .errors import ConfigError, PluginError
 from .heads import RegressionHead, SequenceHead
@@ -29,14 +30,23 @@ class MaskedBatchNorm(nn.BatchNorm1d):
     """
 
     def forward(self, x: Tensor, present: Tensor | None = None) -> Tensor:
-        if present is None or not self.training:
+        synced = self.training and distributed.summing()
+        if (present is None and not synced) or not self.training:
             return super().forward(x)
+        if present is None:  # several ranks: every position real, statistics still global
+            present = torch.ones(x.shape[0], x.shape[2], dtype=torch.bool, device=x.device)
         w = present.unsqueeze(1).to(x.dtype)  # (B, 1, L)
-        n = w.sum()
         # a masked_fill, not a product: inf/NaN in a padded position cannot reach the sums
         xr = x.masked_fill(~present.unsqueeze(1), 0.0)
-        mean = xr.sum((0, 2)) / n.clamp(min=1)
-        var = ((xr - mean[:, None]) ** 2 * w).sum((0, 2)) / n.clamp(min=1)
+        if synced:  # the global batch's statistics (fusion_bench.distributed), two reductions
+            s = distributed.sum_across(torch.cat([w.sum().reshape(1), xr.sum((0, 2))]))
+            n, mean = s[0], s[1:] / s[0].clamp(min=1)
+            var = distributed.sum_across(((xr - mean[:, None]) ** 2 * w).sum((0, 2))) \
+                / n.clamp(min=1)
+        else:
+            n = w.sum()
+            mean = xr.sum((0, 2)) / n.clamp(min=1)
+            var = ((xr - mean[:, None]) ** 2 * w).sum((0, 2)) / n.clamp(min=1)
         if self.track_running_stats and self.running_mean is not None \
                 and self.running_var is not None and self.num_batches_tracked is not None:
             with torch.no_grad():

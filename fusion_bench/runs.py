@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from . import distributed
 from .artifacts import PENDING, write_run
 from .baseline import ridge_baseline
 from .checkpoint import Checkpoints, RunCheckpoint, error_line
@@ -237,7 +238,7 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     """Train and evaluate ``cfg``; return the result part of its record (not yet stored). With
     ``checkpoints``, resume the checkpoint of ``cfg`` found there and write it as it trains."""
     t_start = time.perf_counter()
-    device = compute_device(cfg.device)
+    device = distributed.init(compute_device(cfg.device))  # this rank's device under torchrun
     ds, splits = load_dataset(reg, cfg)
     targets = dataset_targets(ds)
     level, label_range = dataset_label_level(ds), dataset_label_range(ds)
@@ -253,10 +254,11 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
     checkpoint = None
     if checkpoints is not None:
         info = info if info is not None else run_info(given, reg, targets)
-        checkpoint = checkpoints.open(info.config_hash, info.name)
         plan = {**dataclasses.asdict(schedule(cfg.train, len(wins["train"]))),
                 "windows": len(wins["train"])}
-        checkpoint.check([(model_label(cfg, c, targets), list(c)) for c in groups], plan)
+        with distributed.main_first():  # the other ranks read what rank 0 kept of it
+            checkpoint = checkpoints.open(info.config_hash, info.name)
+            checkpoint.check([(model_label(cfg, c, targets), list(c)) for c in groups], plan)
     rows = (lambda v: 1) if level == "sequence" else (lambda v: v.n_frames)  # prediction rows
     preds = {s: [np.zeros((rows(v), len(targets))) for v in splits[s]] for s in ("val", "test")}
     fits: list[dict] = []
@@ -366,14 +368,22 @@ def run_record(cfg: RunConfig, reg, events: Events | None = None,
 
 def run_and_store(cfg: RunConfig, reg, store: ResultsStore, events: Events | None = None,
                   keep_model: bool = True, restart: bool = False,
-                  keep_checkpoint: bool = False) -> tuple[dict, str]:
+                  keep_checkpoint: bool = False) -> tuple[dict, str | None]:
     """:func:`run_record`, written to ``store`` with what it trained (``keep_model``: the best
     weights and the test predictions, :mod:`fusion_bench.artifacts`); return (record, path).
     The run checkpoints into ``store`` and resumes its configuration's checkpoint found there
     (``restart``: removes it instead); the checkpoint goes once the record is written, unless
-    ``keep_checkpoint``. No record is written if the run raises (its checkpoint stays)."""
-    checkpoints = Checkpoints(str(store.root), restart=restart, keep=keep_checkpoint)
+    ``keep_checkpoint``. No record is written if the run raises (its checkpoint stays).
+
+    Under torchrun every rank trains (:mod:`fusion_bench.distributed`); rank 0 alone writes the
+    record, the weights and the checkpoint: the other ranks return their record and None."""
+    main = distributed.env_rank() == 0
+    checkpoints = Checkpoints(str(store.root), restart=restart, keep=keep_checkpoint,
+                              readonly=not main)
     record = run_record(cfg, reg, events, checkpoints)
+    if not main:
+        record.pop(PENDING, None)
+        return record, None
     if not keep_model:
         record.pop(PENDING, None)
     path = str(write_run(store, record))

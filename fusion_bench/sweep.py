@@ -9,7 +9,8 @@ and its error (its checkpoint is kept: the next sweep resumes it), and the sweep
 Executors: ``local`` with one job runs the configurations one after the other in this process;
 ``local`` with ``jobs > 1`` runs that many at once in spawned worker processes; ``ray`` runs each
 as a Ray task (an existing cluster if ``RAY_ADDRESS`` is set or Ray is already initialised, else a
-local instance). Workers train and build the record (so its environment is theirs) and hand it,
+local instance) with the resources asked for, retried elsewhere when its node dies and stored
+once (:mod:`fusion_bench.ray_executor`). Workers train and build the record (so its environment is theirs) and hand it,
 or the error, back; only the driver writes the store, through :func:`store_outcome`, in
 completion order. Workers rebuild the plugin registry from a :class:`RegistrySpec`, since a
 registry holds live modules that do not pickle.
@@ -34,6 +35,7 @@ from .config import RunConfig, build_config
 from .errors import ConfigError, FusionBenchError
 from .events import Events, eta
 from .options import data_version, hashes
+from .ray_executor import Resources
 from .results import ResultsStore, make_record, model_name
 from .runs import preflight, run_record
 
@@ -57,6 +59,8 @@ class RegistrySpec:
     plugins: tuple[str, ...] = ()
     strict: bool = False
     entry_points: bool = True
+    shipped: str | None = None  # Ray: the package its plugin files were shipped in
+    sources: tuple[tuple[str, str], ...] = ()  # or, into a Ray the caller started, their text
 
     @classmethod
     def of(cls, plugins: Iterable[str], strict: bool = False, entry_points: bool = True) -> RegistrySpec:
@@ -97,6 +101,7 @@ class GridResult:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    retried: int = 0  # runs whose Ray task was attempted again after a lost worker or node
 
 
 def store_outcome(store: ResultsStore, cfg: RunConfig, outcome: Outcome, tag: str, res: GridResult,
@@ -138,7 +143,8 @@ def grid(fusions: list[str], seeds: list[int], base: list[tuple[str, str]], pres
 def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, executor: str = "local",
           jobs: int | None = None, spec: RegistrySpec | None = None,
           keep_models: bool = True, restart: bool = False,
-          keep_checkpoints: bool = False, threads: int | None = None) -> GridResult:
+          keep_checkpoints: bool = False, threads: int | None = None,
+          resources: Resources | None = None) -> GridResult:
     """Run every configuration not yet stored; record failures and continue. What every run
     would fail on (an unknown plugin name, a modality the dataset lacks) is raised before any
     run (:func:`preflight`).
@@ -149,7 +155,8 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     Each run checkpoints into the store and resumes its checkpoint found there (``restart``:
     removes it instead); a finished run's checkpoint goes unless ``keep_checkpoints``.
     ``threads``: torch threads per run (default: this process's for a sequential sweep, the
-    cores shared among the runs at once otherwise).
+    cores shared among the runs at once otherwise). ``resources``: what each Ray task asks
+    for (CPUs, GPU fractions, retries after a lost node).
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
@@ -193,7 +200,7 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
 
             torch.set_num_threads(threads)
         _run_all(todo, reg, store, echo, res, tag, executor, jobs, spec, sequential, claimed,
-                 keep_models, checkpoints, threads)
+                 keep_models, checkpoints, threads, resources or Resources())
     finally:  # an interrupted sweep frees what it did not finish
         for key in claimed.values():
             store.release(key)
@@ -203,8 +210,11 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
 def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[str], object],
              res: GridResult, tag: Callable[[RunConfig], str], executor: str, jobs: int | None,
              spec: RegistrySpec | None, sequential: bool, claimed: dict[int, str],
-             keep_models: bool, checkpoints: Checkpoints, threads: int | None = None) -> None:
-    """Run ``todo`` on the executor and store each outcome as it arrives, releasing its claim."""
+             keep_models: bool, checkpoints: Checkpoints, threads: int | None = None,
+             resources: Resources | None = None) -> None:
+    """Run ``todo`` on the executor and store each outcome as it arrives, releasing its claim
+    (one outcome per run, however many attempts Ray made)."""
+    retried: dict[str, int] = {}
     if sequential:
         outcomes: Outcomes = ((c, attempt(c, reg, checkpoints)) for c in todo)
     elif executor == "local":
@@ -212,7 +222,8 @@ def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[st
         outcomes = _process_outcomes(todo, spec, jobs, checkpoints, threads)
     else:
         assert spec is not None  # checked above
-        outcomes = _ray_outcomes(todo, spec, jobs, echo, checkpoints, threads)
+        outcomes = _ray_outcomes(todo, spec, jobs, echo, checkpoints, threads,
+                                 resources or Resources(), retried)
     # closing(): on Ctrl-C here the executor's clean-up (cancel pending work) runs at once.
     t0 = time.monotonic()  # the sweep's progress: each trained run's line ends with the ETA
     with contextlib.closing(outcomes):
@@ -225,16 +236,28 @@ def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[st
             store_outcome(store, cfg, outcome, tag(cfg), res, line, data_version(cfg, reg),
                           checkpoints)
             store.release(claimed.pop(id(cfg)))
+    res.retried = len(retried)
 
 
 # -- workers ---------------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=4)
-def _worker_registry(spec: RegistrySpec):
+def worker_registry(spec: RegistrySpec):
     """The registry of ``spec``, built once per worker process (workers are reused)."""
     from .plugins import load_registry
 
-    return load_registry(spec.plugins, strict=spec.strict, entry_points=spec.entry_points)
+    plugins = spec.plugins
+    if spec.shipped is not None:  # a Ray worker: the copies its runtime environment brought
+        from .ray_executor import shipped_path
+
+        plugins = tuple(shipped_path(spec.shipped, os.path.basename(p)) if p.endswith(".py")
+                        else p for p in plugins)
+    elif spec.sources:
+        from .ray_executor import materialise
+
+        where = materialise(spec.sources)
+        plugins = tuple(where.get(os.path.basename(p), p) for p in plugins)
+    return load_registry(plugins, strict=spec.strict, entry_points=spec.entry_points)
 
 
 def work(cfg: RunConfig, spec: RegistrySpec, threads: int,
@@ -245,7 +268,7 @@ def work(cfg: RunConfig, spec: RegistrySpec, threads: int,
 
     torch.set_num_threads(threads)
     try:
-        reg = _worker_registry(spec)
+        reg = worker_registry(spec)
     except Exception as e:  # noqa: BLE001 - e.g. --strict-plugins with a broken plugin
         return Outcome.failure(e)
     return attempt(cfg, reg, checkpoints)
@@ -323,70 +346,24 @@ def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | Non
                 p.terminate()
 
 
-def _import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError('--executor ray needs Ray: pip install "fusion-bench-affect[ray]"') from None
-    return ray
-
-
-def ray_threads(cpus: int, node_cpus: int, jobs: int | None) -> tuple[int, str | None]:
-    """CPUs (= torch threads) per Ray task for ``jobs`` runs at once on a cluster of ``cpus``
-    CPUs whose largest node has ``node_cpus``; and a note when fewer than ``jobs`` can run at
-    once (a task takes at least one CPU, and Ray queues what does not fit)."""
-    # A task cannot ask for more CPUs than one node has, or it would never be scheduled.
-    threads = max(1, min(cpus // (jobs or cpus), node_cpus))
-    note = None
-    if jobs is not None and jobs > cpus:
-        note = (f"--jobs {jobs}, but the Ray cluster has {cpus} CPUs: at most {cpus} runs at "
-                f"once, one CPU each; the rest wait in Ray's queue")
-    return threads, note
-
-
-def _ray_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None,
-                  echo: Callable[[str], object] = print,
-                  checkpoints: Checkpoints | None = None, threads: int | None = None) -> Outcomes:
-    """Run each of ``todo`` as a Ray task; yield (config, outcome) as each finishes."""
+def _ray_outcomes(todo: list, spec: RegistrySpec, jobs: int | None,
+                  echo: Callable[[str], object], checkpoints: Checkpoints | None,
+                  threads: int | None, resources: Resources, retried: dict[str, int]) -> Outcomes:
+    """Run each of ``todo`` as a Ray task (:mod:`fusion_bench.ray_executor`); yield (config,
+    outcome) as each finishes; ``retried`` gets the runs that took more than one attempt."""
     if not todo:
         return
-    ray = _import_ray()
-    ours = not ray.is_initialized()  # never shut down a Ray the caller started
-    if ours:
-        ray.init()  # joins the cluster at RAY_ADDRESS when set, else starts a local instance
-    pending: dict = {}
-    try:
-        cluster = ray.cluster_resources()
-        node_cpus = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]),
-                        default=1)
-        per_task, note = ray_threads(int(cluster.get("CPU", 1)), node_cpus, jobs)
-        threads = min(threads, node_cpus) if threads else per_task  # a task fits on a node
-        if note:
-            echo(note)
-        task = ray.remote(work)
-        for cfg in todo:
-            gpus = 1 if cluster.get("GPU", 0) > 0 and _wants_cuda(cfg.device) else 0
-            ref = task.options(num_cpus=threads, num_gpus=gpus).remote(cfg, spec, threads,
-                                                                       checkpoints)
-            pending[ref] = cfg
-        while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            cfg = pending.pop(ref)
-            try:
-                outcome = ray.get(ref)
-            except Exception as e:  # noqa: BLE001 - the task's worker died or was lost
-                outcome = Outcome.failure(e)
-            yield cfg, outcome
-    finally:
-        for ref in pending:  # interrupted: cancel what has not finished
-            ray.cancel(ref, force=True)
-        if ours:
-            ray.shutdown()
+    from .ray_executor import Session, run_outcomes, wants_cuda
 
-
-def _wants_cuda(device: str) -> bool:
-    """Whether a run with ``device`` trains on a GPU when one is there (auto picks cuda)."""
-    return device == "auto" or device.startswith("cuda")
+    with Session([p for p in spec.plugins if p.endswith(".py")]) as session:
+        shipped = dataclasses.replace(spec, sources=session.sources, shipped=session.shipped
+                                      and os.path.basename(session.shipped))
+        yield from run_outcomes(  # type: ignore[misc]
+            session, todo, key=lambda c: str(id(c)), work=work,
+            args=lambda c, n: (c, shipped, n, checkpoints), lost=Outcome.failure, jobs=jobs,
+            resources=resources, gpu_wanted=lambda c: wants_cuda(c.device), threads=threads,
+            echo=echo)
+        retried.update(session.retried())
 
 
 # -- the notebook API: fusion_bench.sweep(...) --------------------------------------------------------

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoint import FitState, capture_rng, error_line, restore_rng
 from .config import TrainConfig
 from .data import TARGETS
@@ -127,6 +128,30 @@ def _epoch_batches(s: Schedule, n: int, gen: torch.Generator) -> Iterator[list[t
         yield [next(batches) for _ in range(k)]
 
 
+def batch_loss(model: torch.nn.Module, train: Windows, idx: torch.Tensor, cols: torch.Tensor,
+               cfg: TrainConfig, seed: int, step: int, device: torch.device) -> torch.Tensor:
+    """The loss of ``model`` on the windows ``idx`` of ``train`` (the global batch), mean over
+    target columns ``cols``: 1 − CCC (``cfg.loss`` batch or window) or the squared error (mse);
+    at sequence level the model gives one row per window. With ``cfg.modality_dropout`` the
+    batch's modalities are dropped first (:mod:`fusion_bench.modality_dropout`, drawn for the
+    global batch at optimizer ``step``). In one process the whole batch; on several ranks this
+    rank's share (:func:`fusion_bench.distributed.shard`) goes through ``model`` (DDP), and the
+    loss and the BatchNorm statistics are the global batch's (every rank returns the same)."""
+    reduce = distributed.sum_across if distributed.active() else None
+    mine = distributed.shard(idx)
+    f, k, y, ok = train.batch(mine, device)
+    if cfg.modality_dropout > 0:  # missing modalities at training time
+        k = drop_modalities(k, cfg.modality_dropout, seed, step, len(idx), distributed.shard)
+    with distributed.lockstep():
+        # (b, L, len(cols)); sequence level (b, 1, len(cols)): one per window
+        out = model(f, k, train.present_of(mine, device))
+        y = y[..., cols.to(device)]
+        if cfg.loss == "mse":
+            return mse_loss(out, y, ok, reduce=reduce)
+        return sum(ccc_loss(out[..., j], y[..., j], ok, per_window=cfg.loss == "window",
+                            reduce=reduce) for j in range(len(cols))) / len(cols)
+
+
 @dataclass
 class FitResult:
     best_val: float
@@ -169,8 +194,14 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     (its tensors are the live ones: save them before returning); ``resume``, such a state, makes
     the fit go on from it as it would have gone on then, bit for bit on CPU: the batch order is
     replayed from the seed, everything else is restored.
+
+    Under torchrun (several ranks, :mod:`fusion_bench.distributed`), the model trains in
+    DistributedDataParallel: each rank takes its share of every global batch, and the loss and
+    the BatchNorm statistics are the global batch's, so the fit is one process's up to rounding.
     """
     model.to(device)
+    trained = distributed.wrap(model, device)  # the model itself in one process
+    ranks = distributed.world()
     opt = make_optimizer(model, cfg, device)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr
@@ -178,6 +209,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
     gen = torch.Generator().manual_seed(seed)
     n = len(train)
     sched = schedule(cfg, n)
+    distributed.check_batch(sched.batch)
     warmup_steps, total_steps = sched.warmup_steps, sched.steps
     cols = torch.tensor(columns)
     best, best_epoch, best_state, stale = -float("inf"), 0, None, 0
@@ -193,6 +225,7 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
         history, frames, t_train, step = (list(resume.history), resume.frames, resume.seconds,
                                           resume.step)
         restore_rng(resume.rng, device)
+    distributed.own_stream(seed, done)  # ranks > 0: dropout masks of their own
     for epoch, batches in enumerate(_epoch_batches(sched, n, gen), start=1):
         if epoch <= done:  # drawn and dropped: the batch order goes on where it stopped
             continue
@@ -206,7 +239,8 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 set_lr(opt, cosine_lr(cfg, step - warmup_steps, total_steps - warmup_steps))
             # read on the windows' CPU mask: no device sync, and no transfer of a batch
             # that does not train
-            if not _learnable(train.valid[idx], cfg.loss == "window"):
+            # decided on the global batch: every rank skips or trains it alike (in lockstep)
+            if not _learnable(train.valid[idx], cfg.loss == "window") or len(idx) < ranks:
                 # no window with 2 valid frames: the loss is a constant, and an optimiser
                 # step would still move the weights by Adam's momentum. The schedule still
                 # counts the batch, so warm-up and cosine end where they were planned.
@@ -214,24 +248,16 @@ def fit(model: torch.nn.Module, train: Windows, val: Windows, val_videos, column
                 if on_step is not None:
                     on_step(StepEnd(label, epoch, i, len(batches), None))
                 continue
-            f, k, y, ok = train.batch(idx, device)
-            if cfg.modality_dropout > 0:  # missing modalities at training time
-                k = drop_modalities(k, cfg.modality_dropout, seed, step)
-            # (b, L, len(columns)); sequence level (b, 1, len(columns)): one per window
-            out = model(f, k, train.present_of(idx, device))
-            y = y[..., cols.to(device)]
-            loss = mse_loss(out, y, ok) if cfg.loss == "mse" else sum(
-                ccc_loss(out[..., j], y[..., j], ok, per_window=cfg.loss == "window")
-                for j in range(len(columns))
-            ) / len(columns)
+            loss = batch_loss(trained, train, idx, cols, cfg, seed, step, device)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             opt.step()
             losses.append(float(loss.detach()))
-            # frames trained on: the labelled frames, or at sequence level the windows' frames
-            frames += int(ok.sum()) if train.level == "frame" else int(train.present[idx].sum())
+            # frames trained on, the global batch's (read on the CPU masks): the labelled
+            # frames, or at sequence level the windows' frames
+            frames += int((train.valid if train.level == "frame" else train.present)[idx].sum())
             step += 1
             if on_step is not None:
                 on_step(StepEnd(label, epoch, i, len(batches), losses[-1]))

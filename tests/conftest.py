@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -45,3 +47,44 @@ def cli_run(tmp_path, capsys):
         return code, out.out, out.err
 
     return _run
+
+
+# -- a simulated two-node Ray cluster (tests/test_ray_*.py) ---------------------------------------
+@pytest.fixture
+def bare_cluster():
+    """A head node and a second node, one CPU each, not joined; yields (ray, cluster, second
+    node)."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        second = c.add_node(num_cpus=1)
+        c.wait_for_nodes()
+        yield ray, c, second
+    finally:
+        ray.shutdown()  # whoever joined it
+        c.shutdown()
+
+
+@pytest.fixture
+def cluster(bare_cluster):
+    """The two-node cluster, joined by this process (a Ray the sweep did not start)."""
+    ray, c, second = bare_cluster
+    ray.init(address=c.address, log_to_driver=False)
+    return bare_cluster
+
+
+def attempts_actor(ray, timeout: float = 60.0):
+    """The attempts log (a named actor) of the sweep or extraction running, once it exists."""
+    from ray.util import list_named_actors
+
+    from fusion_bench import ray_executor
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        names = [n for n in list_named_actors() if n.startswith(ray_executor.ATTEMPTS_PREFIX)]
+        if names:
+            return ray.get_actor(names[0])
+        time.sleep(0.1)
+    raise AssertionError("no attempts actor")

@@ -74,9 +74,9 @@ def test_fit_drops_modalities_with_the_step(monkeypatch):
     calls = []
     real = train_mod.drop_modalities
 
-    def spy(masks, rate, seed, step):
+    def spy(masks, rate, seed, step, *share):
         calls.append((rate, seed, step))
-        return real(masks, rate, seed, step)
+        return real(masks, rate, seed, step, *share)
 
     monkeypatch.setattr(train_mod, "drop_modalities", spy)
     tiny(("train.modality_dropout", "0.25"), ("seed", "4"))
@@ -86,6 +86,23 @@ def test_fit_drops_modalities_with_the_step(monkeypatch):
     calls.clear()
     tiny(("seed", "4"))
     assert calls == []  # rate 0 (the default): no draw at all
+
+
+def test_a_ranks_share_drops_what_its_windows_drop_in_the_whole_batch():
+    # DDP: each rank holds rows rank::world of the global batch and must draw their pattern,
+    # not a pattern of its own for a batch of its size
+    import torch
+
+    from fusion_bench.modality_dropout import drop_modalities
+
+    masks = {m: torch.ones(7, 5, dtype=torch.bool) for m in ("a", "b", "c")}
+    whole = drop_modalities(masks, 0.5, seed=3, step=11)
+    for rank in (0, 1):
+        share = {m: k[rank::2] for m, k in masks.items()}
+        got = drop_modalities(share, 0.5, 3, 11, 7, lambda rows, r=rank: rows[r::2])
+        for m in masks:
+            assert torch.equal(got[m], whole[m][rank::2])
+    assert any(not bool(whole[m].all()) for m in masks)  # something was dropped
 
 
 def test_identity_keeps_rates_apart_and_the_default_hashes_as_before():

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from fusion_bench import ray_executor
 from fusion_bench import sweep as sweep_mod
 from fusion_bench.data.synthetic import VERSION
 from fusion_bench.plugins import load_registry
@@ -266,7 +267,7 @@ def test_a_dead_worker_stops_the_sweep_without_storing_false_failures(tmp_path):
     (4, 4, 8, 1, True),      # more jobs than CPUs: said, not silently capped
 ])
 def test_ray_threads_per_task_and_the_cap_is_said(cpus, node, jobs, threads, capped):
-    got, note = sweep_mod.ray_threads(cpus, node, jobs)
+    got, note = ray_executor.ray_threads(cpus, node, jobs)
     assert got == threads and (note is not None) == capped
     if capped:
         assert f"--jobs {jobs}" in note and f"at most {cpus} runs at once" in note

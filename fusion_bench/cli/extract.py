@@ -34,12 +34,24 @@ def pairs(items, flag: str) -> dict[str, str]:
 @click.option("--cache", default=None, help="Cache folder (default: ROOT/fusion_bench_cache).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Media-loading threads.")
 @click.option("--device", default="auto", show_default=True, help="cpu | cuda | auto.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process; ray: one Ray task per video (RAY_ADDRESS for a "
+                   "cluster whose nodes all read --root and --weights); this process alone "
+                   "writes the cache.")
+@click.option("--cpus-per-task", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="ray: CPUs each video's task asks for (its torch threads) [default: 1].")
+@click.option("--gpus-per-task", type=click.FloatRange(min=0), default=None,
+              help="ray: GPUs each video's task asks for; a fraction packs tasks on a GPU "
+                   "[default: 1 where the cluster has GPUs and --device allows, else 0].")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="ray: attempts after a video's task failed or its node died; a video still "
+                   "failing is recorded as failed and named at the end, the others go on.")
 @click.option("--skip-bad-lines", is_flag=True,
               help="Mark malformed label lines invalid (-5) and list them, instead of failing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def extract(state: State, dataset, root, backbones, weights, random_init, cache, workers, device,
-            skip_bad_lines, quiet):
+            executor, cpus_per_task, gpus_per_task, retries, skip_bad_lines, quiet):
     """Extract per-frame features of every video once into a resumable cache."""
     from ..backbones import build_backbones
     from ..data.affwild2 import extract_features
@@ -51,6 +63,9 @@ def extract(state: State, dataset, root, backbones, weights, random_init, cache,
     specs = pairs(backbones, "--backbone")
     if not specs:
         raise ConfigError("give at least one --backbone, e.g. --backbone visual=timm:resnet50")
+    if executor != "ray" and (cpus_per_task is not None or gpus_per_task is not None):
+        raise ConfigError("--cpus-per-task and --gpus-per-task ask Ray for resources; add "
+                          "--executor ray")
     resolve_device(device)  # an unknown device, or cuda without one: one line, whatever the backbone
     from .progress import third_party_quiet
 
@@ -73,15 +88,30 @@ def extract(state: State, dataset, root, backbones, weights, random_init, cache,
         bar.label = f"extract ({status})"
         bar.update(1)
 
+    runner = None
+    if executor == "ray":
+        import os
+
+        from ..ray_executor import Resources
+        from ..ray_extract import Job, RayRunner
+        from ..sweep import RegistrySpec
+
+        job = Job(RegistrySpec.of(state.plugin_specs, state.strict), tuple(specs.items()),
+                  tuple((m, os.path.abspath(p)) for m, p in pairs(weights, "--weights").items()),
+                  random_init, device, os.path.abspath(root), dataset)
+        runner = RayRunner(job, Resources(cpus_per_task, gpus_per_task, retries),
+                           lambda line: click.echo(line, err=True))
     try:
         with third_party_quiet(quiet):
             cache_root, manifest = extract_features(root, built, cache, workers, skip_bad_lines,
                                                     on_video,
-                                                    lambda line: click.echo(line, err=True))
+                                                    lambda line: click.echo(line, err=True),
+                                                    runner)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     for m, t in manifest.get("throughput", {}).items():
         if m in built:
             click.echo(f"{m}: {t['frames']} frames in {t['seconds']:.1f} s = {t['frames_per_s']:.0f} frames/s")
-    click.echo(f"cache: {cache_root} ({len(manifest['videos'])} videos)")
+    note = runner.note() if runner is not None else ""
+    click.echo(f"cache: {cache_root} ({len(manifest['videos'])} videos){note}")

@@ -46,6 +46,10 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
     resumes from it when the same configuration runs again into the same --out, and ends
     with the record the run would have made uninterrupted (the same scores, bit for bit on
     CPU); a note says so. --restart trains from the start instead.
+
+    Under `torchrun --nproc-per-node N -m fusion_bench run ...` the run trains with
+    DistributedDataParallel (gloo on CPU, nccl on GPUs): each rank takes a share of every
+    batch; loss and BatchNorm statistics are the whole batch's; rank 0 alone prints and writes.
     """
     import json
 
@@ -62,11 +66,23 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
     store = ResultsStore(out)
     store.check_writable()  # before any training
     set_threads(threads)
-    from ..runs import run_and_store  # torch: after the checks, which a mistake fails at once
+    from .. import distributed  # torch: after the checks, which a mistake fails at once
+    from ..runs import run_and_store
     from .progress import run_events
-    with run_events(reg, show=cfg.train.progress, trackers=open_trackers(trackers, out)) as events:
-        record, path = run_and_store(cfg, reg, store, events, keep_model=not no_model,
-                                     restart=restart, keep_checkpoint=keep_checkpoint)
+    if distributed.env_rank() != 0:  # torchrun: rank 0 shows, tracks and writes; this one trains
+        try:
+            run_and_store(cfg, reg, store, None, keep_model=not no_model, restart=restart,
+                          keep_checkpoint=keep_checkpoint)
+        finally:
+            distributed.close()
+        return
+    try:
+        with run_events(reg, show=cfg.train.progress,
+                        trackers=open_trackers(trackers, out)) as events:
+            record, path = run_and_store(cfg, reg, store, events, keep_model=not no_model,
+                                         restart=restart, keep_checkpoint=keep_checkpoint)
+    finally:
+        distributed.close()
     if as_json:  # the record as stored, alone on stdout (for jq and scripts)
         click.echo(json.dumps(record, indent=2, sort_keys=True, default=str))
         click.echo(f"record: {path}", err=True)

@@ -21,6 +21,15 @@ from .options import config_options, pop_config_args, store_option, threads_opti
                    "(RAY_ADDRESS for a cluster; pip install \"fusion-bench-affect[ray]\").")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Runs at once [default: 1 for local, one per cluster CPU for ray].")
+@click.option("--cpus-per-run", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="ray: CPUs each run's task asks for (its torch threads) [default: the "
+                   "cluster's CPUs shared by --jobs].")
+@click.option("--gpus-per-run", type=click.FloatRange(min=0), default=None,
+              help="ray: GPUs each run asks for; a fraction packs runs on one GPU (0.25: four "
+                   "at once) [default: 1 where the cluster has GPUs and --device allows, else 0].")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="ray: attempts after a run's worker or node died (elsewhere, resuming its "
+                   "checkpoint where the store is shared); each run is stored once.")
 @threads_option(default="each run's share of the cores, cores/--jobs")
 @click.option("--robustness", is_flag=True,
               help="Score every run with modalities dropped and noised, as `run --robustness`.")
@@ -32,13 +41,15 @@ from .options import config_options, pop_config_args, store_option, threads_opti
 @click.option("--keep-checkpoints", is_flag=True,
               help="Keep each run's checkpoint once its record is written.")
 @click.pass_obj
-def sweep(state: State, fusions, seeds, out, executor, jobs, threads, robustness, no_model,
-          restart, keep_checkpoints, **opts):
+def sweep(state: State, fusions, seeds, out, executor, jobs, cpus_per_run, gpus_per_run, retries,
+          threads, robustness, no_model, restart, keep_checkpoints, **opts):
     """Run fusions × seeds, skipping runs already stored; resumable after an interruption.
 
     A run interrupted mid-training resumes from its checkpoint in --out (written after each
     validated epoch), not from the start; see `fusion-bench run --help`.
     """
+    from ..errors import ConfigError
+    from ..ray_executor import Resources
     from ..results import ResultsStore
     from ..sweep import RegistrySpec, grid
     from ..sweep import sweep as run_sweep
@@ -50,12 +61,17 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, threads, robustness
     if not names:
         raise click.BadParameter("give at least one fusion, e.g. --fusion rcma,concat",
                                  param_hint="'--fusion'")
+    if executor != "ray" and (cpus_per_run is not None or gpus_per_run is not None):
+        raise ConfigError("--cpus-per-run and --gpus-per-run ask Ray for resources; add "
+                          "--executor ray (locally, --jobs and --threads share the cores)")
+    resources = Resources(cpus_per_run, gpus_per_run, retries)
     configs = grid(names, list(range(seeds)), base, preset, config_file)
     store = ResultsStore(out)
     store.check_writable()  # before any run
     res = run_sweep(configs, state.registry, store, echo=click.echo, executor=executor,
                     jobs=jobs, spec=RegistrySpec.of(state.plugin_specs, state.strict),
                     keep_models=not no_model, restart=restart,
-                    keep_checkpoints=keep_checkpoints, threads=threads)
-    click.echo(f"{res.done} run, {res.skipped} already stored, {res.failed} failed")
+                    keep_checkpoints=keep_checkpoints, threads=threads, resources=resources)
+    retried = f", {res.retried} retried after a lost worker or node" if res.retried else ""
+    click.echo(f"{res.done} run, {res.skipped} already stored, {res.failed} failed{retried}")
     return 1 if res.failed else 0

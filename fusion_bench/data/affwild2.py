@@ -280,13 +280,14 @@ def load_media(root: Path, entry: Entry, modalities, audio_rate: int = 16000):
 
 # -- extraction ---------------------------------------------------------------------------------
 def extract_features(root: Path, backbones: dict, cache: Path | None = None, workers: int = 2,
-                     skip_bad: bool = False, on_video=None, echo=None) -> tuple[Path, dict]:
+                     skip_bad: bool = False, on_video=None, echo=None, runner=None
+                     ) -> tuple[Path, dict]:
     """Run ``backbones`` (modality → built backbone) over every video of an Aff-Wild2 folder
     into its feature cache (default ``root/fusion_bench_cache``); return (cache folder,
     manifest). The cache's splits are the official ones (fold 0); the test list is kept as
     ``test_set.txt`` for ``fusion-bench submit``. ``on_video``/``echo``: see
     :func:`fusion_bench.data.cache.extract`; ``echo`` also receives each malformed label line
-    skipped with ``skip_bad``."""
+    skipped with ``skip_bad``; ``runner``: where the videos are computed (e.g. Ray tasks)."""
     from .cache import extract
 
     root = Path(root)
@@ -301,7 +302,7 @@ def extract_features(root: Path, backbones: dict, cache: Path | None = None, wor
     official = {s: [e.name for e in entries if e.split == s] for s in ("train", "val")}
     manifest = extract(entries, lambda e, mods: load_media(root, e, mods), backbones, cache_root,
                        root, "affwild2", fold_splits(official, {}, 0), workers=workers,
-                       on_video=on_video, extra_files=extra, **notes)
+                       on_video=on_video, extra_files=extra, runner=runner, **notes)
     return cache_root, manifest
 
 

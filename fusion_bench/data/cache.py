@@ -20,14 +20,16 @@ on the current one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +82,8 @@ class FeatureCache:
 def extract(entries, load_media, backbones: dict, cache_root: Path, source: str | Path,
             dataset: str, splits: dict[str, list[str]], workers: int = 2,
             on_video: Callable[[int, int, str], object] | None = None,
-            extra_files: dict | None = None, echo: Callable[[str], object] = _stderr) -> dict:
+            extra_files: dict | None = None, echo: Callable[[str], object] = _stderr,
+            runner: Callable | None = None) -> dict:
     """Run ``backbones`` (modality → backbone) over ``entries``; write the cache; return the manifest.
 
     ``load_media(entry, modalities)`` returns a :class:`fusion_bench.backbones.Media`; entries have
@@ -88,7 +91,12 @@ def extract(entries, load_media, backbones: dict, cache_root: Path, source: str 
     names) is written as the cache's ``splits.csv``: the dataset's rule, not the cache's (Aff-Wild2
     scores its validation fold as test, :func:`fusion_bench.data.affwild2.fold_splits`).
     ``on_video(done, total, status)`` is called after each extracted video (a progress display);
-    ``echo`` takes the one-line notes (resuming, a changed backbone).
+    ``echo`` takes the one-line notes (resuming, a changed backbone). ``runner(todo,
+    load_media, backbones)`` computes the videos elsewhere (:mod:`fusion_bench.ray_extract`:
+    one Ray task per video), yielding (index, :class:`Extracted` or the exception of a video
+    that failed past its retries) in any order; this process alone writes the cache. Videos
+    that failed are recorded in the partial cache's manifest (``failed``), the cache is not
+    swapped in, and :class:`ExtractionIncomplete` names them: extracting again retries them.
 
     The cache is built aside, in the sibling ``.<name>.partial`` (seeded with hard links to the
     files of the cache already there, which extraction never changes in place: it replaces
@@ -116,7 +124,7 @@ def extract(entries, load_media, backbones: dict, cache_root: Path, source: str 
     try:
         build = _partial(cache_root, echo)
         manifest = _extract(entries, load_media, backbones, build, source, dataset, splits,
-                            workers, on_video, extra_files, echo)
+                            workers, on_video, extra_files, echo, runner)
         replace_folder(build, cache_root)
         return manifest
     except OSError as e:  # a full disk, a folder that cannot be written
@@ -171,9 +179,60 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _extract(entries, load_media, backbones: dict, cache_root: Path, source, dataset: str,
-             splits: dict[str, list[str]], workers: int, on_video, extra_files, echo) -> dict:
+@dataclass
+class Extracted:
+    """One video's features, as a task hands them to the writer: modality → (features
+    (n_frames, dim) float32, mask (n_frames,) bool), and the seconds each backbone took."""
+
+    n_frames: int
+    fps: float
+    arrays: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+
+def extract_video(media, mods, backbones: dict, name: str) -> Extracted:
+    """Run the ``mods`` backbones of ``backbones`` over one video's ``media``."""
+    out = Extracted(media.n_frames, media.fps)
+    for m in mods:
+        t = time.perf_counter()
+        out.arrays[m] = _run_backbone(backbones[m], m, media, name)
+        out.seconds[m] = time.perf_counter() - t
+    return out
+
+
+def local_videos(todo, load_media, backbones: dict, workers: int = 2
+                 ) -> Iterator[tuple[int, Extracted]]:
+    """(index in ``todo``, features) of each (entry, modalities) of ``todo``, in order, in this
+    process: media of the next videos load in worker threads while the backbones run on the
+    current one. A backbone's error stops it (raised)."""
     workers = max(1, workers)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # video index → its media loading; popped when used, which frees the media
+        futures: dict[int, Future] = {i: pool.submit(load_media, e, tuple(mods))
+                                      for i, (e, mods) in enumerate(todo[: workers + 1])}
+        for i, (e, mods) in enumerate(todo):
+            media = futures.pop(i).result()
+            if i + workers + 1 < len(todo):
+                e2, m2 = todo[i + workers + 1]
+                futures[i + workers + 1] = pool.submit(load_media, e2, tuple(m2))
+            yield i, extract_video(media, mods, backbones, e.name)
+
+
+class ExtractionIncomplete(DataError):
+    """Videos whose tasks failed past their retries; the others are in the partial cache."""
+
+    def __init__(self, failed: dict[str, str], total: int):
+        self.failed = failed
+        named = "; ".join(f"{n} ({why})" for n, why in sorted(failed.items())[:5])
+        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+        super().__init__(f"{len(failed)} of {total} videos failed after their retries: "
+                         f"{named}{more}; the others are extracted, the cache in use is as it "
+                         "was, and extracting again retries these")
+
+
+def _extract(entries, load_media, backbones: dict, cache_root: Path, source, dataset: str,
+             splits: dict[str, list[str]], workers: int, on_video, extra_files, echo,
+             runner=None) -> dict:
     cache = FeatureCache(cache_root)
     cache.manifest.update({"format": FORMAT, "dataset": dataset, "source": str(source)})
     for m, b in backbones.items():
@@ -190,36 +249,38 @@ def _extract(entries, load_media, backbones: dict, cache_root: Path, source, dat
     spent = {m: [0, 0.0] for m in backbones}  # frames, seconds
     t0 = time.perf_counter()
     frames = 0
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        # video index → its media loading; popped when used, which frees the media
-        futures: dict[int, Future] = {i: pool.submit(load_media, e, tuple(mods))
-                                      for i, (e, mods) in enumerate(todo[: workers + 1])}
-        for i, (e, mods) in enumerate(todo):
-            media = futures.pop(i).result()
-            if i + workers + 1 < len(todo):
-                e2, m2 = todo[i + workers + 1]
-                futures[i + workers + 1] = pool.submit(load_media, e2, tuple(m2))
-            labels = e.labels
-            if labels is None:  # test video: frames from the media, no labels
-                import numpy as np
+    failed: dict[str, str] = {}
+    compute = runner if runner is not None else functools.partial(local_videos, workers=workers)
+    for n_done, (i, got) in enumerate(compute(todo, load_media, backbones), start=1):
+        e, mods = todo[i]
+        if isinstance(got, BaseException):  # a task that failed past its retries (Ray only)
+            failed[e.name] = (str(got).strip().splitlines() or [type(got).__name__])[0]
+            continue
+        labels = e.labels
+        if labels is None:  # test video: frames from the media, no labels
+            import numpy as np
 
-                labels = np.full((media.n_frames, 2), -5.0, np.float32)
-            write_labels(cache.root / "labels" / f"{e.name}.csv", labels)
-            for m in mods:
-                t = time.perf_counter()
-                x, k = _run_backbone(backbones[m], m, media, e.name)
-                spent[m][0] += media.n_frames
-                spent[m][1] += time.perf_counter() - t
-                write_modality(cache.root, m, e.name, x, k)
-            cache.manifest["videos"][e.name] = {"split": e.split, "frames": media.n_frames,
-                                                "fps": media.fps, "bad_lines": e.bad_lines}
-            cache.save()  # after every video: an interrupted extract resumes here
-            frames += media.n_frames
-            if on_video is not None:
-                on_video(i + 1, len(todo), f"{frames / (time.perf_counter() - t0):.0f} frames/s")
+            labels = np.full((got.n_frames, 2), -5.0, np.float32)
+        write_labels(cache.root / "labels" / f"{e.name}.csv", labels)
+        for m, (x, k) in got.arrays.items():
+            spent[m][0] += got.n_frames
+            spent[m][1] += got.seconds[m]
+            write_modality(cache.root, m, e.name, x, k)
+        cache.manifest["videos"][e.name] = {"split": e.split, "frames": got.n_frames,
+                                            "fps": got.fps, "bad_lines": e.bad_lines}
+        cache.manifest.get("failed", {}).pop(e.name, None)
+        cache.save()  # after every video: an interrupted extract resumes here
+        frames += got.n_frames
+        if on_video is not None:
+            on_video(n_done, len(todo), f"{frames / (time.perf_counter() - t0):.0f} frames/s")
+    if failed:  # recorded in the partial cache's manifest; the cache in use stays as it was
+        cache.manifest["failed"] = {**cache.manifest.get("failed", {}), **failed}
+        cache.save()
+        raise ExtractionIncomplete(failed, len(entries))
     for m, (n, s) in spent.items():
         if n:
             cache.manifest["throughput"][m] = {"frames": n, "seconds": s, "frames_per_s": n / max(s, 1e-9)}
+    cache.manifest.pop("failed", None)  # every video extracted, those that failed before too
     write_splits(cache.root, splits)
     for fname, text in (extra_files or {}).items():
         atomic_write_text(cache.root / fname, text)
