@@ -92,3 +92,47 @@ def test_present_marks_the_padding_and_its_share_is_counted_by_hand():
     assert w.padding_share() == 6 / (5 * 16)
     assert w.present_of(torch.tensor([1, 2]), "cpu") is None  # no padding: the fast path
     assert w.present_of(torch.tensor([0, 1]), "cpu").tolist() == w.present[[0, 1]].tolist()
+
+
+def _windows_one_by_one(videos, modalities, length, hop):
+    """Each window copied from its video as the definition reads (what make_windows computes
+    with one gather per array): frames s..s+L, zero / False / -5 past the video's end."""
+    out = []
+    for i, v in enumerate(videos):
+        for s in window_starts(v.n_frames, length, hop):
+            e = min(s + length, v.n_frames)
+            w = {"video": i, "start": s, "present": np.arange(length) < e - s}
+            for m in modalities:
+                f = np.zeros((length, v.features[m].shape[1]), np.float32)
+                f[: e - s] = v.features[m][s:e]
+                k = np.zeros(length, bool)
+                k[: e - s] = v.masks[m][s:e]
+                w[m] = (f, k)
+            lab = np.full((length, v.labels.shape[1]), -5.0, np.float32)
+            lab[: e - s] = v.labels[s:e]
+            w["labels"], w["valid"] = lab, (lab != -5).all(1)
+            out.append(w)
+    return out
+
+
+def test_windows_hold_exactly_their_videos_frames():
+    rng = np.random.default_rng(3)
+    videos = []
+    for i, n in enumerate([5, 40, 23, 64, 1, 70]):  # shorter than, equal to, longer than L
+        labels = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+        labels[rng.random(n) < 0.2, 1] = -5.0  # some invalid frames
+        videos.append(Video(f"v{i}", {"a": rng.normal(size=(n, 3)).astype(np.float32),
+                                      "b": rng.normal(size=(n, 2))},  # float64: cast to float32
+                            {"a": rng.random(n) < 0.7, "b": np.ones(n, bool)}, labels))
+    w = make_windows(videos, ("a", "b"), 16, 6)
+    want = _windows_one_by_one(videos, ("a", "b"), 16, 6)
+    assert len(w) == len(want)
+    for j, ref in enumerate(want):
+        assert (int(w.video[j]), int(w.start[j])) == (ref["video"], ref["start"])
+        assert np.array_equal(w.present[j].numpy(), ref["present"])
+        for m in ("a", "b"):
+            assert w.feats[m].dtype == torch.float32
+            assert np.array_equal(w.feats[m][j].numpy(), ref[m][0])
+            assert np.array_equal(w.masks[m][j].numpy(), ref[m][1])
+        assert np.array_equal(w.labels[j].numpy(), ref["labels"])
+        assert np.array_equal(w.valid[j].numpy(), ref["valid"])
