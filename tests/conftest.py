@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -88,3 +89,27 @@ def attempts_actor(ray, timeout: float = 60.0):
             return ray.get_actor(names[0])
         time.sleep(0.1)
     raise AssertionError("no attempts actor")
+
+
+def kill_node_mid_task(ray, cluster, node, after_s: float, timeout: float = 120.0) -> tuple:
+    """Start a thread that waits until a task of the running sweep or extraction signs in on
+    ``node`` (the attempts log says where each task ran), waits ``after_s`` more so that the
+    kill lands mid-task, then removes the node without grace. Returns (thread, killed): killed
+    holds "at" (where the tasks were) once the node is gone."""
+    killed: dict = {}
+
+    def watch():
+        actor = attempts_actor(ray, timeout)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            where = ray.get(actor.where.remote())
+            if any(node.node_id in ns for ns in where.values()):
+                time.sleep(after_s)
+                cluster.remove_node(node, allow_graceful=False)
+                killed["at"] = where
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread, killed

@@ -18,7 +18,7 @@ from fusion_bench.errors import ConfigError
 from fusion_bench.plugins import load_registry
 from fusion_bench.results import ResultsStore
 
-from .conftest import attempts_actor, tiny_overrides
+from .conftest import attempts_actor, kill_node_mid_task, tiny_overrides
 
 NO_ENTRY_POINTS = sweep_mod.RegistrySpec(entry_points=False)
 
@@ -61,22 +61,8 @@ def test_killing_the_second_node_mid_sweep_stores_every_run_exactly_once(cluster
     ray, c, second = cluster
     store = ResultsStore(tmp_path)
     cfgs = configs(extra=[("train.epochs", "6")])  # runs long enough to be killed mid-way
-    killed = {}
-
-    def kill_when_running_there():
-        actor = attempts_actor(ray)
-        end = time.monotonic() + 120
-        while time.monotonic() < end:
-            where = ray.get(actor.where.remote())
-            if any(second.node_id in ns for ns in where.values()):
-                time.sleep(1.0)  # mid-run: it signed in, and a run takes several seconds
-                c.remove_node(second, allow_graceful=False)
-                killed["at"] = where
-                return
-            time.sleep(0.1)
-
-    t = threading.Thread(target=kill_when_running_there, daemon=True)
-    t.start()
+    # mid-run: a run takes several seconds after it signs in on the node
+    t, killed = kill_node_mid_task(ray, c, second, after_s=1.0)
     res = sweep_mod.sweep(cfgs, load_registry(entry_points=False), store, echo=lambda *_: None,
                           executor="ray", spec=NO_ENTRY_POINTS)
     t.join(10)

@@ -6,13 +6,11 @@ named, and the others are extracted; a killed node's videos are retried elsewher
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import numpy as np
 import pytest
 
-from .conftest import attempts_actor
+from .conftest import kill_node_mid_task
 
 PLUGIN = '''
 import os
@@ -140,22 +138,7 @@ def test_killing_the_second_node_mid_extraction_leaves_one_complete_cache(cluste
     root = tmp_path / "aw"
     videos = {f"v{i}": ("train", "val")[i % 2] for i in range(8)}
     make_tree(root, videos)
-    killed = {}
-
-    def kill():
-        actor = attempts_actor(ray, timeout=120)
-        end = time.monotonic() + 120
-        while time.monotonic() < end:
-            where = ray.get(actor.where.remote())
-            if any(second.node_id in ns for ns in where.values()):
-                time.sleep(0.5)
-                c.remove_node(second, allow_graceful=False)
-                killed["at"] = where
-                return
-            time.sleep(0.1)
-
-    t = threading.Thread(target=kill, daemon=True)
-    t.start()
+    t, killed = kill_node_mid_task(ray, c, second, after_s=0.5)
     code, out, err = _extract(cli_run, setup, root, "--retries", "3")
     t.join(10)
     assert killed and code == 0, err
