@@ -689,6 +689,56 @@ def cases() -> list[Case]:
              expect=0, setup=synth_folder))
     add(Case("predict: no --predictions", ["predict", "--run", "RUN", "--out", "store", "--root", "synth"],
              setup=synth_folder, want="--predictions"))
+    c += later_cases()
+    return c
+
+
+class _RunsCode:
+    """Pickled, it would run a shell command when loaded (what the mmsa reader must refuse)."""
+
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def later_cases() -> list[Case]:
+    """The settings and readers added after the probe was first written: utterance-level data
+    (issue 18), precision and modality dropout, Ray resources (issue 20)."""
+    import pickle
+
+    seq = ["--set", "dataset.synthetic.label_level=sequence"]
+    c = [
+        Case("seq: train.modality_dropout=1.5", [*RUN, "--set", "train.modality_dropout=1.5"],
+             want="train.modality_dropout"),
+        Case("seq: train.modality_dropout=nan", [*RUN, "--set", "train.modality_dropout=nan"],
+             want="train.modality_dropout"),
+        Case("seq: model.pooling=max", [*RUN, *seq, "--set", "model.pooling=max"], want="model.pooling"),
+        Case("seq: model.pooling at frame level", [*RUN, "--set", "model.pooling=attention"],
+             want="model.pooling"),
+        Case("seq: train.loss=window at sequence level", [*RUN, *seq, "--set", "train.loss=window"],
+             want="train.loss"),
+        Case("seq: label_level=utterance", [*RUN, "--set", "dataset.synthetic.label_level=utterance"],
+             want="label_level"),
+        Case("seq: a sequence-level run works", [*RUN, *seq, "--set", "train.modality_dropout=0.3"],
+             expect=0),
+        Case("precision: fp16", [*RUN, "--set", "train.precision=fp16"], want="train.precision"),
+        Case("mmsa: a pickle that runs code", ["run", "--out", "store", "--dataset", "mmsa", "--root", "evil.pkl"],
+             setup=write("evil.pkl", pickle.dumps({"train": _RunsCode()})),
+             want="refused to load the global", check=no_file("PWNED")),
+        Case("mmsa: --root a folder", ["run", "--out", "store", "--dataset", "mmsa", "--root", "feat"],
+             want="is a folder"),
+        Case("mmsa: not a pickle", ["run", "--out", "store", "--dataset", "mmsa", "--root", "x.pkl"],
+             setup=write("x.pkl", b"\x80\x04garbage"), want="x.pkl"),
+        Case("csd: --root missing", ["run", "--out", "store", "--dataset", "csd", "--root", "nope"]),
+        Case("csd: an empty folder", ["run", "--out", "store", "--dataset", "csd", "--root", "empty"],
+             setup=lambda w: (w / "empty").mkdir()),
+        Case("labels.csv: no row for the videos", FEAT,
+             setup=steps(remove("feat/labels"), write("feat/labels.csv", "video,valence,arousal\n")),
+             want="no row for video"),
+        Case("sweep: --gpus-per-run without ray", [*SWEEP, "--fusion", "concat", "--gpus-per-run", "0.5"],
+             want="--executor ray"),
+        Case("sweep: --cpus-per-run 0", [*SWEEP, "--fusion", "concat", "--executor", "ray",
+                                          "--cpus-per-run", "0"]),
+    ]
     return c
 
 
