@@ -138,3 +138,20 @@ def test_bf16_normalisation_statistics_are_taken_in_float32():
         mom = model.norms[m].momentum
         expected = (1 - mom) * 1.0 + mom * var  # running_var starts at 1
         assert torch.allclose(model.norms[m].running_var.double(), expected, rtol=1e-5), (n, m)
+
+
+def test_leaderboard_rows_name_both_precisions():
+    from fusion_bench.config import RunConfig
+    from fusion_bench.report.grouping import row_key, row_labels
+
+    def record(precision):
+        cfg = RunConfig()
+        cfg.model.fusion = "rcma"
+        cfg.train.precision = precision
+        return {"config": cfg.to_dict(), "dataset": {"name": "synthetic", "version": "2"}}
+
+    fp32, bf16 = record("fp32"), record("bf16")
+    old = record("fp32")
+    del old["config"]["train"]["precision"]  # a record made before the setting existed
+    assert row_key(fp32) == row_key(old) != row_key(bf16)
+    assert row_labels([fp32, bf16]) == ["rcma (precision=fp32)", "rcma (precision=bf16)"]

@@ -277,8 +277,6 @@ def _length_and_windows(d: dict) -> None:
     identity it had before they existed); a window or hop left to the data (0) means what the
     rule makes of it, so the rule's version joins (records made before the rule set both, and
     ``eval_hop`` 0 with a hop set still means "the hop", as it did then)."""
-    if d["train"].get("precision") == "fp32":  # the default, as every run made before it
-        d["train"].pop("precision")
     if d["train"].get("epochs", 0) > 0:
         d["train"].pop("steps", None)
         d["train"].pop("eval_every", None)
@@ -292,7 +290,10 @@ def _length_and_windows(d: dict) -> None:
 
 
 #: (section, key, default) of the settings :func:`_length_and_windows` leaves out at their default
-_LATER_DEFAULTS = (("model", "pooling", "mean"), ("train", "modality_dropout", 0.0))
+_LATER_DEFAULTS = (("model", "pooling", "mean"), ("train", "modality_dropout", 0.0),
+                   ("train", "precision", "fp32"))
+#: the same, by dotted key (what a leaderboard label shows for a record that lacks one)
+LATER_DEFAULTS = {f"{section}.{key}": default for section, key, default in _LATER_DEFAULTS}
 
 
 def _section(cls, values: dict):

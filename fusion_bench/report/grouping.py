@@ -168,7 +168,11 @@ def base_label(rec: dict) -> str:
 
 def _show(v, key: str = "") -> str:
     if v is _ABSENT:  # a one-modality run's identity has no fusion: it builds none
-        return "none (one modality)" if key == "model.fusion" else "default"
+        if key == "model.fusion":
+            return "none (one modality)"
+        from ..config.schema import LATER_DEFAULTS  # left out of the identity at its default
+
+        return _show(LATER_DEFAULTS[key]) if key in LATER_DEFAULTS else "default"
     if isinstance(v, bool):
         return str(v).lower()
     if isinstance(v, float):
