@@ -142,30 +142,42 @@ def make_windows(videos: list[Video], modalities: tuple[str, ...], length: int, 
     n = len(index)
     vid = np.fromiter((i for i, _ in index), np.int64, n)
     start = np.fromiter((s for _, s in index), np.int64, n)
-    # every window's frames as rows of the split's frames laid end to end: one gather per array
-    # instead of a copy per window and modality (the default data has ~6,000 windows)
-    frames = np.array([v.n_frames for v in videos], np.int64)
-    first = np.concatenate([[0], np.cumsum(frames)[:-1]]).astype(np.int64)
     pos = start[:, None] + np.arange(length)  # (n, L) frame of each window position
+    frames = np.array([v.n_frames for v in videos], np.int64)
     present = pos < frames[vid][:, None]  # False past a video's end: padding
-    rows = first[vid][:, None] + np.clip(pos, 0, np.maximum(frames[vid] - 1, 0)[:, None])  # clamped
-
-    def gather(arrays: list[np.ndarray], dtype) -> np.ndarray:
-        out = np.concatenate(arrays).astype(dtype, copy=False)[rows] if n else \
-            np.zeros((0, length, *arrays[0].shape[1:]) if arrays else (0, length), dtype)
-        out[~present] = 0
-        return out
-
-    feats = {m: gather([v.features[m] for v in videos], np.float32) for m in modalities}
-    masks = {m: gather([v.masks[m] for v in videos], bool) for m in modalities}
-    if level == "sequence":  # a window carries its sequence's one label row
-        labels = np.stack([videos[i].labels for i in vid]).astype(np.float32, copy=False) if n \
-            else np.zeros((0, 1, videos[0].labels.shape[1] if videos else 0), np.float32)
-        valid = np.stack([videos[i].valid for i in vid]) if n else np.zeros((0, 1), bool)
-    else:
-        labels = gather([v.labels for v in videos], np.float32)
-        labels[~present] = INVALID_LABEL
-        valid = gather([v.valid for v in videos], bool)
+    # every row is written below (a video without frames: zeros), so no zero-filling first
+    feats = {
+        m: np.empty((n, length, videos[0].features[m].shape[1]), np.float32) for m in modalities
+    }
+    masks = {m: np.empty((n, length), bool) for m in modalities}
+    n_targets = videos[0].labels.shape[1] if videos else 0  # the dataset's targets
+    rows = 1 if level == "sequence" else length  # label rows per window
+    labels = np.full((n, rows, n_targets), INVALID_LABEL, np.float32)
+    valid = np.zeros((n, rows), bool)
+    # a video's windows are consecutive: one gather per video and array (not a copy per window
+    # and modality: the default data has ~6,000 windows), into the arrays allocated above, so
+    # the peak memory is the windows plus one video's
+    bounds = np.searchsorted(vid, np.arange(len(videos) + 1))
+    for i, v in enumerate(videos):
+        lo, hi = int(bounds[i]), int(bounds[i + 1])
+        if v.n_frames == 0:  # no frame: its one window is all padding
+            for m in modalities:
+                feats[m][lo:hi], masks[m][lo:hi] = 0.0, False
+            continue
+        at = np.minimum(pos[lo:hi], v.n_frames - 1)  # (k, L) frames, clamped inside the video
+        keep = present[lo:hi]
+        for m in modalities:
+            f = v.features[m][at]
+            f[~keep] = 0
+            feats[m][lo:hi] = f
+            masks[m][lo:hi] = v.masks[m][at] & keep
+        if level == "sequence":  # a window carries its sequence's one label row
+            labels[lo:hi], valid[lo:hi] = v.labels, v.valid
+        else:
+            lab = v.labels[at]
+            lab[~keep] = INVALID_LABEL
+            labels[lo:hi] = lab
+            valid[lo:hi] = v.valid[at] & keep
     return Windows(
         feats={m: torch.from_numpy(x) for m, x in feats.items()},
         masks={m: torch.from_numpy(x) for m, x in masks.items()},

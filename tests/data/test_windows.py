@@ -136,3 +136,16 @@ def test_windows_hold_exactly_their_videos_frames():
             assert np.array_equal(w.masks[m][j].numpy(), ref[m][1])
         assert np.array_equal(w.labels[j].numpy(), ref["labels"])
         assert np.array_equal(w.valid[j].numpy(), ref["valid"])
+
+
+@pytest.mark.parametrize("order", [("x", "empty"), ("empty", "x")])
+def test_a_video_without_frames_is_one_window_of_padding_wherever_it_is(order):
+    n = {"x": 5, "empty": 0}
+    videos = [Video(k, {"a": np.ones((n[k], 3), np.float32)}, {"a": np.ones(n[k], bool)},
+                    np.zeros((n[k], 2), np.float32)) for k in order]
+    w = make_windows(videos, ("a",), 4, 2)
+    empty = order.index("empty")
+    (j,) = np.flatnonzero(w.video.numpy() == empty)  # its one window
+    assert not w.present[j].any() and not w.masks["a"][j].any() and not w.valid[j].any()
+    assert (w.feats["a"][j] == 0).all() and (w.labels[j] == -5).all()
+    assert int(w.present.sum()) == 8  # x: windows at 0 and 1 (4 + 4 real positions)
