@@ -105,6 +105,20 @@ class Sequence:
     dim: int
 
 
+def _own(h5py, group, name: str, where: str):
+    """``group[name]``, refusing anything HDF5 would fetch from another file: an external link,
+    a dataset whose bytes lie in outside files, a virtual dataset (its sources are files). A
+    file from elsewhere must not make us read a path outside the folder we were given."""
+    if isinstance(group.get(name, getlink=True), h5py.ExternalLink):
+        raise DataError(f"{where}: {name!r} is a link to another file; a .csd file must hold "
+                        "its data itself")
+    obj = group[name]
+    if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+        raise DataError(f"{where}: {name!r} is stored outside the file (external or virtual "
+                        "dataset); a .csd file must hold its data itself")
+    return obj
+
+
 def read_csd(path: Path) -> Sequence:
     """Read ``path`` (checked: one root group with data/ and metadata/, per video numeric
     features (F, d) and intervals (F, 2) with start ≤ end); DataError names file, video, field."""
@@ -117,22 +131,26 @@ def read_csd(path: Path) -> Sequence:
         raise DataError(f"{path}: not an HDF5 computational sequence ({e})") from None
     with f:
         roots = list(f.keys())
-        if len(roots) != 1 or not isinstance(f[roots[0]], h5py.Group) or "data" not in f[roots[0]]:
+        root = _own(h5py, f, roots[0], str(path)) if len(roots) == 1 else None
+        if root is None or not isinstance(root, h5py.Group) or "data" not in root:
             raise DataError(f"{path}: expected one group <root name> holding data/ and metadata/; "
                             f"got {', '.join(map(repr, roots)) or 'nothing'}")
-        root = f[roots[0]]
         metadata = {}
-        for k, ds in (root["metadata"].items() if "metadata" in root else ()):
+        meta = _own(h5py, root, "metadata", str(path)) if "metadata" in root else {}
+        for k in list(meta.keys()):
             try:  # the SDK writes json.dumps(value) as one string per key
-                metadata[k] = json.loads(ds[0])
+                metadata[k] = json.loads(_own(h5py, meta, k, f"{path}, metadata")[0])
             except (ValueError, TypeError, IndexError):
                 metadata[k] = None
         data, dim = {}, -1
-        for vid, g in root["data"].items():
+        videos = _own(h5py, root, "data", str(path))
+        for vid in list(videos.keys()):
             where = f"{path}, video {vid!r}"
+            g = _own(h5py, videos, vid, where)
             if not isinstance(g, h5py.Group) or "features" not in g or "intervals" not in g:
                 raise DataError(f"{where}: expected datasets features and intervals")
-            x, t = np.asarray(g["features"][()]), np.asarray(g["intervals"][()])
+            x = np.asarray(_own(h5py, g, "features", where)[()])
+            t = np.asarray(_own(h5py, g, "intervals", where)[()])
             if x.dtype.kind not in "biuf" or x.ndim != 2:
                 raise DataError(f"{where}, features: expected numbers (frames, dim); got shape "
                                 f"{x.shape}, dtype {x.dtype} (words? use a numeric sequence, e.g. "

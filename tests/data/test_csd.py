@@ -225,3 +225,34 @@ def test_info_and_fingerprint(tmp_path):
     assert CSDDataset(tmp_path, modalities=("audio", "text")).fingerprint() == ds.fingerprint()
     _folder(tmp_path, label_rows=[[1.0], [-2.0]])
     assert CSDDataset(tmp_path).fingerprint() != ds.fingerprint()
+
+
+@pytest.mark.parametrize("how", ["external storage", "external link", "virtual"])
+def test_a_csd_cannot_make_us_read_a_file_outside_the_folder(tmp_path, how):
+    # HDF5 follows external links, external raw storage and virtual sources to any path: a
+    # .csd from elsewhere could read a file outside --root that way. Each is refused by name.
+    h5py = pytest.importorskip("h5py")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.bin").write_bytes(np.arange(8, dtype="<f8").tobytes())
+    with h5py.File(outside / "other.h5", "w") as g:
+        g["feat"] = np.full((4, 2), 42.0)
+    root = tmp_path / "root"
+    root.mkdir()
+    from fusion_bench.data.csd import read_csd
+
+    with h5py.File(root / "visual.csd", "w") as f:
+        d = f.create_group("seq").create_group("data").create_group("vid1")
+        f["seq"].create_group("metadata")
+        d["intervals"] = np.array([[0, 1], [1, 2], [2, 3], [3, 4]], float)
+        if how == "external storage":
+            d.create_dataset("features", shape=(4, 2), dtype="<f8",
+                             external=[(str(outside / "secret.bin"), 0, 64)])
+        elif how == "external link":
+            d["features"] = h5py.ExternalLink(str(outside / "other.h5"), "/feat")
+        else:
+            layout = h5py.VirtualLayout(shape=(4, 2), dtype="<f8")
+            layout[:] = h5py.VirtualSource(str(outside / "other.h5"), "feat", shape=(4, 2))
+            d.create_virtual_dataset("features", layout)
+    with pytest.raises(DataError, match="'features' is (a link to another file|stored outside)"):
+        read_csd(root / "visual.csd")
