@@ -45,26 +45,10 @@ from collections.abc import Iterator
 import torch
 
 from .errors import ConfigError
+from .launch import env_world
 
 _SUMS: object | None = None  # the process group of the loss and BatchNorm sums
 _LOCKSTEP = False  # True while fit trains: every rank runs the same forward passes
-
-
-def env_world() -> int:
-    """The number of processes torchrun started (1 without torchrun)."""
-    try:
-        return int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        return 1
-
-
-def env_rank() -> int:
-    """This process's rank as torchrun set it (``RANK``; 0 without torchrun), known before the
-    process group is up."""
-    try:
-        return int(os.environ.get("RANK", "0")) if env_world() > 1 else 0
-    except ValueError:
-        return 0
 
 
 def active() -> bool:

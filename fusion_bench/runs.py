@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from . import distributed
+from . import distributed, launch
 from .artifacts import PENDING, write_run
 from .baseline import ridge_baseline
 from .checkpoint import Checkpoints, RunCheckpoint, error_line
@@ -377,7 +377,7 @@ def run_and_store(cfg: RunConfig, reg, store: ResultsStore, events: Events | Non
 
     Under torchrun every rank trains (:mod:`fusion_bench.distributed`); rank 0 alone writes the
     record, the weights and the checkpoint: the other ranks return their record and None."""
-    main = distributed.env_rank() == 0
+    main = launch.env_rank() == 0
     checkpoints = Checkpoints(str(store.root), restart=restart, keep=keep_checkpoint,
                               readonly=not main)
     record = run_record(cfg, reg, events, checkpoints)

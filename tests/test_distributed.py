@@ -195,9 +195,9 @@ def test_the_squared_error_of_a_share_sums_across_ranks():
 
 
 def test_a_rank_other_than_0_writes_nothing(tmp_path, monkeypatch):
-    from fusion_bench import runs
+    from fusion_bench import launch, runs
 
-    monkeypatch.setattr(distributed, "env_rank", lambda: 1)
+    monkeypatch.setattr(launch, "env_rank", lambda: 1)
     cfg = build_config("quick", None, tiny_overrides())
     store = ResultsStore(tmp_path / "store")
     record, path = runs.run_and_store(cfg, load_registry(entry_points=False), store)
@@ -270,3 +270,18 @@ def test_torchrun_resumes_a_checkpoint_one_process_left(tmp_path):
         assert two["metrics"]["test"][k] == pytest.approx(v, abs=1e-3), k  # as above
     assert len(list((tmp_path / "two" / "runs").glob("*.json"))) == 1
     assert not list((tmp_path / "two" / "checkpoints").glob("*.pt"))  # rank 0 removed it
+
+
+@pytest.mark.parametrize("rank, probes", [(0, 1), (1, 0)])
+def test_only_rank_0_probes_the_store(cli_run, tiny_args, tmp_path, monkeypatch, rank, probes):
+    # torchrun starts every rank on one new --out: two ranks probing it at once would each
+    # remove the folder the other was writing its probe into (a false "cannot be written")
+    from fusion_bench import launch
+
+    calls = []
+    real = ResultsStore.check_writable
+    monkeypatch.setattr(ResultsStore, "check_writable", lambda self: calls.append(1) or real(self))
+    monkeypatch.setattr(launch, "env_rank", lambda: rank)
+    code, _, err = cli_run("run", "--fusion", "concat", "--out", tmp_path / "new", *tiny_args)
+    assert code == 0, err
+    assert len(calls) == probes

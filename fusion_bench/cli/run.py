@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .. import launch
 from .app import State, cli
 from .options import (
     build_run_config,
@@ -64,12 +65,13 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
     reg = state.registry
     trackers = parse_log(log)  # an unknown name or a missing library: before any training
     store = ResultsStore(out)
-    store.check_writable()  # before any training
+    if launch.env_rank() == 0:  # before any training; torchrun: rank 0 alone writes (and probes, as
+        store.check_writable()  # two ranks probing one new folder would remove it under each other)
     set_threads(threads)
     from .. import distributed  # torch: after the checks, which a mistake fails at once
     from ..runs import run_and_store
     from .progress import run_events
-    if distributed.env_rank() != 0:  # torchrun: rank 0 shows, tracks and writes; this one trains
+    if launch.env_rank() != 0:  # torchrun: rank 0 shows, tracks and writes; this one trains
         try:
             run_and_store(cfg, reg, store, None, keep_model=not no_model, restart=restart,
                           keep_checkpoint=keep_checkpoint)
