@@ -341,12 +341,17 @@ class MMSADataset:
                for v in np.asarray(d["id"]).reshape(-1)]
         if len(ids) != n:
             raise DataError(f"{self._where(split, 'id')}: {len(ids)} ids for {n} utterances")
-        seen: dict[str, int] = {}
-        for i, v in enumerate(ids):  # a repeated id gets a suffix: predictions are keyed by name
-            seen[v] = seen.get(v, 0) + 1
-            if seen[v] > 1:
-                ids[i] = f"{v}#{seen[v]}"
-        return ids
+        # a repeated id gets a suffix (predictions are keyed by name) that no id of the split has
+        used: set[str] = set()
+        reserved, out = set(ids), []
+        for v in ids:
+            name, k = v, 1
+            while name in used or (name != v and name in reserved):
+                k += 1
+                name = f"{v}#{k}"
+            used.add(name)
+            out.append(name)
+        return out
 
     # -- the dataset contract ------------------------------------------------------------------
     def splits(self) -> dict[str, list[Video]]:

@@ -235,3 +235,12 @@ def test_info_and_fingerprint(tmp_path):
     assert other != info["fingerprint"]
     (tmp_path / "z.pkl").write_bytes(p.read_bytes())  # another name, the same bytes
     assert MMSADataset(tmp_path / "z.pkl").info()["fingerprint"] == info["fingerprint"]
+
+
+def test_repeated_ids_get_suffixes_that_no_id_has(tmp_path):
+    # predictions are keyed by name: ["a", "a", "a#2"] must not give two "a#2"
+    p, _ = _file(tmp_path)
+    data = pickle.loads(p.read_bytes())
+    data["test"]["id"] = np.array(["a", "a", "a#2"])
+    names = [v.name for v in MMSADataset(_edit(tmp_path, data)).splits()["test"]]
+    assert names == ["a", "a#3", "a#2"]
