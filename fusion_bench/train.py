@@ -142,6 +142,11 @@ def batch_loss(model: torch.nn.Module, train: Windows, idx: torch.Tensor, cols: 
     f, k, y, ok = train.batch(mine, device)
     if cfg.modality_dropout > 0:  # missing modalities at training time
         k = drop_modalities(k, cfg.modality_dropout, seed, step, len(idx), distributed.shard)
+    if train.level == "sequence":
+        # a window that shows no frame (every modality missing there, or dropped) pools nothing:
+        # its prediction says nothing of its sequence, so it is not fitted (predict gives it
+        # weight 0 likewise)
+        ok = ok & torch.stack(list(k.values())).any(0).any(1, keepdim=True)
     with distributed.lockstep():
         # (b, L, len(cols)); sequence level (b, 1, len(cols)): one per window
         out = model(f, k, train.present_of(mine, device))

@@ -184,6 +184,24 @@ def test_the_batch_loss_at_sequence_level_is_ccc_over_the_batchs_sequences():
     assert float(mse_loss(out, y, ok)) == pytest.approx(0.02, abs=1e-7)
 
 
+def test_a_window_that_shows_no_frame_is_not_fitted():
+    # sequence b's window has its modality missing at every frame: pooled, it is nothing, and
+    # the batch loss leaves it out (mse over a and c only: (0.2-0.1)² and (0.9-0.5)², mean 0.085)
+    from fusion_bench.config import TrainConfig
+    from fusion_bench.train import batch_loss
+
+    videos = [seq("a", 4, [0.1]), seq("b", 4, [0.7], mask=[False] * 4), seq("c", 4, [0.5])]
+    w = make_windows(videos, ("visual",), 4, 4, level="sequence")
+
+    class Fixed(nn.Module):  # predicts 0.2, 0.3, 0.9 for the windows in order
+        def forward(self, feats, masks, present=None):
+            return torch.tensor([[[0.2]], [[0.3]], [[0.9]]])
+
+    cfg = TrainConfig(loss="mse")
+    loss = batch_loss(Fixed(), w, torch.arange(3), torch.tensor([0]), cfg, 0, 0, torch.device("cpu"))
+    assert float(loss) == pytest.approx((0.01 + 0.16) / 2)
+
+
 # -- the ridge row on each sequence's time-averaged features ------------------------------------
 def test_sequence_means_average_over_the_frames_a_modality_is_present():
     x = np.array([[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], np.float32)
