@@ -177,19 +177,27 @@ def dataset_label_level(ds) -> str:
     return str(level)
 
 
-def dataset_label_range(ds) -> tuple[float, float]:
-    """The label range ``(lo, hi)`` of dataset ``ds``: its ``label_range``, :data:`LABEL_RANGE`
-    when it has none; :class:`DataError` naming the dataset unless it is two finite numbers
-    lo < hi whose interval leaves out the invalid marker -5."""
-    where = f"dataset {getattr(ds, 'name', ds)!r}"
-    value = getattr(ds, "label_range", LABEL_RANGE)
+def check_label_range(value, what: str, error: type[Exception] = DataError
+                      ) -> tuple[float, float]:
+    """``value`` as a label range ``(lo, hi)``: two finite numbers lo < hi whose interval leaves
+    out the invalid marker -5; otherwise ``error`` (a dataset's attribute: DataError; an option:
+    ConfigError) naming ``what`` (``dataset 'x': label_range``, ``dataset.csd.label_range``).
+    The one rule for a dataset's ``label_range`` and the readers'
+    ``label_range`` options."""
     try:
         lo, hi = (float(x) for x in value)
     except (TypeError, ValueError):
-        raise DataError(f"{where}: label_range must be two numbers (lo, hi); got {value!r}") from None
+        raise error(f"{what} must be two numbers (lo, hi); got {value!r}") from None
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise DataError(f"{where}: label_range must be two finite numbers lo < hi; got {value!r}")
+        raise error(f"{what} must be two finite numbers lo < hi, e.g. -3,3; got {value!r}")
     if lo <= INVALID_LABEL <= hi:
-        raise DataError(f"{where}: label_range {value!r} contains the invalid marker -5, so an "
-                        "invalid label could not be told from a real one; narrow the range")
+        raise error(f"{what} {value!r} contains the invalid marker -5, so an "
+                    "invalid label could not be told from a real one; narrow the range")
     return lo, hi
+
+
+def dataset_label_range(ds) -> tuple[float, float]:
+    """The label range ``(lo, hi)`` of dataset ``ds``: its ``label_range``, :data:`LABEL_RANGE`
+    when it has none, checked by :func:`check_label_range` (DataError naming the dataset)."""
+    return check_label_range(getattr(ds, "label_range", LABEL_RANGE),
+                             f"dataset {getattr(ds, 'name', ds)!r}: label_range")

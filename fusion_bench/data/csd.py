@@ -51,8 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError, Note
-from . import Video, check_targets
-from .mmsa import check_range
+from . import Video, check_label_range, check_targets
 
 VERSION = "1"
 EPSILON = 1e-5  # the SDK's: intervals closer than this are the same instant
@@ -72,7 +71,7 @@ class CSDOptions:
     nonfinite: str = "refuse"  # NaN/inf in a frame's features: refuse, or zero
 
     def check(self) -> None:
-        check_range(self.label_range, "dataset.csd.label_range")
+        check_label_range(self.label_range, "dataset.csd.label_range", ConfigError)
         if self.nonfinite not in ("refuse", "zero"):
             raise ConfigError(f"dataset.csd.nonfinite must be refuse or zero; got {self.nonfinite!r}")
 
@@ -245,7 +244,7 @@ class CSDDataset:
             raise DataError(f"{self.label_file}: no labels file; set dataset.csd.labels to the "
                             "labels' .csd (e.g. CMU_MOSI_Opinion_Labels.csd)")
         self.columns, self.targets = self._targets(labels)
-        self.label_range = check_range(o.label_range, "dataset.csd.label_range")
+        self.label_range = check_label_range(o.label_range, "dataset.csd.label_range", ConfigError)
         seqs = {m: read_csd(p) for m, p in self.files.items()}
         self.dims = {m: s.dim for m, s in seqs.items()}
         for m, d in self.dims.items():

@@ -57,7 +57,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, Note
 from ..files import atomic_write_bytes, atomic_write_text
-from . import TARGETS, Video
+from . import TARGETS, Video, check_label_range
 from .folder import USUAL_ORDER, folder_modalities, format_problem  # noqa: F401 - re-exported
 from .labels import folder_targets, read_labels, write_labels
 from .sequence_labels import FILE as SEQUENCE_LABELS
@@ -227,10 +227,8 @@ class FeaturesDataset:
     def __init__(self, root: str | Path, modalities: tuple[str, ...] | None = None,
                  options: FeaturesOptions | None = None):
         """``modalities``: those a run uses; None: every one the folder has."""
-        from .mmsa import check_range
-
-        self.label_range = check_range((options or FeaturesOptions()).label_range,
-                                       "dataset.features.label_range")
+        self.label_range = check_label_range((options or FeaturesOptions()).label_range,
+                                             "dataset.features.label_range", ConfigError)
         if not str(root):
             raise ConfigError(f"dataset {self.name!r} reads a folder: give --root DIR")
         self.root = Path(root)

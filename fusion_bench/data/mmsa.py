@@ -50,7 +50,6 @@ containers; a pickle that names anything else is refused before it runs).
 from __future__ import annotations
 
 import hashlib
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError, Note
-from . import Video, check_targets
+from . import Video, check_label_range, check_targets
 from .safe_pickle import load
 
 VERSION = "1"
@@ -87,19 +86,11 @@ class MMSAOptions:
         if self.targets and len(self.targets) != len(self.labels):
             raise ConfigError(f"dataset.mmsa.targets names {len(self.targets)} target(s) for "
                               f"{len(self.labels)} label key(s) {','.join(self.labels)}; name one each")
-        check_range(self.label_range, "dataset.mmsa.label_range")
+        check_label_range(self.label_range, "dataset.mmsa.label_range", ConfigError)
         if self.text_key == "text_bert":
             raise ConfigError("dataset.mmsa.text_key: text_bert holds BERT's token ids, attention "
                               "mask and segment ids, not features; use text (the text model's "
                               "features), or leave text out of data.modalities")
-
-
-def check_range(r, key: str) -> tuple[float, float]:
-    """``r`` as (lo, hi) with lo < hi, both finite; ConfigError naming ``key`` otherwise."""
-    if len(r) != 2 or not all(math.isfinite(x) for x in r) or not r[0] < r[1]:
-        raise ConfigError(f"{key} must be two finite numbers lo,hi with lo < hi, e.g. -3,3; "
-                          f"got {','.join(map(str, r))}")
-    return float(r[0]), float(r[1])
 
 
 def target_name(key: str) -> str:
@@ -148,7 +139,8 @@ class MMSADataset:
             raise ConfigError(f"dataset 'mmsa' has modalities visual, audio, text; got "
                               f"{', '.join(map(repr, unknown))} in data.modalities")
         self.modalities = tuple(modalities)
-        self.label_range = check_range(self.options.label_range, "dataset.mmsa.label_range")
+        self.label_range = check_label_range(self.options.label_range, "dataset.mmsa.label_range",
+                                             ConfigError)
         self.targets = check_targets(self.options.targets or tuple(map(target_name, self.options.labels)),
                                      "dataset.mmsa.targets")
         if not self.path.is_file():
