@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never a torn one.
+"""Atomic file writes: a reader sees the old file or the new one, never a torn one; and the
+SHA-256 of a file or folder (:func:`file_sha256`).
 
 Standard library only (the floor: nothing in fusion_bench is imported here).
 """
@@ -6,6 +7,7 @@ Standard library only (the floor: nothing in fusion_bench is imported here).
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -182,3 +184,17 @@ def _claim_is_stale(holder: dict, mine: dict, stale_after_s: float) -> bool:
             return False  # exists, another user's
         return False
     return mine["time"] - float(holder.get("time", 0)) > stale_after_s
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, or of every file under a folder (sorted relative paths and contents)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in files:
+        if path.is_dir():
+            h.update(str(p.relative_to(path)).encode())
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()

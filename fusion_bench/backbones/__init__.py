@@ -17,7 +17,6 @@ This module imports no heavy package; each backbone imports its library inside i
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FusionBenchError
+from ..files import file_sha256  # noqa: F401 - the backbones import it from here
 
 
 class WeightsError(FusionBenchError):
@@ -55,20 +55,6 @@ class Media:
     audio: np.ndarray | None = None
     sample_rate: int = 16000
     words: list[tuple[str, float, float]] = field(default_factory=list)
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, or of every file under a folder (sorted relative paths and contents)."""
-    path = Path(path)
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in files:
-        if path.is_dir():
-            h.update(str(p.relative_to(path)).encode())
-        with p.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_weights(kind: str, model: str, weights: str | None, random_init: bool,

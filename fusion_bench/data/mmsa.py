@@ -49,7 +49,6 @@ containers; a pickle that names anything else is refused before it runs).
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError, Note
+from ..files import file_sha256
 from . import Video, check_label_range, check_targets
 from .safe_pickle import load
 
@@ -103,15 +103,6 @@ def target_name(key: str) -> str:
     return key
 
 
-def file_fingerprint(path: Path) -> str:
-    """16 hex digits of the SHA-256 of the file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def _span(mask: np.ndarray) -> tuple[int, int]:
     """(first, last + 1) of the True steps of ``mask`` (L,); (0, 0) when there is none."""
     idx = np.flatnonzero(mask)
@@ -146,7 +137,7 @@ class MMSADataset:
         if not self.path.is_file():
             raise DataError(f"{self.path}: " + ("is a folder; give the pickled feature file itself "
                                                 "(--root FILE.pkl)" if self.path.is_dir() else "file does not exist"))
-        self._fingerprint = file_fingerprint(self.path)
+        self._fingerprint = file_sha256(self.path)[:16]  # of the file's bytes
         data = load(self.path)
         if not isinstance(data, dict):
             raise DataError(f"{self.path}: expected a dict with train, valid and test; got a "
