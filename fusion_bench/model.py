@@ -38,15 +38,11 @@ class MaskedBatchNorm(nn.BatchNorm1d):
         w = present.unsqueeze(1).to(x.dtype)  # (B, 1, L)
         # a masked_fill, not a product: inf/NaN in a padded position cannot reach the sums
         xr = x.masked_fill(~present.unsqueeze(1), 0.0)
-        if synced:  # the global batch's statistics (fusion_bench.distributed), two reductions
-            s = distributed.sum_across(torch.cat([w.sum().reshape(1), xr.sum((0, 2))]))
-            n, mean = s[0], s[1:] / s[0].clamp(min=1)
-            var = distributed.sum_across(((xr - mean[:, None]) ** 2 * w).sum((0, 2))) \
-                / n.clamp(min=1)
-        else:
-            n = w.sum()
-            mean = xr.sum((0, 2)) / n.clamp(min=1)
-            var = ((xr - mean[:, None]) ** 2 * w).sum((0, 2)) / n.clamp(min=1)
+        # sums over this batch; on several ranks, sum_across adds them up into the global
+        # batch's (fusion_bench.distributed; it is the identity in one process)
+        s = distributed.sum_across(torch.cat([w.sum().reshape(1), xr.sum((0, 2))]))
+        n, mean = s[0], s[1:] / s[0].clamp(min=1)
+        var = distributed.sum_across(((xr - mean[:, None]) ** 2 * w).sum((0, 2))) / n.clamp(min=1)
         if self.track_running_stats and self.running_mean is not None \
                 and self.running_var is not None and self.num_batches_tracked is not None:
             with torch.no_grad():
