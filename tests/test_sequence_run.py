@@ -112,19 +112,10 @@ def test_an_mmsa_run_scores_on_the_sentiment_scale(cli_run, tmp_path):
 def test_predict_writes_one_row_per_sequence(cli_run, tmp_path):
     """fusion-bench predict with a model of a labels.csv folder: each video read as one sequence
     (arrays of different lengths), one prediction row each, as the run scored it."""
-    from fusion_bench.data.features import write_modality, write_splits
+    from .data.test_readers_cli import SMALL, labels_csv_folder
 
-    from .data.test_readers_cli import SMALL
-
-    rng, root, rows = np.random.default_rng(2), tmp_path / "f", ["video,valence,arousal"]
-    names = [f"u{i:02d}" for i in range(16)]
-    for v in names:
-        y = rng.uniform(-1, 1, 2)
-        write_modality(root, "audio", v, rng.normal(size=(rng.integers(3, 12), 4)) + y[0])
-        write_modality(root, "visual", v, rng.normal(size=(rng.integers(3, 12), 3)) + y[1])
-        rows.append(f"{v},{y[0]:.3f},{y[1]:.3f}")
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    write_splits(root, {"train": names[:8], "val": names[8:12], "test": names[12:]})
+    root = tmp_path / "f"
+    names = labels_csv_folder(root)
     out = tmp_path / "res"
     code, _, err = cli_run("run", "--root", root, "--out", out, *SMALL)
     assert code == 0, err

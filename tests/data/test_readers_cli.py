@@ -9,7 +9,6 @@ import pickle
 import numpy as np
 import pytest
 
-import fusion_bench.data
 from fusion_bench.data.features import write_modality, write_splits
 
 from .test_csd import _folder as csd_folder
@@ -17,9 +16,6 @@ from .test_mmsa import _split
 from .test_safe_pickle import _Marker
 
 # training at sequence level is the seq branch's part of issue 18; these run once it is on main
-needs_sequence_training = pytest.mark.skipif(
-    not hasattr(fusion_bench.data, "dataset_label_level"),
-    reason="sequence-level training is not on this branch yet")
 SMALL = ["--set", "train.epochs=2", "--set", "encoder.channels=8", "--set", "encoder.levels=2", "--quiet"]
 
 
@@ -40,7 +36,6 @@ def _mmsa_file(tmp_path):
     return p
 
 
-@needs_sequence_training
 def test_run_on_an_mmsa_pickle(cli_run, tmp_path):
     out = tmp_path / "res"
     code, stdout, err = cli_run("run", "--dataset", "mmsa", "--root", _mmsa_file(tmp_path),
@@ -51,7 +46,6 @@ def test_run_on_an_mmsa_pickle(cli_run, tmp_path):
     assert "sentiment" in rec["metrics"]["test"]
 
 
-@needs_sequence_training
 def test_run_on_csd_sequences(cli_run, tmp_path):
     (tmp_path / "csd").mkdir()
     root = csd_folder(tmp_path / "csd", videos=("a", "b", "c", "d"))
@@ -62,18 +56,25 @@ def test_run_on_csd_sequences(cli_run, tmp_path):
     assert rec["dataset"]["name"] == "csd" and rec["dataset"]["videos"] == {"train": 2, "val": 2, "test": 4}
 
 
-@needs_sequence_training
-def test_run_on_a_features_folder_with_labels_csv(cli_run, tmp_path):
-    out = tmp_path / "res"
-    rng, root, rows = np.random.default_rng(2), tmp_path / "f", ["video,valence,arousal"]
+def labels_csv_folder(root) -> list[str]:
+    """A features folder with one label row per video (labels.csv): 16 videos u00..u15, audio
+    (4-d) and visual (3-d) of 3-11 rows each, its own number per modality, the features offset
+    by the labels; train u00-u07, val u08-u11, test u12-u15. Returns the video names."""
+    rng, rows = np.random.default_rng(2), ["video,valence,arousal"]
     names = [f"u{i:02d}" for i in range(16)]
-    for v in names:  # each modality its own number of rows
+    for v in names:
         y = rng.uniform(-1, 1, 2)
         write_modality(root, "audio", v, rng.normal(size=(rng.integers(3, 12), 4)) + y[0])
         write_modality(root, "visual", v, rng.normal(size=(rng.integers(3, 12), 3)) + y[1])
         rows.append(f"{v},{y[0]:.3f},{y[1]:.3f}")
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
     write_splits(root, {"train": names[:8], "val": names[8:12], "test": names[12:]})
+    return names
+
+
+def test_run_on_a_features_folder_with_labels_csv(cli_run, tmp_path):
+    out, root = tmp_path / "res", tmp_path / "f"
+    labels_csv_folder(root)
     code, stdout, err = cli_run("run", "--root", root, "--out", out, *SMALL)
     assert code == 0, err
     assert set(_record(out)["metrics"]["test"]) >= {"valence", "arousal"}
