@@ -35,6 +35,7 @@ from .evaluate import predict, score
 from .events import EpochEnd, StepEnd
 from .metrics import ccc_loss, mse_loss
 from .modality_dropout import drop_modalities
+from .model import observed
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
@@ -146,7 +147,7 @@ def batch_loss(model: torch.nn.Module, train: Windows, idx: torch.Tensor, cols: 
         # a window that shows no frame (every modality missing there, or dropped) pools nothing:
         # its prediction says nothing of its sequence, so it is not fitted (predict gives it
         # weight 0 likewise)
-        ok = ok & torch.stack(list(k.values())).any(0).any(1, keepdim=True)
+        ok = ok & observed(k, k).any(1, keepdim=True)
     with distributed.lockstep():
         # (b, L, len(cols)); sequence level (b, 1, len(cols)): one per window
         out = model(f, k, train.present_of(mine, device))
