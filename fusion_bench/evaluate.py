@@ -14,6 +14,7 @@ import torch
 
 from .data import TARGETS, Video
 from .data.windows import Windows
+from .heads import observed
 from .metrics import ccc
 
 
@@ -27,7 +28,7 @@ def predict(model: torch.nn.Module, windows: Windows, videos: list[Video], devic
 
     Sequence level (``windows.level`` "sequence"): one prediction per sequence, float64
     (1, n_out): the mean of its windows' pooled predictions weighted by each window's valid
-    frames, those the head pooled (some modality present: :func:`fusion_bench.model.observed`),
+    frames, those the head pooled (some modality present: :func:`fusion_bench.heads.observed`),
     so a window that saw 40 frames of the sequence counts twice one that saw 20. A sequence
     whose windows saw no frame at all gets their plain mean.
     """
@@ -43,8 +44,9 @@ def predict(model: torch.nn.Module, windows: Windows, videos: list[Video], devic
         f, k, _, _ = windows.batch(idx, device)
         if seq:  # the pooling must leave the padding out
             out = model(f, k, windows.present_of(idx, device)).double().cpu().numpy()  # (b, 1, n_out)
-            seen = torch.stack([windows.masks[m][idx] for m in windows.masks]).any(0)
-            weight = (seen & windows.present[idx]).sum(1).double().numpy()  # (b,) valid frames
+            seen = observed({m: x[idx] for m, x in windows.masks.items()}, windows.masks,
+                            windows.present[idx])
+            weight = seen.sum(1).double().numpy()  # (b,) the frames the head pooled
         else:
             out = model(f, k).double().cpu().numpy()  # (b, L, n_out)
         for j, w in enumerate(idx.tolist()):

@@ -50,7 +50,7 @@ class SequenceHead(nn.Module):
 
     The window's fused frames are pooled over its valid frames only (the model passes the
     frames of the sequence where some modality is present,
-    :func:`fusion_bench.model.observed`: the zero padding past its end never enters), then
+    :func:`observed`: the zero padding past its end never enters), then
     :class:`RegressionHead`:
 
     * ``pooling="mean"``: p = Σ_t valid_t x_t / Σ_t valid_t;
@@ -85,3 +85,12 @@ class SequenceHead(nn.Module):
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.pool(x, valid).unsqueeze(1))
+
+
+def observed(masks: dict[str, torch.Tensor], modalities,
+             present: torch.Tensor | None = None) -> torch.Tensor:
+    """bool ``(B, L)``: the frames a sequence head pools, those where at least one of
+    ``modalities`` is present (its mask True; masks are False on padding already), and
+    ``present`` where given. A frame no modality shows carries nothing of the sequence."""
+    seen = torch.stack([masks[m] for m in modalities]).any(0)
+    return seen if present is None else seen & present

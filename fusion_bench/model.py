@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from . import distributed
 from .config import RunConfig
 from .errors import ConfigError, PluginError
-from .heads import RegressionHead, SequenceHead
+from .heads import RegressionHead, SequenceHead, observed
 from .options import check_channels, plugin_options
 from .protocols import Encoder
 
@@ -56,14 +56,6 @@ class MaskedBatchNorm(nn.BatchNorm1d):
         if self.affine:
             y = y * self.weight[:, None] + self.bias[:, None]
         return y
-
-
-def observed(masks: dict[str, Tensor], modalities, present: Tensor | None = None) -> Tensor:
-    """bool ``(B, L)``: the frames a sequence head pools, those where at least one of
-    ``modalities`` is present (its mask True; masks are False on padding already), and
-    ``present`` where given. A frame no modality shows carries nothing of the sequence."""
-    seen = torch.stack([masks[m] for m in modalities]).any(0)
-    return seen if present is None else seen & present
 
 
 class FusionModel(nn.Module):

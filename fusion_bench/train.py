@@ -33,9 +33,9 @@ from .data.windows import Windows
 from .errors import DataError
 from .evaluate import predict, score
 from .events import EpochEnd, StepEnd
+from .heads import observed
 from .metrics import ccc_loss, mse_loss
 from .modality_dropout import drop_modalities
-from .model import observed
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
