@@ -1,4 +1,7 @@
-"""Exceptions a user can cause. The CLI prints them as one line and exits non-zero."""
+"""Exceptions a user can cause. The CLI prints them as one line and exits non-zero; warnings too
+are one line (:func:`one_line_warning`), in the CLI's process and in a sweep's workers."""
+
+import sys
 
 
 class FusionBenchError(Exception):
@@ -26,6 +29,14 @@ class StorageError(FusionBenchError):
 class Note(UserWarning):
     """Something the user should know that is no error (an ignored metadata key): a warning the
     CLI prints as one line, ``note: ...``."""
+
+
+def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A ``warnings.showwarning`` that prints ``warning: <message>`` (``note: ...`` for a
+    :class:`Note`) as one line, without Python's file, line number and source line: what the CLI
+    shows unless ``--debug``, and what a sweep's worker processes show when their driver does."""
+    kind = "note" if issubclass(category, Note) else "warning"
+    print(f"{kind}: {message}", file=sys.stderr if file is None else file, flush=True)
 
 
 def out_of_memory(e: BaseException) -> bool:

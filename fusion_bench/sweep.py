@@ -32,7 +32,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from .artifacts import PENDING, write_run
 from .checkpoint import Checkpoints
 from .config import RunConfig, build_config
-from .errors import ConfigError, FusionBenchError
+from .errors import ConfigError, FusionBenchError, one_line_warning
 from .events import Events, eta
 from .options import data_version, hashes
 from .ray_executor import Resources
@@ -261,11 +261,15 @@ def worker_registry(spec: RegistrySpec):
 
 
 def work(cfg: RunConfig, spec: RegistrySpec, threads: int,
-         checkpoints: Checkpoints | None = None) -> Outcome:
+         checkpoints: Checkpoints | None = None, one_line: bool = False) -> Outcome:
     """Run ``cfg`` in a worker process with ``threads`` torch threads; never writes a record
-    (only its checkpoint, into ``checkpoints``)."""
+    (only its checkpoint, into ``checkpoints``). ``one_line``: print warnings as the driver's
+    CLI does, one line each (:func:`fusion_bench.errors.one_line_warning`), not in Python's
+    form with a file, line number and source line (a spawned worker starts with Python's)."""
     import torch
 
+    if one_line:
+        warnings.showwarning = one_line_warning
     torch.set_num_threads(threads)
     try:
         reg = worker_registry(spec)
@@ -318,7 +322,8 @@ def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | Non
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
                                mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(os.getpid(),))
-    futures = {pool.submit(work, cfg, spec, threads, checkpoints): cfg for cfg in todo}
+    one_line = warnings.showwarning is one_line_warning  # the CLI without --debug
+    futures = {pool.submit(work, cfg, spec, threads, checkpoints, one_line): cfg for cfg in todo}
     finished = False
     try:
         for fut in as_completed(futures):
@@ -355,12 +360,13 @@ def _ray_outcomes(todo: list, spec: RegistrySpec, jobs: int | None,
         return
     from .ray_executor import Session, run_outcomes, wants_cuda
 
+    one_line = warnings.showwarning is one_line_warning  # the CLI without --debug
     with Session([p for p in spec.plugins if p.endswith(".py")]) as session:
         shipped = dataclasses.replace(spec, sources=session.sources, shipped=session.shipped
                                       and os.path.basename(session.shipped))
         yield from run_outcomes(  # type: ignore[misc]
             session, todo, key=lambda c: str(id(c)), work=work,
-            args=lambda c, n: (c, shipped, n, checkpoints), lost=Outcome.failure, jobs=jobs,
+            args=lambda c, n: (c, shipped, n, checkpoints, one_line), lost=Outcome.failure, jobs=jobs,
             resources=resources, gpu_wanted=lambda c: wants_cuda(c.device), threads=threads,
             echo=echo)
         retried.update(session.retried())

@@ -1,5 +1,6 @@
 import csv
 import io
+import os
 import re
 import sqlite3
 import sys
@@ -296,3 +297,35 @@ def test_a_finished_sweep_reruns_nothing_and_opens_no_dataset(tmp_path, cli_run,
     monkeypatch.setattr("fusion_bench.runs.open_dataset", unreachable)
     code, out, err = cli_run(*args)  # e.g. on a machine without the feature cache
     assert code == 0 and "0 run, 1 already stored" in out, err
+
+
+WARNER = (  # a fusion plugin whose every build warns, in whichever process builds it
+    "import warnings\nimport fusion_bench\nfrom fusion_bench.fusions.concat import Concat\n\n"
+    "class Warner(Concat):\n    description = 'test-only: concat that warns when built'\n"
+    "    def __init__(self, dims, seq_len):\n"
+    "        warnings.warn('warner: built once per run', UserWarning)\n"
+    "        super().__init__(dims, seq_len)\n\n"
+    "@fusion_bench.hookimpl\ndef register_fusions(register):\n    register('warner', Warner)\n")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_warning_in_a_sweep_worker_is_one_line_as_in_the_cli(tmp_path, debug):
+    """Spawned workers start with Python's warning format (file, line number, source line); they
+    take the CLI's one-line form unless --debug, which keeps Python's form in both."""
+    import subprocess
+
+    plugin = tmp_path / "warner.py"
+    plugin.write_text(WARNER)
+    cmd = [sys.executable, "-m", "fusion_bench.cli", *(["--debug"] if debug else []),
+           "--plugin", str(plugin), "sweep", "--fusion", "warner", "--seeds", "2", "--jobs", "2",
+           "--out", str(tmp_path / "store"), *TINY_SETS]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr
+    said = [line for line in p.stderr.splitlines() if "built once per run" in line]
+    if debug:  # Python's form: the file and line, then the source line
+        assert len([s for s in said if "warner.py:8: UserWarning: warner:" in s]) == 2, p.stderr
+        assert "  warnings.warn('warner: built once per run'" in p.stderr
+    else:  # one line per run, each run trained in a worker process
+        assert said == ["warning: warner: built once per run"] * 2, p.stderr
+        assert "warnings.warn(" not in p.stderr and "warner.py" not in p.stderr, p.stderr

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .. import __version__
-from ..errors import FusionBenchError, Note, out_of_memory
+from ..errors import FusionBenchError, one_line_warning, out_of_memory
 
 if TYPE_CHECKING:  # imported inside State.registry at run time (see above)
     from ..plugins import Registry
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     builtin_commands = dict(cli.commands)
     shown = warnings.showwarning
     if not debug:  # a warning is one line, as an error is; --debug keeps Python's form
-        warnings.showwarning = _one_line_warning
+        warnings.showwarning = one_line_warning
     on_term = _handle_sigterm()
     try:
         _load_plugin_verbs(argv)
@@ -246,7 +246,3 @@ def _handle_sigterm():
         return None
     return signal.signal(signal.SIGTERM, _raise_terminated)
 
-
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """``warning: ...``, or ``note: ...`` for a :class:`fusion_bench.errors.Note` (no error)."""
-    click.echo(f"{'note' if issubclass(category, Note) else 'warning'}: {message}", err=True)
