@@ -125,3 +125,15 @@ def test_records_round_trip_as_json(records):
     # what the table reads survives the store's JSON (no tuples or tensors left behind)
     rec = json.loads(json.dumps(records["rcma"], default=str))
     assert bench_table.table([rec])[1] == bench_table.table([records["rcma"]])[1]
+
+
+@pytest.mark.parametrize("name, want", [
+    ("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb-hbm3"),
+    ("Intel(R) Xeon(R) Processor", "intel-xeon-processor"),
+    ("Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz", "intel-core-i7-8650u-cpu-1-90ghz"),
+    ("AMD EPYC", "amd-epyc"),
+    ("Ryzen™ 9 7950X", "ryzen-9-7950x"),
+    ("(R)", "device"),  # nothing left: still a file name
+])
+def test_a_device_name_becomes_a_file_name_without_trademark_signs(name, want):
+    assert bench_table.slug(name) == want

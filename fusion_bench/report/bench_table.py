@@ -49,8 +49,11 @@ def device_name(rec: dict) -> str:
 
 
 def slug(text: str) -> str:
-    """A file-name-safe lower-case form: "NVIDIA H100 80GB HBM3" → "nvidia-h100-80gb-hbm3"."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "device"
+    """A file-name-safe lower-case form: "NVIDIA H100 80GB HBM3" → "nvidia-h100-80gb-hbm3";
+    trademark signs, which CPU names carry, are dropped: "Intel(R) Xeon(R) Processor" →
+    "intel-xeon-processor"."""
+    text = re.sub(r"\((r|tm|c)\)|[®™©]", " ", text.lower())
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "device"
 
 
 def workload(rec: dict) -> tuple:
