@@ -66,7 +66,7 @@ def test_old_and_new_record_layouts_of_one_configuration_share_a_row():
 
     from fusion_bench.config import RunConfig
 
-    folder = ROOT / "synthetic-cpu"
+    folder = ROOT / "synthetic-cpu-long"  # records of 2026-11-30, in the layout of that day
     old = next(r for r in ResultsStore(folder).records() if r["config"]["model"]["fusion"] == "rcma")
     assert "synthetic" in old["config"] and "dataset" not in old["config"]
     new = copy.deepcopy(old)
