@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from .config import RunConfig
 from .config.schema import WINDOW_RULE_VERSION
 from .data import Video
@@ -40,8 +42,19 @@ def resolve(cfg: RunConfig, splits: dict[str, list[Video]], level: str = "frame"
     return dataclasses.replace(cfg, data=dataclasses.replace(d, window=w, hop=h, eval_hop=e))
 
 
-def _split(videos: list[Video], windows: Windows) -> dict:
+def _unseen(v: Video, mods: list[str], level: str) -> int:
+    """Labelled frames of ``v`` that no modality of ``mods`` shows (at sequence level: 1 if the
+    sequence is labelled and no modality shows any of its frames)."""
+    shown = np.logical_or.reduce([v.masks[m] for m in mods]) if mods else np.zeros(v.n_frames, bool)
+    if level == "sequence":
+        return int(bool(v.valid.any()) and not shown.any())
+    return int((v.valid & ~shown).sum())
+
+
+def _split(videos: list[Video], windows: Windows, level: str = "frame") -> dict:
     lengths = sorted(v.n_frames for v in videos)
+    mods = list(windows.masks)  # the run's modalities
+    frames = max(1, sum(lengths))
     return {
         "sequences": len(videos),
         "frames": int(sum(lengths)),
@@ -52,13 +65,19 @@ def _split(videos: list[Video], windows: Windows) -> dict:
         "shorter_than_window": sum(n < windows.present.shape[1] for n in lengths),
         "windows": len(windows),
         "padding": windows.padding_share(),
+        "present": {m: sum(int(v.masks[m].sum()) for v in videos) / frames for m in mods},
+        # a labelled frame no modality shows can only get a constant prediction (the model's and
+        # the ridge row's alike), and it is scored: say how many there are
+        "labelled_unseen": sum(_unseen(v, mods, level) for v in videos),
     }
 
 
 def data_summary(given: RunConfig, cfg: RunConfig, splits: dict[str, list[Video]],
                  wins: dict[str, Windows], level: str = "frame") -> dict:
     """The record's ``data_summary``: per split, sequences and frames (with the shortest, median
-    and longest), windows and the share of window positions that are padding; the window and
+    and longest), windows and the share of window positions that are padding, each modality's
+    share of frames present (``present``) and the labelled frames no modality shows
+    (``labelled_unseen``: any model can only predict a constant there); the window and
     hops the run used and which of them the rule derived; the training schedule (steps per
     epoch, epochs, steps in all; per trained model); at sequence level ``label_level`` (and
     ``labelled_frames`` counts labelled sequences). ``given``: the configuration as set;
@@ -67,7 +86,7 @@ def data_summary(given: RunConfig, cfg: RunConfig, splits: dict[str, list[Video]
     derived = given.data.derived()
     return {
         **({"label_level": level} if level != "frame" else {}),
-        "splits": {s: _split(splits[s], wins[s]) for s in splits},
+        "splits": {s: _split(splits[s], wins[s], level) for s in splits},
         "window": cfg.data.window,
         "hop": cfg.data.hop,
         "eval_hop": cfg.data.hop_for("test"),

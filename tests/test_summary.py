@@ -71,3 +71,34 @@ def test_the_cli_prints_the_summary_and_a_warning_as_one_line(cli_run, tiny_args
     assert record["training_warnings"][0]["kind"] == "under-trained"
     assert record["data_summary"]["window"] == 64
     assert record["config"]["data"]["window"] == 0  # the configuration as given; the hash's
+
+
+def test_the_summary_counts_labelled_frames_no_modality_shows():
+    """Per split: each modality's share of frames present, and the labelled frames that no
+    modality shows (a constant prediction there), by hand; at sequence level, the labelled
+    sequences no modality shows at all. Modalities the run does not use do not count."""
+    from fusion_bench.data import Video
+    from fusion_bench.summary import _split
+
+    def video(name, vis, aud, labels, extra=None):
+        n = len(vis)
+        feats = {"visual": np.zeros((n, 2), np.float32), "audio": np.zeros((n, 2), np.float32)}
+        masks = {"visual": np.array(vis, bool), "audio": np.array(aud, bool)}
+        if extra is not None:  # a third modality present everywhere, not used by the run
+            feats["text"], masks["text"] = np.zeros((n, 2), np.float32), np.ones(n, bool)
+        return Video(name, feats, masks, np.array(labels, np.float32).reshape(-1, 1))
+
+    a = video("a", [1, 1, 0, 0, 0, 1], [0, 1, 0, 0, 1, 0], [.1, .2, .3, -5, .5, .6], extra=True)
+    b = video("b", [0, 0, 0, 0], [0, 0, 1, 0], [-5, .1, .2, .3])
+    # a: frames 2 (labelled) and 3 (not) show nothing -> 1; b: frames 0 (not), 1, 3 -> 2
+    wins = make_windows([a, b], ("visual", "audio"), 4, 2)
+    got = _split([a, b], wins)
+    assert got["labelled_unseen"] == 3
+    assert got["present"] == {"visual": 3 / 10, "audio": 3 / 10}
+    # sequence level: a is shown somewhere, b too; a labelled sequence with nothing shown counts
+    seq = [video("c", [0, 0], [0, 0], [.4]), video("d", [0, 1], [0, 0], [.5]),
+           video("e", [0, 0], [0, 0], [-5])]
+    for v in seq:
+        v.labels = v.labels[:1]
+    sw = make_windows(seq, ("visual", "audio"), 2, 1, "sequence")
+    assert _split(seq, sw, "sequence")["labelled_unseen"] == 1  # c only (e has no label)

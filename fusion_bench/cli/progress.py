@@ -36,12 +36,17 @@ def summary_lines(summary: dict) -> list[str]:
     if summary.get("label_level") == "sequence":
         lines.append("  labels: one per sequence; the model pools each window into one "
                      "prediction, and every score is over sequences")
+    unit = "sequences" if summary.get("label_level") == "sequence" else "frames"
     for name, s in summary["splits"].items():
+        labelled = max(1, s["labelled_frames"])
         lines.append(
             f"  {name:<5} {s['sequences']:>5} sequences, {s['frames']:>7} frames "
             f"({s['min_frames']}/{s['median_frames']:g}/{s['max_frames']} min/median/max, "
             f"{s['shorter_than_window']} shorter than a window), {s['windows']:>6} windows, "
-            f"{s['padding']:.1%} padding")
+            f"{s['padding']:.1%} padding"
+            + (f"; {s['labelled_unseen']} labelled {unit} ({s['labelled_unseen'] / labelled:.1%}) "
+               "show no modality (a constant prediction there)"
+               if s.get("labelled_unseen") else ""))
     t = summary["schedule"]
     if t["mode"] == "steps":
         lines.append(f"training: {t['steps']} steps of {t['batch']} windows, validated every "
