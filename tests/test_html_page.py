@@ -118,7 +118,8 @@ def test_plots_are_embedded_when_matplotlib_is_there(records, monkeypatch, tmp_p
 
 
 def test_bench_tables_on_stdout_are_one_document(tmp_path, cli_run):
-    """The committed CPU throughput records: one page, one csv with a table column; no json."""
+    """The committed CPU throughput records (two devices, so two tables): one page with a table
+    each, one csv whose table column names each row's table; no json."""
     import csv
     import io
     from pathlib import Path
@@ -126,15 +127,17 @@ def test_bench_tables_on_stdout_are_one_document(tmp_path, cli_run):
     from fusion_bench.report import bench_table
 
     folder = Path(__file__).resolve().parent.parent / "leaderboards" / "throughput-cpu"
-    (name, recs), = bench_table.build_tables(ResultsStore(folder).records()).items()
+    tables = bench_table.build_tables(ResultsStore(folder).records())
+    assert len(tables) == 2  # the AMD EPYC and the Intel Xeon
     code, out, err = cli_run("leaderboard", "--bench", "--out", folder, "--format", "html")
-    assert code == 0 and out.startswith("<!DOCTYPE html>") and out.count("<table") == 1, err
-    assert parse(out).rows == bench_table.table(recs)[1]
+    assert code == 0 and out.startswith("<!DOCTYPE html>") and out.count("<table") == 2, err
+    assert parse(out).rows == [c for recs in tables.values() for c in bench_table.table(recs)[1]]
     code, out, err = cli_run("leaderboard", "--bench", "--out", folder, "--format", "csv")
     assert code == 0, err
     lines = list(csv.reader(io.StringIO(out)))
     assert lines[0] == ["table", *bench_table.HEADERS]
-    assert lines[1:] == [[name, *cells] for cells in bench_table.table(recs)[1]]
+    assert lines[1:] == [[name, *cells] for name, recs in tables.items()
+                         for cells in bench_table.table(recs)[1]]
     code, _, err = cli_run("leaderboard", "--bench", "--out", tmp_path, "--format", "json")
     assert code == 2 and "json is for run leaderboards" in err
 
