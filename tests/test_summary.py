@@ -102,3 +102,20 @@ def test_the_summary_counts_labelled_frames_no_modality_shows():
         v.labels = v.labels[:1]
     sw = make_windows(seq, ("visual", "audio"), 2, 1, "sequence")
     assert _split(seq, sw, "sequence")["labelled_unseen"] == 1  # c only (e has no label)
+
+
+def test_the_printed_summary_names_the_unseen_frames_only_when_there_are_some():
+    from fusion_bench.cli.progress import summary_lines
+
+    split = {"sequences": 2, "frames": 10, "labelled_frames": 8, "min_frames": 4,
+             "median_frames": 6.0, "max_frames": 6, "shorter_than_window": 0, "windows": 3,
+             "padding": 0.0, "present": {"visual": 0.3}, "labelled_unseen": 2}
+    summary = {"window": 4, "hop": 2, "eval_hop": 1, "derived": [], "window_rule": None,
+               "splits": {"train": split, "test": {**split, "labelled_unseen": 0}},
+               "schedule": {"mode": "steps", "batch": 2, "steps_per_pass": 1,
+                            "steps_per_epoch": 1, "epochs": 1, "steps": 1, "warmup_steps": 0}}
+    train, test = summary_lines(summary)[1:3]
+    assert train.endswith("; 2 labelled frames (25.0%) show no modality (a constant prediction there)")
+    assert test.endswith("0.0% padding")
+    summary["label_level"] = "sequence"
+    assert "2 labelled sequences (25.0%)" in summary_lines(summary)[2]
