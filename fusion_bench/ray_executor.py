@@ -316,3 +316,49 @@ def run_outcomes(session: Session, todo: list, key: Callable[[Any], str], work: 
         refs[ref] = item
     for item, got in session.completed(refs):
         yield item, lost(got) if isinstance(got, BaseException) else got
+
+
+# -- fault injection, for the tests and scripts/scale_table.py ------------------------------------
+
+def attempts_log(ray, timeout: float = 60.0):
+    """The attempts log (the named actor of :func:`_attempts_actor`) of the sweep or extraction
+    running on the cluster ``ray`` is connected to, once it exists; None after ``timeout`` s."""
+    import time
+
+    from ray.util import list_named_actors
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        names = [n for n in list_named_actors() if n.startswith(ATTEMPTS_PREFIX)]
+        if names:
+            return ray.get_actor(names[0])
+        time.sleep(0.1)
+    return None
+
+
+def kill_node_mid_task(ray, cluster, node, after_s: float, timeout: float = 120.0) -> tuple:
+    """Start a thread that waits until a task of the running sweep or extraction signs in on
+    ``node`` of the ``ray.cluster_utils.Cluster`` ``cluster`` (the attempts log says where each
+    task ran), waits ``after_s`` more so that the kill lands mid-task, then removes the node
+    without grace. Returns (thread, killed): killed holds "at" (where the tasks were) once the
+    node is gone, and stays empty if no task ever ran there within ``timeout`` s."""
+    import threading
+    import time
+
+    killed: dict = {}
+
+    def watch() -> None:
+        actor = attempts_log(ray, timeout)
+        end = time.monotonic() + timeout
+        while actor is not None and time.monotonic() < end:
+            where = ray.get(actor.where.remote())
+            if any(node.node_id in ns for ns in where.values()):
+                time.sleep(after_s)
+                cluster.remove_node(node, allow_graceful=False)
+                killed["at"] = where
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=watch, name="kill-node", daemon=True)
+    thread.start()
+    return thread, killed

@@ -20,12 +20,13 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from fusion_bench.ray_executor import kill_node_mid_task  # noqa: E402 - after the path
 
 TINY = [("dataset.synthetic.n_train", "6"), ("dataset.synthetic.n_val", "3"),
         ("dataset.synthetic.n_test", "3"), ("dataset.synthetic.min_frames", "100"),
@@ -70,32 +71,6 @@ def cluster(n_nodes: int):
     return c, nodes
 
 
-def killer(ray, c, node, done: dict, after_s: float = 1.0):
-    """Kill ``node`` ``after_s`` after a task signed in there (mid-task), in a thread."""
-    from ray.util import list_named_actors
-
-    from fusion_bench.ray_executor import ATTEMPTS_PREFIX
-
-    def go():
-        end = time.monotonic() + 300
-        actor = None
-        while time.monotonic() < end and actor is None:
-            names = [n for n in list_named_actors() if n.startswith(ATTEMPTS_PREFIX)]
-            actor = ray.get_actor(names[0]) if names else None
-            time.sleep(0.1)
-        while actor is not None and time.monotonic() < end:
-            if any(node.node_id in ns for ns in ray.get(actor.where.remote()).values()):
-                time.sleep(after_s)
-                c.remove_node(node, allow_graceful=False)
-                done["killed"] = True
-                return
-            time.sleep(0.1)
-
-    t = threading.Thread(target=go, daemon=True)
-    t.start()
-    return t
-
-
 def sweep_row(n_nodes: int, kill: bool, seeds: int) -> dict:
     import ray
 
@@ -109,8 +84,7 @@ def sweep_row(n_nodes: int, kill: bool, seeds: int) -> dict:
         with tempfile.TemporaryDirectory() as d:
             store = ResultsStore(d)
             cfgs = sweep_mod.grid(["concat", "lstm"], list(range(seeds)), TINY, "quick", None)
-            flag: dict = {}
-            t = killer(ray, c, nodes[0], flag) if kill else None
+            t, killed = kill_node_mid_task(ray, c, nodes[0], 1.0, 300) if kill else (None, {})
             t0 = time.perf_counter()
             res = sweep_mod.sweep(cfgs, load_registry(entry_points=False), store,
                                   echo=lambda *_: None, executor="ray",
@@ -123,7 +97,7 @@ def sweep_row(n_nodes: int, kill: bool, seeds: int) -> dict:
                     "planned": len(cfgs), "done": res.done, "failed": res.failed,
                     "retried": res.retried, "stored": len(counts),
                     "duplicates": sum(n - 1 for n in counts.values()), "wall_s": wall,
-                    "killed": flag.get("killed", False)}
+                    "killed": "at" in killed}
     finally:
         ray.shutdown()
         c.shutdown()
@@ -153,8 +127,7 @@ def extract_row(n_nodes: int, kill: bool, videos: int) -> dict:
             (ch / "Test_Set.txt").write_text("")
             plugin = Path(d) / "meanrgb_stub.py"
             plugin.write_text(STUB)
-            flag: dict = {}
-            t = killer(ray, c, nodes[0], flag, after_s=0.5) if kill else None
+            t, killed = kill_node_mid_task(ray, c, nodes[0], 0.5, 300) if kill else (None, {})
             t0 = time.perf_counter()
             said = io.StringIO()
             with contextlib.redirect_stdout(said):
@@ -171,7 +144,7 @@ def extract_row(n_nodes: int, kill: bool, videos: int) -> dict:
                     "planned": videos, "done": len(man["videos"]), "failed": int(code != 0),
                     "retried": int(retried.group(1)) if retried else 0, "stored": len(arrays),
                     "duplicates": len(arrays) - len({p.stem for p in arrays}), "wall_s": wall,
-                    "killed": flag.get("killed", False)}
+                    "killed": "at" in killed}
     finally:
         ray.shutdown()
         c.shutdown()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 import torch
 
@@ -78,38 +75,9 @@ def cluster(bare_cluster):
 
 def attempts_actor(ray, timeout: float = 60.0):
     """The attempts log (a named actor) of the sweep or extraction running, once it exists."""
-    from ray.util import list_named_actors
+    from fusion_bench.ray_executor import attempts_log
 
-    from fusion_bench import ray_executor
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        names = [n for n in list_named_actors() if n.startswith(ray_executor.ATTEMPTS_PREFIX)]
-        if names:
-            return ray.get_actor(names[0])
-        time.sleep(0.1)
-    raise AssertionError("no attempts actor")
-
-
-def kill_node_mid_task(ray, cluster, node, after_s: float, timeout: float = 120.0) -> tuple:
-    """Start a thread that waits until a task of the running sweep or extraction signs in on
-    ``node`` (the attempts log says where each task ran), waits ``after_s`` more so that the
-    kill lands mid-task, then removes the node without grace. Returns (thread, killed): killed
-    holds "at" (where the tasks were) once the node is gone."""
-    killed: dict = {}
-
-    def watch():
-        actor = attempts_actor(ray, timeout)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            where = ray.get(actor.where.remote())
-            if any(node.node_id in ns for ns in where.values()):
-                time.sleep(after_s)
-                cluster.remove_node(node, allow_graceful=False)
-                killed["at"] = where
-                return
-            time.sleep(0.1)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread, killed
+    actor = attempts_log(ray, timeout)
+    if actor is None:
+        raise AssertionError("no attempts actor")
+    return actor

@@ -16,9 +16,10 @@ from fusion_bench import ray_executor
 from fusion_bench import sweep as sweep_mod
 from fusion_bench.errors import ConfigError
 from fusion_bench.plugins import load_registry
+from fusion_bench.ray_executor import kill_node_mid_task
 from fusion_bench.results import ResultsStore
 
-from .conftest import attempts_actor, kill_node_mid_task, tiny_overrides
+from .conftest import attempts_actor, tiny_overrides
 
 NO_ENTRY_POINTS = sweep_mod.RegistrySpec(entry_points=False)
 

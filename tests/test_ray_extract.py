@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from .conftest import kill_node_mid_task
+from fusion_bench.ray_executor import kill_node_mid_task
 
 PLUGIN = '''
 import os
