@@ -7,6 +7,7 @@ import sys
 import click
 
 from .app import State, cli
+from .options import ray_resource_options, ray_resources
 
 
 def pairs(items, flag: str) -> dict[str, str]:
@@ -38,14 +39,13 @@ def pairs(items, flag: str) -> dict[str, str]:
               help="local: this process; ray: one Ray task per video (RAY_ADDRESS for a "
                    "cluster whose nodes all read --root and --weights); this process alone "
                    "writes the cache.")
-@click.option("--cpus-per-task", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="ray: CPUs each video's task asks for (its torch threads) [default: 1].")
-@click.option("--gpus-per-task", type=click.FloatRange(min=0), default=None,
-              help="ray: GPUs each video's task asks for; a fraction packs tasks on a GPU "
-                   "[default: 1 where the cluster has GPUs and --device allows, else 0].")
-@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
-              help="ray: attempts after a video's task failed or its node died; a video still "
-                   "failing is recorded as failed and named at the end, the others go on.")
+@ray_resource_options(
+    "task",
+    cpus="ray: CPUs each video's task asks for (its torch threads) [default: 1].",
+    gpus="ray: GPUs each video's task asks for; a fraction packs tasks on a GPU "
+         "[default: 1 where the cluster has GPUs and --device allows, else 0].",
+    retries="ray: attempts after a video's task failed or its node died; a video still "
+            "failing is recorded as failed and named at the end, the others go on.")
 @click.option("--skip-bad-lines", is_flag=True,
               help="Mark malformed label lines invalid (-5) and list them, instead of failing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -63,9 +63,7 @@ def extract(state: State, dataset, root, backbones, weights, random_init, cache,
     specs = pairs(backbones, "--backbone")
     if not specs:
         raise ConfigError("give at least one --backbone, e.g. --backbone visual=timm:resnet50")
-    if executor != "ray" and (cpus_per_task is not None or gpus_per_task is not None):
-        raise ConfigError("--cpus-per-task and --gpus-per-task ask Ray for resources; add "
-                          "--executor ray")
+    resources = ray_resources(executor, "task", cpus_per_task, gpus_per_task, retries)
     resolve_device(device)  # an unknown device, or cuda without one: one line, whatever the backbone
     from .progress import third_party_quiet
 
@@ -92,15 +90,13 @@ def extract(state: State, dataset, root, backbones, weights, random_init, cache,
     if executor == "ray":
         import os
 
-        from ..ray_executor import Resources
         from ..ray_extract import Job, RayRunner
         from ..sweep import RegistrySpec
 
         job = Job(RegistrySpec.of(state.plugin_specs, state.strict), tuple(specs.items()),
                   tuple((m, os.path.abspath(p)) for m, p in pairs(weights, "--weights").items()),
                   random_init, device, os.path.abspath(root), dataset)
-        runner = RayRunner(job, Resources(cpus_per_task, gpus_per_task, retries),
-                           lambda line: click.echo(line, err=True))
+        runner = RayRunner(job, resources, lambda line: click.echo(line, err=True))
     try:
         with third_party_quiet(quiet):
             cache_root, manifest = extract_features(root, built, cache, workers, skip_bad_lines,

@@ -121,3 +121,31 @@ def build_run_config(opts: dict, switches: dict | None = None, fallbacks: dict |
         given = {k for k, _ in overrides} | (set(load_toml(config_file)) if config_file else set())
         overrides = [(k, v) for k, v in fallbacks.items() if k not in given] + overrides
     return build_config(preset, config_file, overrides)
+
+
+def ray_resource_options(noun: str, cpus: str, gpus: str, retries: str):
+    """``--cpus-per-<noun>``, ``--gpus-per-<noun>`` and ``--retries``: what each Ray task asks
+    for, and how often a failed one is tried again (:func:`ray_resources` checks them against
+    the executor); ``cpus``, ``gpus`` and ``retries`` are each option's help."""
+    def decorate(fn):
+        fn = click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+                          help=retries)(fn)
+        fn = click.option(f"--gpus-per-{noun}", type=click.FloatRange(min=0), default=None,
+                          help=gpus)(fn)
+        return click.option(f"--cpus-per-{noun}", type=click.FloatRange(min=0, min_open=True),
+                            default=None, help=cpus)(fn)
+    return decorate
+
+
+def ray_resources(executor: str, noun: str, cpus: float | None, gpus: float | None,
+                  retries: int, local: str = ""):
+    """The :class:`fusion_bench.ray_executor.Resources` of :func:`ray_resource_options`' values;
+    asking for CPUs or GPUs without ``--executor ray`` is a ConfigError (``local``: what to use
+    instead, appended to its message)."""
+    from ..errors import ConfigError
+    from ..ray_executor import Resources
+
+    if executor != "ray" and (cpus is not None or gpus is not None):
+        raise ConfigError(f"--cpus-per-{noun} and --gpus-per-{noun} ask Ray for resources; add "
+                          f"--executor ray{local}")
+    return Resources(cpus, gpus, retries)

@@ -6,7 +6,14 @@ import click
 
 from . import completion
 from .app import State, cli
-from .options import config_options, pop_config_args, store_option, threads_option
+from .options import (
+    config_options,
+    pop_config_args,
+    ray_resource_options,
+    ray_resources,
+    store_option,
+    threads_option,
+)
 
 
 @cli.command()
@@ -21,15 +28,14 @@ from .options import config_options, pop_config_args, store_option, threads_opti
                    "(RAY_ADDRESS for a cluster; pip install \"fusion-bench-affect[ray]\").")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Runs at once [default: 1 for local, one per cluster CPU for ray].")
-@click.option("--cpus-per-run", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="ray: CPUs each run's task asks for (its torch threads) [default: the "
-                   "cluster's CPUs shared by --jobs].")
-@click.option("--gpus-per-run", type=click.FloatRange(min=0), default=None,
-              help="ray: GPUs each run asks for; a fraction packs runs on one GPU (0.25: four "
-                   "at once) [default: 1 where the cluster has GPUs and --device allows, else 0].")
-@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
-              help="ray: attempts after a run's worker or node died (elsewhere, resuming its "
-                   "checkpoint where the store is shared); each run is stored once.")
+@ray_resource_options(
+    "run",
+    cpus="ray: CPUs each run's task asks for (its torch threads) [default: the cluster's CPUs "
+         "shared by --jobs].",
+    gpus="ray: GPUs each run asks for; a fraction packs runs on one GPU (0.25: four at once) "
+         "[default: 1 where the cluster has GPUs and --device allows, else 0].",
+    retries="ray: attempts after a run's worker or node died (elsewhere, resuming its "
+            "checkpoint where the store is shared); each run is stored once.")
 @threads_option(default="each run's share of the cores, cores/--jobs")
 @click.option("--robustness", is_flag=True,
               help="Score every run with modalities dropped and noised, as `run --robustness`.")
@@ -48,8 +54,6 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, cpus_per_run, gpus_
     A run interrupted mid-training resumes from its checkpoint in --out (written after each
     validated epoch), not from the start; see `fusion-bench run --help`.
     """
-    from ..errors import ConfigError
-    from ..ray_executor import Resources
     from ..results import ResultsStore
     from ..sweep import RegistrySpec, grid
     from ..sweep import sweep as run_sweep
@@ -61,10 +65,8 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, cpus_per_run, gpus_
     if not names:
         raise click.BadParameter("give at least one fusion, e.g. --fusion rcma,concat",
                                  param_hint="'--fusion'")
-    if executor != "ray" and (cpus_per_run is not None or gpus_per_run is not None):
-        raise ConfigError("--cpus-per-run and --gpus-per-run ask Ray for resources; add "
-                          "--executor ray (locally, --jobs and --threads share the cores)")
-    resources = Resources(cpus_per_run, gpus_per_run, retries)
+    resources = ray_resources(executor, "run", cpus_per_run, gpus_per_run, retries,
+                              local=" (locally, --jobs and --threads share the cores)")
     configs = grid(names, list(range(seeds)), base, preset, config_file)
     store = ResultsStore(out)
     store.check_writable()  # before any run
