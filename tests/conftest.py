@@ -17,6 +17,18 @@ TINY = [
 ]
 
 
+def rcma_record(**train) -> dict:
+    """A leaderboard record (config and dataset only) of the default configuration with the
+    fusion rcma and the ``train`` settings given, for tests of row keys and labels."""
+    from fusion_bench.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.model.fusion = "rcma"
+    for key, value in train.items():
+        setattr(cfg.train, key, value)
+    return {"config": cfg.to_dict(), "dataset": {"name": "synthetic", "version": "2"}}
+
+
 def tiny_overrides() -> list[tuple[str, str]]:
     """TINY as (key, value) pairs for build_config."""
     out = []

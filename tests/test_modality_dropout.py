@@ -9,6 +9,8 @@ import torch
 from fusion_bench.config import RunConfig
 from fusion_bench.modality_dropout import drop_modalities, drop_pattern, step_uniforms
 
+from .conftest import rcma_record, tiny_overrides
+
 
 def test_drop_pattern_by_hand():
     u = torch.tensor([[0.1, 0.5, 0.9],    # only the first is below 0.3
@@ -65,7 +67,6 @@ def test_fit_drops_modalities_with_the_step(monkeypatch):
     from fusion_bench.plugins import load_registry
     from fusion_bench.runs import run
 
-    from .conftest import tiny_overrides
 
     def tiny(*extra):
         run(build_config("quick", None, tiny_overrides() + list(extra)),
@@ -120,13 +121,7 @@ def test_identity_keeps_rates_apart_and_the_default_hashes_as_before():
 def test_leaderboard_rows_keep_rates_apart_and_name_them():
     from fusion_bench.report.grouping import row_key, row_labels
 
-    def record(rate):
-        cfg = RunConfig()
-        cfg.model.fusion = "rcma"
-        cfg.train.modality_dropout = rate
-        return {"config": cfg.to_dict(), "dataset": {"name": "synthetic", "version": "2"}}
-
-    plain, dropped = record(0.0), record(0.3)
+    plain, dropped = rcma_record(modality_dropout=0.0), rcma_record(modality_dropout=0.3)
     assert row_key(plain) != row_key(dropped)
     labels = row_labels([plain, dropped])
     # the default is left out of the identity (hashes as before); the label names its value

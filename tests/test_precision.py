@@ -10,7 +10,7 @@ from torch import nn
 from fusion_bench.config import build_config
 from fusion_bench.model import FusionModel
 
-from .conftest import tiny_overrides
+from .conftest import rcma_record, tiny_overrides
 
 
 class _Probe(nn.Module):
@@ -141,17 +141,10 @@ def test_bf16_normalisation_statistics_are_taken_in_float32():
 
 
 def test_leaderboard_rows_name_both_precisions():
-    from fusion_bench.config import RunConfig
     from fusion_bench.report.grouping import row_key, row_labels
 
-    def record(precision):
-        cfg = RunConfig()
-        cfg.model.fusion = "rcma"
-        cfg.train.precision = precision
-        return {"config": cfg.to_dict(), "dataset": {"name": "synthetic", "version": "2"}}
-
-    fp32, bf16 = record("fp32"), record("bf16")
-    old = record("fp32")
+    fp32, bf16 = rcma_record(precision="fp32"), rcma_record(precision="bf16")
+    old = rcma_record(precision="fp32")
     del old["config"]["train"]["precision"]  # a record made before the setting existed
     assert row_key(fp32) == row_key(old) != row_key(bf16)
     assert row_labels([fp32, bf16]) == ["rcma (precision=fp32)", "rcma (precision=bf16)"]
