@@ -67,7 +67,6 @@ def test_fit_drops_modalities_with_the_step(monkeypatch):
     from fusion_bench.plugins import load_registry
     from fusion_bench.runs import run
 
-
     def tiny(*extra):
         run(build_config("quick", None, tiny_overrides() + list(extra)),
             load_registry(entry_points=False))
