@@ -128,6 +128,19 @@ def test_out_of_range_numbers_name_their_key(key, value, message):
         check(build_config("quick", None, [(key, value)]), load_registry(entry_points=False))
 
 
+def test_head_dropout_without_a_hidden_layer_is_refused_not_ignored():
+    """The head's dropout sits after its hidden layer: with head_hidden 0 there is none, and the
+    setting would train exactly the model without it (it once did, silently)."""
+    from fusion_bench.options import check
+    from fusion_bench.plugins import load_registry
+
+    reg = load_registry(entry_points=False)
+    with pytest.raises(ConfigError, match=r"model.head_dropout \(0.3\).*model.head_hidden"):
+        check(build_config("quick", None, [("model.head_dropout", "0.3")]), reg)
+    check(build_config("quick", None, [("model.head_dropout", "0.3"), ("model.head_hidden", "8")]),
+          reg)  # with a hidden layer it is a valid setting
+
+
 def test_out_of_range_is_one_line_from_the_cli(cli_run):
     code, _, err = cli_run("run", "--set", "train.plateau_factor=5")
     assert code == 2 and "train.plateau_factor" in err and "Traceback" not in err

@@ -183,6 +183,10 @@ def _check_ranges(cfg: RunConfig) -> None:
                           "cannot train on one window; use 2 or more")
     if not 0 <= m.head_dropout < 1:
         raise ConfigError(f"model.head_dropout must be in [0, 1), got {m.head_dropout}")
+    if m.head_dropout > 0 and m.head_hidden == 0:  # the dropout sits in the hidden layer
+        raise ConfigError(f"model.head_dropout ({m.head_dropout:g}) acts after the head's hidden "
+                          f"layer, and model.head_hidden is 0 (no hidden layer): set "
+                          f"model.head_hidden too (e.g. 128), or leave head_dropout at 0")
     if not 0 < t.plateau_factor < 1:
         raise ConfigError(f"train.plateau_factor multiplies the learning rate on a plateau; it must "
                           f"be between 0 and 1 (exclusive), got {t.plateau_factor}")

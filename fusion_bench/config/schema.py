@@ -42,7 +42,7 @@ class ModelConfig:
     fusion: str = "concat"  # fusion plugin
     channels: dict[str, int] = field(default_factory=dict)  # per-modality encoder width override
     head_hidden: int = 0  # 0: Linear + tanh (the paper's head)
-    head_dropout: float = 0.0  # dropout before the head's layers
+    head_dropout: float = 0.0  # dropout after the head's hidden layer (needs head_hidden > 0)
     per_target: bool = False  # one model per target (the paper's protocol) vs one joint model
     # sequence-level data (one label per sequence): how the head pools a window's fused frames
     # into one prediction: "mean" over its valid frames (some modality present) or "attention"
