@@ -92,8 +92,9 @@ def schedule(cfg: TrainConfig, n: int) -> Schedule:
     Epochs mode (``cfg.epochs`` > 0): each pass is one epoch of ceil(n / batch) batches, less a
     last batch of one window (BatchNorm cannot train on it) unless n is 1. Steps mode: batches
     of min(batch_size, n) windows, each pass dropping the remainder (n // batch batches), an
-    epoch of ``eval_every`` steps, ceil(steps / eval_every) epochs. Warm-up: ``warmup_epochs``
-    epochs' worth of steps.
+    epoch of E = min(eval_every, steps, n // batch) steps (without ``eval_each_pass``, of
+    min(eval_every, steps)), ceil(steps / E) epochs. Warm-up: ``warmup_epochs`` epochs' worth
+    of steps.
     """
     if cfg.epochs > 0:
         per = max(1, sum(_batch_trains(min(cfg.batch_size, n - lo), n)
@@ -101,8 +102,11 @@ def schedule(cfg: TrainConfig, n: int) -> Schedule:
         return Schedule("epochs", cfg.batch_size, per, per, cfg.epochs, cfg.epochs * per,
                         cfg.warmup_epochs * per)
     batch = max(1, min(cfg.batch_size, n))
-    per_epoch = min(cfg.eval_every, cfg.steps)
-    return Schedule("steps", batch, max(1, n // batch), per_epoch, math.ceil(cfg.steps / per_epoch),
+    per_pass = max(1, n // batch)
+    # a small dataset validates after every pass: with 250 steps of 9-step passes, epochs of 50
+    # steps would leave early stopping and the best-epoch choice ~5 passes apart
+    per_epoch = min(cfg.eval_every, cfg.steps, per_pass if cfg.eval_each_pass else cfg.steps)
+    return Schedule("steps", batch, per_pass, per_epoch, math.ceil(cfg.steps / per_epoch),
                     cfg.steps, cfg.warmup_epochs * per_epoch)
 
 
@@ -345,8 +349,11 @@ def fit_warnings(res: FitResult, cfg: TrainConfig, label: str = "train") -> list
                  "message": f"{where} (the last): still improving when training stopped; "
                             f"raise {length} (now {now})"}]
     if res.epochs >= 4 and res.best_epoch <= res.epochs // 4:
+        # stopped early, the steps after the peak were not run: only a slower fit can help
+        shorter = "" if res.stopped_early else f"lower {length} (now {now}) or "
         return [{"model": label, "kind": "over-fitting",
-                 "message": f"{where}: validation peaked early and then fell (over-fitting); "
-                            f"lower {length} (now {now}) or train.lr ({cfg.lr:g}), or raise "
+                 "message": f"{where}: validation peaked early and then fell (over-fitting"
+                            f"{'; early stopping ended the fit' if res.stopped_early else ''}); "
+                            f"{shorter}lower train.lr ({cfg.lr:g}), or raise "
                             f"train.weight_decay ({cfg.weight_decay:g})"}]
     return []

@@ -181,6 +181,24 @@ def test_the_schedule_keys_do_not_enter_the_identity_of_a_run_by_passes():
     assert h(passes, ("train.steps", "999")) == h(passes) == h(passes, ("train.eval_every", "7"))
     assert h(("train.steps", "999")) != h()  # by steps, the steps are the run
     assert h(passes) != h()
+    assert h(passes, ("train.eval_each_pass", "false")) == h(passes)
+    assert h(("train.eval_each_pass", "false")) != h()  # a small dataset validates differently
+
+
+def test_a_record_made_before_eval_each_pass_validated_every_eval_every_steps():
+    """Such a record's epochs were eval_every steps whatever a pass was: read back, its
+    configuration says so, and it is not the same run (nor row) as today's default."""
+    from fusion_bench.config import RunConfig
+
+    now = build_config()
+    d = now.to_dict()
+    assert d["train"].pop("eval_each_pass") is True
+    old = RunConfig.from_dict(d)
+    assert old.train.eval_each_pass is False
+    assert old.hash("2") != now.hash("2")
+    # and it keeps the hash it was stored with (computed before the key existed)
+    assert old.hash("2") == RunConfig._digest(d, "2", with_robustness=False)
+    assert RunConfig.from_dict(now.to_dict()).hash("2") == now.hash("2")  # today's records: equal
 
 
 def test_the_window_rule_version_is_part_of_the_identity_when_the_rule_is_used(monkeypatch):

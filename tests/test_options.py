@@ -236,6 +236,7 @@ def test_a_one_modality_runs_identity_ignores_the_fusion(reg, tmp_path):
     d = concat.to_dict()
     d.pop("device"), d["train"].pop("progress"), d.pop("robustness")
     d["train"].pop("steps"), d["train"].pop("eval_every")  # unused by a run by passes
+    d["train"].pop("eval_each_pass")  # likewise (and added since)
     d["train"].pop("precision")  # a key records of then did not have (its default, fp32)
     d["model"].pop("pooling"), d["train"].pop("modality_dropout")  # settings added since
     d["data_version"] = VERSION

@@ -140,12 +140,25 @@ def test_schedule_counts_steps_by_hand():
     s = schedule(TrainConfig(epochs=4, batch_size=32, warmup_epochs=1), 65)
     assert (s.mode, s.steps_per_epoch, s.epochs, s.steps, s.warmup_steps) == ("epochs", 2, 4, 8, 2)
     # steps (the default): 135 windows (the short-sequence data at window 64) → 4 batches
-    # a pass, the remainder dropped; 250 steps in 5 epochs of 50, warm-up 50
+    # a pass, the remainder dropped; a pass is shorter than eval_every (50), so an epoch is one
+    # pass: 250 steps in ceil(250 / 4) = 63 epochs (the last of 2 steps), warm-up one epoch of 4
     s = schedule(TrainConfig(), 135)
     assert (s.mode, s.batch, s.steps_per_pass, s.steps_per_epoch, s.epochs, s.steps,
-            s.warmup_steps) == ("steps", 32, 4, 50, 5, 250, 50)
-    # fewer windows than a batch: the batch is all of them; a last, shorter epoch
+            s.warmup_steps) == ("steps", 32, 4, 4, 63, 250, 4)
+    # without eval_each_pass (records before it): 5 epochs of 50, warm-up 50
+    s = schedule(TrainConfig(eval_each_pass=False), 135)
+    assert (s.steps_per_pass, s.steps_per_epoch, s.epochs, s.warmup_steps) == (4, 50, 5, 50)
+    # the default synthetic data (3582 windows): 111 steps a pass, longer than eval_every: 5 of 50
+    s = schedule(TrainConfig(), 3582)
+    assert (s.steps_per_pass, s.steps_per_epoch, s.epochs, s.warmup_steps) == (111, 50, 5, 50)
+    # a pass of exactly eval_every steps (1600 windows / 32 = 50): epochs of 50
+    assert schedule(TrainConfig(), 1600).steps_per_epoch == 50
+    assert schedule(TrainConfig(), 1599).steps_per_epoch == 49
+    # fewer windows than a batch: the batch is all of them, a pass is one step (one epoch each)
     s = schedule(TrainConfig(steps=120, eval_every=50, warmup_epochs=0), 10)
+    assert (s.batch, s.steps_per_pass, s.epochs, s.steps, s.warmup_steps) == (10, 1, 120, 120, 0)
+    # and without eval_each_pass, epochs of 50 and a last, shorter one
+    s = schedule(TrainConfig(steps=120, eval_every=50, warmup_epochs=0, eval_each_pass=False), 10)
     assert (s.batch, s.steps_per_pass, s.epochs, s.steps, s.warmup_steps) == (10, 1, 3, 120, 0)
 
 
@@ -153,10 +166,11 @@ def test_steps_mode_makes_the_steps_whatever_the_data_size():
     from fusion_bench.config import TrainConfig
     from fusion_bench.train import _epoch_batches, schedule
 
-    for n in (3, 40, 1000):  # windows
+    for n, lengths in ((3, [1] * 7), (40, [3, 3, 1]), (1000, [3, 3, 1])):  # windows
+        # 3 windows: one batch a pass, so an epoch (one validation) per step
         s = schedule(TrainConfig(steps=7, eval_every=3, batch_size=8), n)
         epochs = list(_epoch_batches(s, n, torch.Generator().manual_seed(0)))
-        assert [len(e) for e in epochs] == [3, 3, 1]
+        assert [len(e) for e in epochs] == lengths
         batches = [b for e in epochs for b in e]
         assert all(len(b) == min(8, n) and len(set(b.tolist())) == len(b) for b in batches)
     # a pass is a permutation: 40 windows of batch 8 → 5 batches cover each window once
@@ -165,9 +179,21 @@ def test_steps_mode_makes_the_steps_whatever_the_data_size():
     assert sorted(torch.cat(first).tolist()) == list(range(40))
 
 
+def test_a_run_validates_after_each_pass_where_a_pass_is_shorter_than_eval_every():
+    _, r = _run(("train.epochs", "0"), ("train.steps", "7"), ("train.eval_every", "50"),
+                ("train.early_stop_patience", "0"), ("train.batch_size", "8"))
+    n = r["data_summary"]["splits"]["train"]["windows"]
+    per_pass = n // 8
+    assert 1 <= per_pass < 7  # the tiny data: a pass ends before the 7 steps do
+    (f,) = r["fits"]
+    ends = [*range(per_pass, 7, per_pass), 7]  # a validation after each pass and at the end
+    assert [h["step"] for h in f["history"]] == ends
+    assert (f["epochs"], f["steps"]) == (len(ends), 7)
+
+
 def test_a_default_run_trains_the_planned_steps_and_records_them():
     _, r = _run(("train.epochs", "0"), ("train.steps", "7"), ("train.eval_every", "3"),
-                ("train.early_stop_patience", "0"))
+                ("train.early_stop_patience", "0"), ("train.eval_each_pass", "false"))
     (f,) = r["fits"]
     assert (f["epochs"], f["planned_epochs"], f["steps"]) == (3, 3, 7)
     assert [h["step"] for h in f["history"]] == [3, 6, 7]
@@ -195,6 +221,12 @@ def test_training_length_warnings_trigger_as_documented():
     assert fit_warnings(_fit_result(1, 4), steps)[0]["kind"] == "over-fitting"
     assert fit_warnings(_fit_result(2, 8), steps)[0]["kind"] == "over-fitting"
     assert "lower train.steps" in fit_warnings(_fit_result(2, 8), steps)[0]["message"]
+    # stopped early, the steps after the peak never ran: not "lower train.steps", but lr, decay
+    stopped = _fit_result(2, 8)
+    stopped.stopped_early = True
+    (w,) = fit_warnings(stopped, steps)
+    assert w["kind"] == "over-fitting" and "lower train.steps" not in w["message"]
+    assert "early stopping ended the fit" in w["message"] and "lower train.lr" in w["message"]
     for best, ran in ((3, 8), (1, 3), (1, 1), (2, 3), (4, 5)):  # neither
         assert fit_warnings(_fit_result(best, ran), steps) == [], (best, ran)
 

@@ -54,13 +54,19 @@ class ModelConfig:
 class TrainConfig:
     # Training length. epochs > 0: that many passes over the training windows (the paper preset:
     # 100). epochs = 0 (the default): ``steps`` optimizer steps whatever the dataset's size, in
-    # "epochs" of ``eval_every`` steps (the windows drawn as a stream of shuffled passes); each
-    # epoch ends with a validation, and warm-up, plateau and early-stopping patience count these.
+    # "epochs" of ``eval_every`` steps, or of one pass over the training windows where a pass is
+    # shorter (``eval_each_pass``; the windows drawn as a stream of shuffled passes); each epoch
+    # ends with a validation, and warm-up, plateau and early-stopping patience count these.
     # The quick schedule: 250 steps, validation every 50, a 50-step warm-up; on the default data
-    # that is about as many steps as 4 passes at window 64, hop 64 were.
+    # that is about as many steps as 4 passes at window 64, hop 64 were. On a small dataset (a
+    # pass of 9 steps, say) the 250 steps are ~28 passes: validating after each pass lets early
+    # stopping and the best-epoch choice act at the pass where validation peaks, not 5 passes on.
     epochs: int = 0
     steps: int = 250  # optimizer steps of the run (when epochs = 0)
     eval_every: int = 50  # steps per epoch, each ending with a validation (when epochs = 0)
+    # when epochs = 0: an epoch ends after one pass over the training windows if that comes before
+    # eval_every steps (false: exactly eval_every steps, as records made before 2026-12-02 did)
+    eval_each_pass: bool = True
     batch_size: int = 32  # windows per optimizer step
     lr: float = 2e-3  # Adam's learning rate after warm-up
     weight_decay: float = 0.0  # Adam's weight decay (L2)
@@ -164,8 +170,10 @@ class RunConfig:
     def from_dict(cls, d: dict) -> RunConfig:
         """A configuration from :meth:`to_dict`'s output, or from a record made before plugin
         options (``fusion``/``encoder``: the chosen plugin's options; a ``synthetic`` section)."""
+        # a record made before eval_each_pass existed validated every eval_every steps exactly
+        train = {"eval_each_pass": False, **d["train"]}
         cfg = cls(seed=d["seed"], device=d["device"], data=_section(DataConfig, d["data"]),
-                  model=_section(ModelConfig, d["model"]), train=_section(TrainConfig, d["train"]),
+                  model=_section(ModelConfig, d["model"]), train=_section(TrainConfig, train),
                   robustness=_section(RobustnessConfig, d.get("robustness", {})))
         if "dataset" in d:
             for kind in PLUGIN_KINDS:
@@ -274,12 +282,16 @@ def _length_and_windows(d: dict) -> None:
     """The training length and windows as identity (and settings added later, left out at
     their default: :data:`_LATER_DEFAULTS`): the step-based schedule's keys, unused when
     ``train.epochs`` counts passes, are left out (such a run, the paper preset, keeps the
-    identity it had before they existed); a window or hop left to the data (0) means what the
+    identity it had before they existed), and so is ``eval_each_pass`` when false (what runs did
+    before it existed); a window or hop left to the data (0) means what the
     rule makes of it, so the rule's version joins (records made before the rule set both, and
     ``eval_hop`` 0 with a hop set still means "the hop", as it did then)."""
     if d["train"].get("epochs", 0) > 0:
         d["train"].pop("steps", None)
         d["train"].pop("eval_every", None)
+        d["train"].pop("eval_each_pass", None)
+    if d["train"].get("eval_each_pass") is False:  # what every run did before it existed: such a
+        d["train"].pop("eval_each_pass")  # record (read back as false) keeps the hash it has
     if d["data"].get("window") == 0 or d["data"].get("hop") == 0:
         d["data"]["window_rule"] = WINDOW_RULE_VERSION
     # settings added after records existed: at their default, not part of the identity, so a run
