@@ -122,3 +122,25 @@ def test_the_printed_summary_names_the_unseen_frames_only_when_there_are_some():
     assert test.endswith("0.0% padding")
     summary["label_level"] = "sequence"
     assert "2 labelled sequences (25.0%)" in summary_lines(summary)[2]
+
+
+def test_the_run_says_which_epoch_it_kept_and_that_early_stopping_ended_it():
+    from fusion_bench.cli.run import fit_lines
+
+    hist = [{"epoch": e, "step": 9 * e} for e in range(1, 11)]
+    rec = {"fits": [{"targets": ["valence", "arousal"], "best_epoch": 4, "epochs": 10, "steps": 90,
+                     "planned_epochs": 28, "stopped_early": True, "history": hist}]}
+    assert fit_lines(rec) == ["kept weights: valence+arousal from validation epoch 4 of 10 (step 36 "
+                              "of 90); early stopping ended the fit (28 epochs planned)"]
+    rec["fits"][0].update(stopped_early=False, best_epoch=10, epochs=10)
+    assert fit_lines(rec) == ["kept weights: valence+arousal from validation epoch 10 of 10 "
+                              "(step 90 of 90)"]
+    assert fit_lines({"fits": [{"targets": ["valence"]}]}) == []  # another shape: nothing said
+
+
+def test_a_cli_run_prints_the_kept_epoch_of_each_fit(cli_run, tiny_args, tmp_path):
+    code, out, _ = cli_run("run", "--out", tmp_path, *tiny_args, "--set", "model.per_target=true")
+    assert code == 0
+    kept = [line for line in out.splitlines() if line.startswith("kept weights: ")]
+    assert [k.split()[2] for k in kept] == ["valence", "arousal"]  # one per target's fit
+    assert all(" of 2 " in k for k in kept)  # TINY trains 2 epochs

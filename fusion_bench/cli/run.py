@@ -101,6 +101,8 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
     click.echo(f"\n{display_name(cfg)} on {cfg.data.name} ({','.join(cfg.data.modalities)}), seed {cfg.seed}, "
                f"{record['wall']['total_s']:.1f} s on {record['environment']['device_name']}")
     click.echo(tabulate(rows, headers=["CCC", *columns], floatfmt=".3f"))
+    for line in fit_lines(record):
+        click.echo(line)
     if "test" in ceiling:
         click.echo(f"ceiling = CCC of the noiseless latent vs the noisy label; test mean is "
                    f"{m['test']['mean'] / ceiling['test']['mean']:.0%} of it")
@@ -110,3 +112,23 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
     if "artifacts" in record:
         click.echo(f"model: {record['run_id']} (fusion-bench predict --run {record['run_id']} "
                    f"--out {out} --root DIR --predictions DIR)")
+
+
+def fit_lines(record: dict) -> list[str]:
+    """One line per fit of ``record`` (one per target with ``model.per_target``): which
+    validation epoch's weights it kept, at which step, and whether early stopping ended it.
+    The numbers of a table mean little without the epoch they come from."""
+    out = []
+    for f in record.get("fits", []):
+        try:
+            best = next((h.get("step") for h in f.get("history", [])
+                         if h.get("epoch") == f["best_epoch"]), None)
+            line = (f"kept weights: {'+'.join(f.get('targets', []))} from validation epoch "
+                    f"{f['best_epoch']} of {f['epochs']}"
+                    + (f" (step {best} of {f['steps']})" if best is not None else ""))
+            if f.get("stopped_early"):
+                line += f"; early stopping ended the fit ({f.get('planned_epochs')} epochs planned)"
+        except (KeyError, TypeError):  # a record of another shape: nothing to say
+            continue
+        out.append(line)
+    return out
