@@ -101,11 +101,11 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
     click.echo(f"\n{display_name(cfg)} on {cfg.data.name} ({','.join(cfg.data.modalities)}), seed {cfg.seed}, "
                f"{record['wall']['total_s']:.1f} s on {record['environment']['device_name']}")
     click.echo(tabulate(rows, headers=["CCC", *columns], floatfmt=".3f"))
-    for line in fit_lines(record):
-        click.echo(line)
     if "test" in ceiling:
         click.echo(f"ceiling = CCC of the noiseless latent vs the noisy label; test mean is "
                    f"{m['test']['mean'] / ceiling['test']['mean']:.0%} of it")
+    for line in fit_lines(record):
+        click.echo(line)
     if "robustness" in record:
         click.echo("\n" + robustness_table(record["robustness"]))
     click.echo(f"record: {path}")
