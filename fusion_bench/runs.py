@@ -283,7 +283,9 @@ def run(cfg: RunConfig, reg, events: Events | None = None, info: RunInfo | None 
         label = model_label(cfg, cols, targets)
         kept[label] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         columns[label] = list(cols)
-        notes += fit_warnings(res, cfg.train, label)
+        # the message names the seed (a sweep's lines would look alike), the record's model not
+        notes += [dict(n, model=label)
+                  for n in fit_warnings(res, cfg.train, f"{label} (seed {cfg.seed})")]
         if res.val_predictions is not None:  # what the best weights predicted in validation
             for d, out in zip(preds["val"], res.val_predictions, strict=True):
                 d[:, list(cols)] = out

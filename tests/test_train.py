@@ -247,6 +247,20 @@ def test_a_run_warns_and_records_what_the_history_says(monkeypatch):
     assert r["training_warnings"] == [dict(note, model="concat valence+arousal")]
 
 
+def test_a_training_length_warning_names_the_seed(monkeypatch):
+    """A sweep prints one such line per seed: each says which."""
+    from fusion_bench import runs
+    from fusion_bench.train import fit_warnings
+
+    said = []
+    monkeypatch.setattr(runs, "fit_warnings",
+                        lambda res, cfg, label: said.append(label) or fit_warnings(res, cfg, label))
+    _, r = _run(("seed", "5"))
+    assert said == ["concat valence+arousal (seed 5)"]
+    for n in r["training_warnings"]:  # the record's model is the model's label alone
+        assert n["model"] == "concat valence+arousal" and "(seed 5)" in n["message"]
+
+
 def test_the_val_predictions_a_run_reuses_are_those_of_the_returned_weights(monkeypatch):
     """The run scores val with the best epoch's validation predictions instead of predicting
     again: they must be exactly what the restored weights predict. The fake scores make epoch 1
