@@ -144,7 +144,7 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
           jobs: int | None = None, spec: RegistrySpec | None = None,
           keep_models: bool = True, restart: bool = False,
           keep_checkpoints: bool = False, threads: int | None = None,
-          resources: Resources | None = None) -> GridResult:
+          resources: Resources | None = None, log: tuple[str, ...] = ()) -> GridResult:
     """Run every configuration not yet stored; record failures and continue. What every run
     would fail on (an unknown plugin name, a modality the dataset lacks) is raised before any
     run (:func:`preflight`).
@@ -156,7 +156,9 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     removes it instead); a finished run's checkpoint goes unless ``keep_checkpoints``.
     ``threads``: torch threads per run (default: this process's for a sequential sweep, the
     cores shared among the runs at once otherwise). ``resources``: what each Ray task asks
-    for (CPUs, GPU fractions, retries after a lost node).
+    for (CPUs, GPU fractions, retries after a lost node). ``log``: experiment trackers
+    (:func:`fusion_bench.trackers.parse_log`'s names), writing under the store folder from the
+    process that trains each run (a Ray task on another node writes at the same path there).
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
@@ -199,8 +201,9 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
             import torch
 
             torch.set_num_threads(threads)
-        _run_all(todo, reg, store, echo, res, tag, executor, jobs, spec, sequential, claimed,
-                 keep_models, checkpoints, threads, resources or Resources())
+        with _tracking(reg, log if sequential else (), checkpoints.root):  # workers: their own
+            _run_all(todo, reg, store, echo, res, tag, executor, jobs, spec, sequential, claimed,
+                     keep_models, checkpoints, threads, resources or Resources(), log)
     finally:  # an interrupted sweep frees what it did not finish
         for key in claimed.values():
             store.release(key)
@@ -211,7 +214,7 @@ def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[st
              res: GridResult, tag: Callable[[RunConfig], str], executor: str, jobs: int | None,
              spec: RegistrySpec | None, sequential: bool, claimed: dict[int, str],
              keep_models: bool, checkpoints: Checkpoints, threads: int | None = None,
-             resources: Resources | None = None) -> None:
+             resources: Resources | None = None, log: tuple[str, ...] = ()) -> None:
     """Run ``todo`` on the executor and store each outcome as it arrives, releasing its claim
     (one outcome per run, however many attempts Ray made)."""
     retried: dict[str, int] = {}
@@ -219,11 +222,11 @@ def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[st
         outcomes: Outcomes = ((c, attempt(c, reg, checkpoints)) for c in todo)
     elif executor == "local":
         assert spec is not None  # checked above
-        outcomes = _process_outcomes(todo, spec, jobs, checkpoints, threads)
+        outcomes = _process_outcomes(todo, spec, jobs, checkpoints, threads, log)
     else:
         assert spec is not None  # checked above
         outcomes = _ray_outcomes(todo, spec, jobs, echo, checkpoints, threads,
-                                 resources or Resources(), retried)
+                                 resources or Resources(), retried, log)
     # closing(): on Ctrl-C here the executor's clean-up (cancel pending work) runs at once.
     t0 = time.monotonic()  # the sweep's progress: each trained run's line ends with the ETA
     with contextlib.closing(outcomes):
@@ -261,11 +264,13 @@ def worker_registry(spec: RegistrySpec):
 
 
 def work(cfg: RunConfig, spec: RegistrySpec, threads: int,
-         checkpoints: Checkpoints | None = None, one_line: bool = False) -> Outcome:
+         checkpoints: Checkpoints | None = None, one_line: bool = False,
+         log: tuple[str, ...] = ()) -> Outcome:
     """Run ``cfg`` in a worker process with ``threads`` torch threads; never writes a record
     (only its checkpoint, into ``checkpoints``). ``one_line``: print warnings as the driver's
     CLI does, one line each (:func:`fusion_bench.errors.one_line_warning`), not in Python's
-    form with a file, line number and source line (a spawned worker starts with Python's)."""
+    form with a file, line number and source line (a spawned worker starts with Python's).
+    ``log``: the trackers that get this run's events, writing under the checkpoints' store."""
     import torch
 
     if one_line:
@@ -275,7 +280,18 @@ def work(cfg: RunConfig, spec: RegistrySpec, threads: int,
         reg = worker_registry(spec)
     except Exception as e:  # noqa: BLE001 - e.g. --strict-plugins with a broken plugin
         return Outcome.failure(e)
-    return attempt(cfg, reg, checkpoints)
+    with _tracking(reg, log, checkpoints.root if checkpoints is not None else None):
+        return attempt(cfg, reg, checkpoints)
+
+
+def _tracking(reg, log: tuple[str, ...], root) -> contextlib.AbstractContextManager:
+    """The trackers ``log`` names, on ``reg``'s plugin manager for the scope (none: nothing)."""
+    pm = getattr(reg, "pm", None)
+    if not log or pm is None or root is None:
+        return contextlib.nullcontext()
+    from .trackers import open_trackers, tracking
+
+    return tracking(pm, open_trackers(list(log), root))
 
 
 def usable_cpus() -> int:
@@ -307,8 +323,8 @@ def _init_worker(driver: int) -> None:
 
 
 def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | None,
-                      checkpoints: Checkpoints | None = None, threads: int | None = None
-                      ) -> Outcomes:
+                      checkpoints: Checkpoints | None = None, threads: int | None = None,
+                      log: tuple[str, ...] = ()) -> Outcomes:
     """Run ``todo`` in ``jobs`` spawned processes; yield (config, outcome) as each finishes."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -323,7 +339,8 @@ def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | Non
                                mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(os.getpid(),))
     one_line = warnings.showwarning is one_line_warning  # the CLI without --debug
-    futures = {pool.submit(work, cfg, spec, threads, checkpoints, one_line): cfg for cfg in todo}
+    futures = {pool.submit(work, cfg, spec, threads, checkpoints, one_line, log): cfg
+               for cfg in todo}
     finished = False
     try:
         for fut in as_completed(futures):
@@ -353,7 +370,8 @@ def _process_outcomes(todo: list[RunConfig], spec: RegistrySpec, jobs: int | Non
 
 def _ray_outcomes(todo: list, spec: RegistrySpec, jobs: int | None,
                   echo: Callable[[str], object], checkpoints: Checkpoints | None,
-                  threads: int | None, resources: Resources, retried: dict[str, int]) -> Outcomes:
+                  threads: int | None, resources: Resources, retried: dict[str, int],
+                  log: tuple[str, ...] = ()) -> Outcomes:
     """Run each of ``todo`` as a Ray task (:mod:`fusion_bench.ray_executor`); yield (config,
     outcome) as each finishes; ``retried`` gets the runs that took more than one attempt."""
     if not todo:
@@ -366,7 +384,8 @@ def _ray_outcomes(todo: list, spec: RegistrySpec, jobs: int | None,
                                       and os.path.basename(session.shipped))
         yield from run_outcomes(  # type: ignore[misc]
             session, todo, key=lambda c: str(id(c)), work=work,
-            args=lambda c, n: (c, shipped, n, checkpoints, one_line), lost=Outcome.failure, jobs=jobs,
+            args=lambda c, n: (c, shipped, n, checkpoints, one_line, log), lost=Outcome.failure,
+            jobs=jobs,
             resources=resources, gpu_wanted=lambda c: wants_cuda(c.device), threads=threads,
             echo=echo)
         retried.update(session.retried())

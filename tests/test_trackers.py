@@ -425,3 +425,39 @@ def test_wandb_tracker_logs_every_epoch_offline(cli_run, tiny_args, tmp_path, mo
             summary.update({key(i): json.loads(i.value_json) for i in r.summary.update})
     assert summary["test/mean"] == rec["metrics"]["test"]["mean"]
     assert summary["fusion_bench/run_id"] == rec["run_id"]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])  # in this process; in spawned worker processes
+def test_a_sweep_logs_each_run_to_tensorboard(cli_run, tiny_args, tmp_path, jobs):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "res"
+    code, _, err = cli_run("sweep", "--fusion", "concat", "--seeds", "2", "--jobs", jobs,
+                           "--out", out, "--no-model", "--log", "tensorboard",
+                           *[a for a in tiny_args if a != "--quiet"])
+    assert code == 0, err
+    recs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    assert sorted(r["config"]["seed"] for r in recs) == [0, 1]
+    dirs = sorted(p.name for p in (out / "tensorboard").iterdir())
+    assert dirs == sorted(f"concat-s{r['config']['seed']}-{r['config_hash'][:8]}" for r in recs)
+    for r in recs:  # each run's own epochs and test scores, not another's
+        acc = EventAccumulator(str(out / "tensorboard" /
+                                   f"concat-s{r['config']['seed']}-{r['config_hash'][:8]}"))
+        acc.Reload()
+        (fit,) = r["fits"]
+        got = acc.Scalars("concat_valence+arousal/val_mean")
+        assert [e.step for e in got] == [h["epoch"] for h in fit["history"]]
+        assert [e.value for e in got] == pytest.approx([h["val"]["mean"] for h in fit["history"]],
+                                                       rel=1e-6)
+        assert acc.Scalars("test/mean")[0].value == pytest.approx(r["metrics"]["test"]["mean"],
+                                                                 rel=1e-6)
+
+
+def test_an_unknown_tracker_on_a_sweep_is_one_line_before_any_run(cli_run, tiny_args, tmp_path):
+    code, _, err = cli_run("sweep", "--fusion", "concat", "--seeds", "2", "--out", tmp_path / "r",
+                           "--log", "tensorbored", *[a for a in tiny_args if a != "--quiet"])
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith("--log: unknown tracker 'tensorbored'; choose "
+                                                 "from mlflow, tensorboard, wandb (comma-separated)")
+    assert not (tmp_path / "r" / "runs").exists()  # nothing trained

@@ -51,6 +51,16 @@ def _positive(ctx, param, value: int | None) -> int | None:
     return value
 
 
+def log_option(fn):
+    """``--log NAMES``: experiment trackers for each run (:mod:`fusion_bench.trackers`)."""
+    return click.option(
+        "--log", "log", metavar="NAMES", default=None,
+        help="Experiment trackers, comma-separated: tensorboard (<out>/tensorboard), mlflow "
+             "(MLFLOW_TRACKING_URI, or <out>/mlflow.db), wandb (<out>/wandb; WANDB_MODE=offline "
+             "for no upload). Each epoch also goes to "
+             "<out>/epochs/<run_id>.csv whatever this says.")(fn)
+
+
 def json_option(what: str):
     """``--json``: ``what`` as JSON on stdout, and nothing else there."""
     return click.option("--json", "as_json", is_flag=True,

@@ -233,6 +233,7 @@ def run_events(reg, show: bool, trackers: Sequence[object] = ()):
     on a terminal, log lines without one); use as a context manager (the displays and trackers
     are removed, and closed, on the way out)."""
     from ..events import Events
+    from ..trackers import tracking
 
     @contextlib.contextmanager
     def scope():
@@ -242,11 +243,11 @@ def run_events(reg, show: bool, trackers: Sequence[object] = ()):
         plugins: list[tuple[str, object]] = [("fusion-bench-summary", SummaryDisplay())]
         if display is not None:
             plugins.append(("fusion-bench-progress", display))
-        plugins += [(f"fusion-bench-tracker-{i}", t) for i, t in enumerate(trackers)]
         for name, plugin in plugins:
             reg.pm.register(plugin, name=name)
         try:
-            with _log_to_stderr() if isinstance(display, LogDisplay) else contextlib.nullcontext():
+            with _log_to_stderr() if isinstance(display, LogDisplay) else contextlib.nullcontext(), \
+                    tracking(reg.pm, trackers):
                 yield Events(reg.pm)
         finally:
             for _, plugin in plugins:

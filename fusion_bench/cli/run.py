@@ -10,6 +10,7 @@ from .options import (
     build_run_config,
     config_options,
     json_option,
+    log_option,
     set_threads,
     store_option,
     threads_option,
@@ -25,11 +26,7 @@ from .options import (
               help="Also score the test split with each modality dropped and with Gaussian noise "
                    "(levels: robustness.levels).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--log", "log", metavar="NAMES", default=None,
-              help="Experiment trackers, comma-separated: tensorboard (<out>/tensorboard), mlflow "
-                   "(MLFLOW_TRACKING_URI, or <out>/mlflow.db), wandb (<out>/wandb; WANDB_MODE=offline "
-                   "for no upload). Each epoch also goes to "
-                   "<out>/epochs/<run_id>.csv whatever this says.")
+@log_option
 @click.option("--no-model", is_flag=True,
               help="Keep only the record, not the trained weights and test predictions.")
 @click.option("--restart", is_flag=True,

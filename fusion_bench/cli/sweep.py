@@ -8,6 +8,7 @@ from . import completion
 from .app import State, cli
 from .options import (
     config_options,
+    log_option,
     pop_config_args,
     ray_resource_options,
     ray_resources,
@@ -46,9 +47,10 @@ from .options import (
                    "instead of resuming them.")
 @click.option("--keep-checkpoints", is_flag=True,
               help="Keep each run's checkpoint once its record is written.")
+@log_option
 @click.pass_obj
 def sweep(state: State, fusions, seeds, out, executor, jobs, cpus_per_run, gpus_per_run, retries,
-          threads, robustness, no_model, restart, keep_checkpoints, **opts):
+          threads, robustness, no_model, restart, keep_checkpoints, log, **opts):
     """Run fusions × seeds, skipping runs already stored; resumable after an interruption.
 
     A run interrupted mid-training resumes from its checkpoint in --out (written after each
@@ -57,6 +59,7 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, cpus_per_run, gpus_
     from ..results import ResultsStore
     from ..sweep import RegistrySpec, grid
     from ..sweep import sweep as run_sweep
+    from ..trackers import parse_log
 
     preset, config_file, base = pop_config_args(opts)
     if robustness:
@@ -67,13 +70,15 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, cpus_per_run, gpus_
                                  param_hint="'--fusion'")
     resources = ray_resources(executor, "run", cpus_per_run, gpus_per_run, retries,
                               local=" (locally, --jobs and --threads share the cores)")
+    trackers = tuple(parse_log(log))  # an unknown name or a missing library: before any run
     configs = grid(names, list(range(seeds)), base, preset, config_file)
     store = ResultsStore(out)
     store.check_writable()  # before any run
     res = run_sweep(configs, state.registry, store, echo=click.echo, executor=executor,
                     jobs=jobs, spec=RegistrySpec.of(state.plugin_specs, state.strict),
                     keep_models=not no_model, restart=restart,
-                    keep_checkpoints=keep_checkpoints, threads=threads, resources=resources)
+                    keep_checkpoints=keep_checkpoints, threads=threads, resources=resources,
+                    log=trackers)
     retried = f", {res.retried} retried after a lost worker or node" if res.retried else ""
     click.echo(f"{res.done} run, {res.skipped} already stored, {res.failed} failed{retried}")
     return 1 if res.failed else 0

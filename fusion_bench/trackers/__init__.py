@@ -4,6 +4,8 @@ optional ones chosen with ``--log NAME,...`` (TensorBoard, MLflow, Weights & Bia
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -47,3 +49,20 @@ def open_trackers(names: list[str], root: str | Path) -> list[object]:
         module, cls, _, _ = TRACKERS[name]
         out.append(getattr(importlib.import_module(f"{__name__}.{module}"), cls)(Path(root)))
     return out
+
+
+@contextlib.contextmanager
+def tracking(pm, trackers: Sequence[object]) -> Iterator[None]:
+    """``trackers`` (from :func:`open_trackers`) registered on the plugin manager ``pm`` for the
+    scope, so every run inside sends them its events; closed and unregistered on the way out.
+    One tracker serves the runs one after another (each ``run_start`` opens that run's log)."""
+    for i, t in enumerate(trackers):
+        pm.register(t, name=f"fusion-bench-tracker-{i}")
+    try:
+        yield
+    finally:
+        for t in trackers:
+            close = getattr(t, "close", None)
+            if close is not None:
+                close()
+            pm.unregister(t)
