@@ -123,7 +123,7 @@ def test_ray_executor_stores_every_run_from_the_driver(tmp_path, monkeypatch):
     ray.init(num_cpus=2, include_dashboard=False)
     try:
         res = sweep_mod.sweep(cfgs, load_registry(entry_points=False), store, echo=lambda *_: None,
-                              executor="ray", spec=NO_ENTRY_POINTS)
+                              executor="ray", spec=NO_ENTRY_POINTS, log=("tensorboard",))
         assert ray.is_initialized()  # the sweep leaves a Ray it did not start running
     finally:
         ray.shutdown()
@@ -135,6 +135,10 @@ def test_ray_executor_stores_every_run_from_the_driver(tmp_path, monkeypatch):
         con.close()
     assert indexed == sorted(written) == sorted(c.hash(VERSION) for c in cfgs)
     assert all(r["status"] == "ok" and r["environment"]["cpu_threads"] == 1 for r in store.records())
+    # each task logged its run to the trackers asked for, under the store
+    assert sorted(p.name for p in (tmp_path / "tensorboard").iterdir()) == sorted(
+        f"{r['config']['model']['fusion']}-s{r['config']['seed']}-{r['config_hash'][:8]}"
+        for r in store.records())
 
 
 def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, cli_run, monkeypatch):
