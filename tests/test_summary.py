@@ -69,7 +69,7 @@ def test_the_cli_prints_the_summary_and_a_warning_as_one_line(cli_run, tiny_args
     assert lines[0].startswith("data: window 64, hop 32, eval hop 16 (window, hop, eval_hop derived")
     assert lines[1].lstrip().startswith("train") and "6 sequences" in lines[1] and "padding" in lines[1]
     assert any(line.startswith("training: 2 passes of ") for line in lines)
-    assert "warning: concat valence+arousal: raise train.epochs" in lines
+    assert "warning: concat valence+arousal (seed 0): raise train.epochs" in lines
     record = json.loads(next((tmp_path / "runs").glob("*.json")).read_text())
     assert record["training_warnings"][0]["kind"] == "under-trained"
     assert record["data_summary"]["window"] == 64
