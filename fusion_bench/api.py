@@ -53,7 +53,7 @@ def run(fusion: str | None = None, *, seed: int | None = None, dataset: str | No
         config_file: PathLike | None = None, out: PathLike | None = None,
         robustness: bool = False, keep_model: bool = True, plugins: Iterable[str] = (),
         strict_plugins: bool = False, restart: bool = False,
-        keep_checkpoint: bool = False) -> dict:
+        keep_checkpoint: bool = False, log: str | Iterable[str] | None = None) -> dict:
     """Train and evaluate one configuration; return its record (a dict: ``metrics``, ``scores``,
     ``config``, ``run_id``...).
 
@@ -65,8 +65,16 @@ def run(fusion: str | None = None, *, seed: int | None = None, dataset: str | No
     ``robustness``: also score with modalities dropped and noised. ``plugins``: plugin files or
     modules to load, as ``--plugin``. With ``out``, the run checkpoints into the store after
     each epoch and resumes a checkpoint of its configuration found there, as the CLI's does
-    (``restart``, ``keep_checkpoint``: as ``--restart``, ``--keep-checkpoint``)."""
+    (``restart``, ``keep_checkpoint``: as ``--restart``, ``--keep-checkpoint``). ``log``:
+    experiment trackers (``"tensorboard"``, ``["mlflow", "wandb"]``), as ``--log``; they write
+    under ``out``, which they need."""
     from .config.arguments import config_of
+    from .errors import ConfigError
+    from .trackers import open_trackers, parse_log, tracking
+
+    trackers = parse_log(log)  # a wrong name: before any training
+    if trackers and out is None:
+        raise ConfigError("log= needs out=: the trackers write under the results store")
 
     arguments = {"fusion": fusion, "seed": seed, "dataset": dataset, "encoder": encoder,
                  "modalities": modalities, "root": root, "device": device}
@@ -89,10 +97,10 @@ def run(fusion: str | None = None, *, seed: int | None = None, dataset: str | No
 
     store = ResultsStore(os.fspath(out))
     store.check_writable()  # before any training
-    record, _ = run_and_store(cfg, reg, store, Events(reg.pm), keep_model=keep_model,
-                              restart=restart, keep_checkpoint=keep_checkpoint)
+    with tracking(reg.pm, open_trackers(trackers, os.fspath(out))):
+        record, _ = run_and_store(cfg, reg, store, Events(reg.pm), keep_model=keep_model,
+                                  restart=restart, keep_checkpoint=keep_checkpoint)
     return record
-
 
 def sweep(fusions: str | Iterable[str], seeds: int | Iterable[int] = 5, **options) -> GridResult:
     """Run ``fusions`` × ``seeds`` into the store ``out`` (default ``results``), skipping what it

@@ -156,9 +156,8 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     removes it instead); a finished run's checkpoint goes unless ``keep_checkpoints``.
     ``threads``: torch threads per run (default: this process's for a sequential sweep, the
     cores shared among the runs at once otherwise). ``resources``: what each Ray task asks
-    for (CPUs, GPU fractions, retries after a lost node). ``log``: experiment trackers
-    (:func:`fusion_bench.trackers.parse_log`'s names), writing under the store folder from the
-    process that trains each run (a Ray task on another node writes at the same path there).
+    for (CPUs, GPU fractions, retries after a lost node). ``log``: trackers (``parse_log``'s
+    names), logging under the store from the process that trains each run.
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
@@ -399,17 +398,22 @@ def sweep_grid(fusions: str | Iterable[str], seeds: int | Iterable[int] = 5, *,
                robustness: bool = False, executor: str = "local", jobs: int | None = None,
                keep_models: bool = True, plugins: Iterable[str] = (), strict_plugins: bool = False,
                echo: Callable[[str], object] | None = print, restart: bool = False,
-               keep_checkpoints: bool = False, **arguments) -> GridResult:
+               keep_checkpoints: bool = False, log: str | Iterable[str] | None = None,
+               **arguments) -> GridResult:
     """``fusion_bench.sweep(["rcma", "concat"], seeds=3, overrides={"train.steps": 20})``: the
     ``fusion-bench sweep`` of these settings from Python. ``fusions``: names (``only:audio``
     adds a one-modality row), or one comma-separated string; ``seeds``: N for 0..N-1, or the
     seeds; ``arguments``: the CLI's flags as keywords (``dataset``, ``encoder``, ``modalities``,
     ``root``, ``device``), ``overrides`` any config key (:mod:`fusion_bench.config.arguments`).
     Skips what ``out`` already holds and resumes a run it holds half-trained (``restart``: from
-    the start; ``keep_checkpoints``: as the CLI's flags); returns the counts run, skipped and
-    failed. A mistake raises a :class:`fusion_bench.errors.FusionBenchError` before any run."""
+    the start; ``keep_checkpoints``, ``log``: as the CLI's flags); returns the counts run,
+    skipped and failed. A mistake raises a :class:`fusion_bench.errors.FusionBenchError` before
+    any run."""
     from .config.arguments import override_pairs
     from .plugins import load_registry
+    from .trackers import parse_log
+
+    trackers = tuple(parse_log(log))
 
     names = list(dict.fromkeys(f.strip() for f in (fusions.split(",") if isinstance(fusions, str)
                                                     else fusions) if f.strip()))
@@ -430,7 +434,7 @@ def sweep_grid(fusions: str | Iterable[str], seeds: int | Iterable[int] = 5, *,
     store.check_writable()  # before any run
     return sweep(configs, reg, store, echo=echo or (lambda _: None), executor=executor, jobs=jobs,
                  spec=RegistrySpec.of(plugins, strict_plugins), keep_models=keep_models,
-                 restart=restart, keep_checkpoints=keep_checkpoints)
+                 restart=restart, keep_checkpoints=keep_checkpoints, log=trackers)
 
 
 class _CallableModule(types.ModuleType):

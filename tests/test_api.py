@@ -128,6 +128,24 @@ def test_sweep_runs_the_grid_and_resumes(tmp_path):
     assert got["audio only"]["config.data.modalities"] == ("audio",)
 
 
+def test_run_and_sweep_log_to_trackers_under_the_store(tmp_path):
+    pytest.importorskip("tensorboard")
+    rec = fusion_bench.run(fusion="concat", overrides=tiny(), out=tmp_path / "one",
+                           log="tensorboard")
+    assert [p.name for p in (tmp_path / "one" / "tensorboard").iterdir()] == \
+        [f"concat-s0-{rec['config_hash'][:8]}"]
+    res = fusion_bench.sweep("concat", seeds=2, overrides=tiny(), out=tmp_path / "grid",
+                             echo=None, log=["tensorboard"])
+    assert res.done == 2
+    assert sorted(p.name[:len("concat-s0")] for p in (tmp_path / "grid" / "tensorboard").iterdir()) \
+        == ["concat-s0", "concat-s1"]
+    with pytest.raises(ConfigError, match="log= needs out="):
+        fusion_bench.run(fusion="concat", overrides=tiny(), log="tensorboard")
+    with pytest.raises(ConfigError, match="unknown tracker 'tensorbord'"):
+        fusion_bench.sweep("concat", seeds=1, overrides=tiny(), out=tmp_path / "x", log="tensorbord")
+    assert not (tmp_path / "x").exists()  # refused before the store was made
+
+
 # -- the store as a table --------------------------------------------------------------------------
 def test_rows_flatten_each_record_as_computed_by_hand():
     recs = [with_baseline(fake_record("rcma", s, 0.8 + 0.01 * s), ridge(0.6, 0.55))

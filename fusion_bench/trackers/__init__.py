@@ -5,7 +5,7 @@ optional ones chosen with ``--log NAME,...`` (TensorBoard, MLflow, Weights & Bia
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -18,13 +18,14 @@ TRACKERS = {
 }
 
 
-def parse_log(spec: str | None) -> list[str]:
-    """The tracker names of a ``--log`` value (comma-separated; empty: none), each checked:
-    an unknown name, or one whose library is not installed, is a :class:`ConfigError` naming
-    the extra to install."""
+def parse_log(spec: str | Iterable[str] | None) -> list[str]:
+    """The tracker names of a ``--log`` value (comma-separated; empty: none; the notebook API's
+    ``log=`` may also be a list of names), each checked: an unknown name, or one whose library
+    is not installed, is a :class:`ConfigError` naming the extra to install."""
     import importlib.util
 
-    names = list(dict.fromkeys(n.strip().lower() for n in (spec or "").split(",") if n.strip()))
+    text = spec if spec is None or isinstance(spec, str) else ",".join(spec)
+    names = list(dict.fromkeys(n.strip().lower() for n in (text or "").split(",") if n.strip()))
     # Every name is checked before any library, so a typo is reported as a typo even when an
     # earlier tracker's library is also missing.
     for name in names:
