@@ -102,6 +102,7 @@ def run(fusion: str | None = None, *, seed: int | None = None, dataset: str | No
                                   restart=restart, keep_checkpoint=keep_checkpoint)
     return record
 
+
 def sweep(fusions: str | Iterable[str], seeds: int | Iterable[int] = 5, **options) -> GridResult:
     """Run ``fusions`` × ``seeds`` into the store ``out`` (default ``results``), skipping what it
     holds; return the counts run, skipped and failed. Keywords: those of :func:`run` (``out``
