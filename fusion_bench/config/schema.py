@@ -170,10 +170,12 @@ class RunConfig:
     def from_dict(cls, d: dict) -> RunConfig:
         """A configuration from :meth:`to_dict`'s output, or from a record made before plugin
         options (``fusion``/``encoder``: the chosen plugin's options; a ``synthetic`` section)."""
-        # a record made before eval_each_pass existed validated every eval_every steps exactly
-        train = {"eval_each_pass": False, **d["train"]}
+        # a setting a record lacks was made before it existed: the value runs had then
+        # (:data:`_LATER_DEFAULTS`; eval_each_pass false, not today's default)
+        later = {s: {k: v for sec, k, v in _LATER_DEFAULTS if sec == s} for s in ("model", "train")}
         cfg = cls(seed=d["seed"], device=d["device"], data=_section(DataConfig, d["data"]),
-                  model=_section(ModelConfig, d["model"]), train=_section(TrainConfig, train),
+                  model=_section(ModelConfig, {**later["model"], **d["model"]}),
+                  train=_section(TrainConfig, {**later["train"], **d["train"]}),
                   robustness=_section(RobustnessConfig, d.get("robustness", {})))
         if "dataset" in d:
             for kind in PLUGIN_KINDS:
@@ -282,28 +284,28 @@ def _length_and_windows(d: dict) -> None:
     """The training length and windows as identity (and settings added later, left out at
     their default: :data:`_LATER_DEFAULTS`): the step-based schedule's keys, unused when
     ``train.epochs`` counts passes, are left out (such a run, the paper preset, keeps the
-    identity it had before they existed), and so is ``eval_each_pass`` when false (what runs did
-    before it existed); a window or hop left to the data (0) means what the
+    identity it had before they existed); a window or hop left to the data (0) means what the
     rule makes of it, so the rule's version joins (records made before the rule set both, and
     ``eval_hop`` 0 with a hop set still means "the hop", as it did then)."""
     if d["train"].get("epochs", 0) > 0:
         d["train"].pop("steps", None)
         d["train"].pop("eval_every", None)
         d["train"].pop("eval_each_pass", None)
-    if d["train"].get("eval_each_pass") is False:  # what every run did before it existed: such a
-        d["train"].pop("eval_each_pass")  # record (read back as false) keeps the hash it has
     if d["data"].get("window") == 0 or d["data"].get("hop") == 0:
         d["data"]["window_rule"] = WINDOW_RULE_VERSION
-    # settings added after records existed: at their default, not part of the identity, so a run
-    # hashes as it did before they existed (and a stored run is found)
+    # settings added after records existed: at the value runs had before them, not part of the
+    # identity, so a run hashes as it did then (and a stored run is found)
     for section, key, default in _LATER_DEFAULTS:
         if d.get(section, {}).get(key, default) == default:
             d.get(section, {}).pop(key, None)
 
 
-#: (section, key, default) of the settings :func:`_length_and_windows` leaves out at their default
+#: (section, key, value) of the settings added after records existed, with the value every run had
+#: before: :func:`_length_and_windows` leaves them out at that value, and a record that lacks one
+#: reads back with it (:meth:`RunConfig.from_dict`). Mostly today's default too; not for
+#: eval_each_pass (true by default since 2026-12-02, false in what every run did before)
 _LATER_DEFAULTS = (("model", "pooling", "mean"), ("train", "modality_dropout", 0.0),
-                   ("train", "precision", "fp32"))
+                   ("train", "precision", "fp32"), ("train", "eval_each_pass", False))
 #: the same, by dotted key (what a leaderboard label shows for a record that lacks one)
 LATER_DEFAULTS = {f"{section}.{key}": default for section, key, default in _LATER_DEFAULTS}
 
