@@ -70,7 +70,7 @@ def run(fusion: str | None = None, *, seed: int | None = None, dataset: str | No
     under ``out``, which they need."""
     from .config.arguments import config_of
     from .errors import ConfigError
-    from .trackers import open_trackers, parse_log, tracking
+    from .trackers import parse_log, tracking
 
     trackers = parse_log(log)  # a wrong name: before any training
     if trackers and out is None:
@@ -97,7 +97,7 @@ def run(fusion: str | None = None, *, seed: int | None = None, dataset: str | No
 
     store = ResultsStore(os.fspath(out))
     store.check_writable()  # before any training
-    with tracking(reg.pm, open_trackers(trackers, os.fspath(out))):
+    with tracking(reg.pm, trackers, os.fspath(out)):
         record, _ = run_and_store(cfg, reg, store, Events(reg.pm), keep_model=keep_model,
                                   restart=restart, keep_checkpoint=keep_checkpoint)
     return record

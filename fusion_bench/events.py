@@ -8,8 +8,10 @@ cost a result. No torch here: events carry plain numbers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 HOOKS = ("run_start", "data_summary", "step_end", "epoch_end", "run_end")
@@ -106,3 +108,20 @@ class Events:
 
     def run_end(self, run: RunInfo, record: dict) -> None:
         self._call("run_end", run=run, record=record)
+
+
+@contextlib.contextmanager
+def plugged(pm, plugins: Sequence[tuple[str, object]]) -> Iterator[None]:
+    """Each ``(name, plugin)`` of ``plugins`` registered on the plugin manager ``pm`` for the
+    scope, so that the run events inside reach it; on the way out each is closed (its
+    ``close()``, where it has one) and unregistered. No plugins: ``pm`` is not touched."""
+    for name, plugin in plugins:
+        pm.register(plugin, name=name)
+    try:
+        yield
+    finally:
+        for _, plugin in plugins:
+            close = getattr(plugin, "close", None)
+            if close is not None:
+                close()
+            pm.unregister(plugin)

@@ -38,6 +38,7 @@ from .options import data_version, hashes
 from .ray_executor import Resources
 from .results import ResultsStore, make_record, model_name
 from .runs import preflight, run_record
+from .trackers import tracking
 
 EXECUTORS = ("local", "ray")
 
@@ -200,7 +201,8 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
             import torch
 
             torch.set_num_threads(threads)
-        with _tracking(reg, log if sequential else (), checkpoints.root):  # workers: their own
+        with tracking(getattr(reg, "pm", None), log if sequential else (),  # workers: their own
+                      checkpoints.root):
             _run_all(todo, reg, store, echo, res, tag, executor, jobs, spec, sequential, claimed,
                      keep_models, checkpoints, threads, resources or Resources(), log)
     finally:  # an interrupted sweep frees what it did not finish
@@ -279,18 +281,9 @@ def work(cfg: RunConfig, spec: RegistrySpec, threads: int,
         reg = worker_registry(spec)
     except Exception as e:  # noqa: BLE001 - e.g. --strict-plugins with a broken plugin
         return Outcome.failure(e)
-    with _tracking(reg, log, checkpoints.root if checkpoints is not None else None):
+    with tracking(reg.pm, log if checkpoints is not None else (),
+                  checkpoints.root if checkpoints is not None else "."):
         return attempt(cfg, reg, checkpoints)
-
-
-def _tracking(reg, log: tuple[str, ...], root) -> contextlib.AbstractContextManager:
-    """The trackers ``log`` names, on ``reg``'s plugin manager for the scope (none: nothing)."""
-    pm = getattr(reg, "pm", None)
-    if not log or pm is None or root is None:
-        return contextlib.nullcontext()
-    from .trackers import open_trackers, tracking
-
-    return tracking(pm, open_trackers(list(log), root))
 
 
 def usable_cpus() -> int:

@@ -227,36 +227,25 @@ def third_party_quiet(on: bool = True):
                 os.environ[k] = v
 
 
-def run_events(reg, show: bool, trackers: Sequence[object] = ()):
-    """The run events of ``reg``'s plugins, plus the data summary's display, the ``trackers``
-    (:func:`fusion_bench.trackers.open_trackers`) and, when ``show``, a progress display (a bar
-    on a terminal, log lines without one); use as a context manager (the displays and trackers
-    are removed, and closed, on the way out)."""
-    from ..events import Events
+@contextlib.contextmanager
+def run_events(reg, show: bool, log: Sequence[str] = (), root: str = "."):
+    """The run events of ``reg``'s plugins, plus the data summary's display, the trackers
+    ``log`` (:func:`fusion_bench.trackers.parse_log`'s names, writing under the store ``root``)
+    and, when ``show``, a progress display (a bar on a terminal, log lines without one); a
+    context manager: the displays and trackers are removed, and closed, on the way out."""
+    from ..events import Events, plugged
     from ..trackers import tracking
 
-    @contextlib.contextmanager
-    def scope():
-        display: ProgressDisplay | LogDisplay | None = None
-        if show:
-            display = ProgressDisplay() if _is_terminal(sys.stderr) else LogDisplay()
-        plugins: list[tuple[str, object]] = [("fusion-bench-summary", SummaryDisplay())]
-        if display is not None:
-            plugins.append(("fusion-bench-progress", display))
-        for name, plugin in plugins:
-            reg.pm.register(plugin, name=name)
-        try:
-            with _log_to_stderr() if isinstance(display, LogDisplay) else contextlib.nullcontext(), \
-                    tracking(reg.pm, trackers):
-                yield Events(reg.pm)
-        finally:
-            for _, plugin in plugins:
-                close = getattr(plugin, "close", None)
-                if close is not None:
-                    close()
-                reg.pm.unregister(plugin)
-
-    return scope()
+    display: ProgressDisplay | LogDisplay | None = None
+    if show:
+        display = ProgressDisplay() if _is_terminal(sys.stderr) else LogDisplay()
+    plugins: list[tuple[str, object]] = [("fusion-bench-summary", SummaryDisplay())]
+    if display is not None:
+        plugins.append(("fusion-bench-progress", display))
+    with plugged(reg.pm, plugins), \
+            _log_to_stderr() if isinstance(display, LogDisplay) else contextlib.nullcontext(), \
+            tracking(reg.pm, log, root):
+        yield Events(reg.pm)
 
 
 def _is_terminal(stream) -> bool:

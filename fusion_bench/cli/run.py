@@ -55,7 +55,7 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
 
     from ..report.robustness import robustness_table
     from ..results import ResultsStore, display_name
-    from ..trackers import open_trackers, parse_log
+    from ..trackers import parse_log
 
     cfg = build_run_config(opts, {"train.progress": "false" if quiet else None,
                                   "robustness.enabled": "true" if robustness else None})
@@ -76,8 +76,7 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
             distributed.close()
         return
     try:
-        with run_events(reg, show=cfg.train.progress,
-                        trackers=open_trackers(trackers, out)) as events:
+        with run_events(reg, show=cfg.train.progress, log=trackers, root=out) as events:
             record, path = run_and_store(cfg, reg, store, events, keep_model=not no_model,
                                          restart=restart, keep_checkpoint=keep_checkpoint)
     finally:

@@ -5,10 +5,11 @@ optional ones chosen with ``--log NAME,...`` (TensorBoard, MLflow, Weights & Bia
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..events import plugged
 
 #: --log name -> (module of this package, its class, the library it imports, the extra)
 TRACKERS = {
@@ -52,18 +53,10 @@ def open_trackers(names: list[str], root: str | Path) -> list[object]:
     return out
 
 
-@contextlib.contextmanager
-def tracking(pm, trackers: Sequence[object]) -> Iterator[None]:
-    """``trackers`` (from :func:`open_trackers`) registered on the plugin manager ``pm`` for the
-    scope, so every run inside sends them its events; closed and unregistered on the way out.
-    One tracker serves the runs one after another (each ``run_start`` opens that run's log)."""
-    for i, t in enumerate(trackers):
-        pm.register(t, name=f"fusion-bench-tracker-{i}")
-    try:
-        yield
-    finally:
-        for t in trackers:
-            close = getattr(t, "close", None)
-            if close is not None:
-                close()
-            pm.unregister(t)
+def tracking(pm, names: Sequence[str], root: str | Path) -> contextlib.AbstractContextManager:
+    """The trackers ``names`` (from :func:`parse_log`), writing under the store folder ``root``,
+    on the plugin manager ``pm`` for the scope (:func:`fusion_bench.events.plugged`), so every
+    run inside sends them its events; one tracker serves the runs one after another (each
+    ``run_start`` opens that run's log). No names: nothing is opened or registered."""
+    return plugged(pm, [(f"fusion-bench-tracker-{i}", t)
+                        for i, t in enumerate(open_trackers(list(names), root))])
