@@ -29,6 +29,18 @@ def rcma_record(**train) -> dict:
     return {"config": cfg.to_dict(), "dataset": {"name": "synthetic", "version": "2"}}
 
 
+def script(name: str):
+    """``scripts/<name>.py`` as a module (scripts/ is no package), for the tests of a script."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_overrides() -> list[tuple[str, str]]:
     """TINY as (key, value) pairs for build_config."""
     out = []

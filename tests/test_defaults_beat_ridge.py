@@ -9,22 +9,11 @@ serving such data fails here, a change of CPU rounding does not.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _defaults_check():
-    """scripts/defaults_check.py as a module (scripts/ is no package)."""
-    spec = importlib.util.spec_from_file_location("defaults_check",
-                                                  ROOT / "scripts" / "defaults_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import script
 
 
 @pytest.mark.slow
@@ -32,7 +21,7 @@ def _defaults_check():
 def test_the_default_run_on_a_test_made_folder_beats_the_ridge_on_every_target(shape, cli_run,
                                                                                 tmp_path):
     folder = tmp_path / shape
-    _defaults_check().SHAPES[shape](folder, 1)
+    script("defaults_check").SHAPES[shape](folder, 1)
     code, out, err = cli_run("run", "--root", folder, "--seed", "0", "--quiet",
                              "--out", tmp_path / "store", "--json")
     assert code == 0, err

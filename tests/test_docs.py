@@ -12,6 +12,8 @@ import pytest
 from fusion_bench import hookspecs
 from fusion_bench.testing import check_fusion
 
+from .conftest import script
+
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 #: pluggy marks each hookspec function with an attribute named "<project>_spec"
 SPEC_MARKER = f"{hookspecs.hookspec.project_name}_spec"
@@ -63,14 +65,8 @@ def test_the_plugin_example_passes_the_contract_kit():
 
 
 def _gen_docs():
-    """scripts/gen_docs.py as a module (scripts/ is no package)."""
-    import importlib.util
-
-    path = DOCS.parent / "scripts" / "gen_docs.py"
-    spec = importlib.util.spec_from_file_location("gen_docs", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """scripts/gen_docs.py as a module."""
+    return script("gen_docs")
 
 
 @pytest.mark.parametrize("name", ["config.md", "cli.md"])
