@@ -34,19 +34,34 @@ class Entry:
     """One registered component. Registered as an object, or as a ``"module:Class"`` string
     that is imported the first time :attr:`obj` is read (built-ins: listing them imports no
     torch). A lazy entry's description and reference, when not given, are read from the class's
-    source (its ``description = "..."`` line) without importing the module."""
+    source (its ``description = "..."`` line) without importing the module, the first time one
+    of them is read: a run reads neither, so it parses no plugin's source."""
 
     def __init__(self, kind: str, name: str, obj: object, plugin: str,
                  description: str | None = None, reference: str | None = None):
         self.kind, self.name, self.plugin = kind, name, plugin
         self._obj = obj
-        lazy = isinstance(obj, str)
-        meta = (_source_attributes(obj) if isinstance(obj, str)
-                and (description is None or reference is None) else {})
-        self.description = description if description is not None else (
-            meta.get("description", "") if lazy else getattr(obj, "description", ""))
-        self.reference = reference if reference is not None else (
-            meta.get("reference", "") if lazy else getattr(obj, "reference", ""))
+        self._given = {"description": description, "reference": reference}
+        self._source = obj if isinstance(obj, str) else None  # a lazy entry's "module:Class"
+        self._meta: dict[str, str] | None = None  # its source's attributes, once read
+
+    def _attribute(self, key: str) -> str:
+        given = self._given[key]
+        if given is not None:
+            return given
+        if self._source is None:
+            return getattr(self._obj, key, "")
+        if self._meta is None:
+            self._meta = _source_attributes(self._source)
+        return self._meta.get(key, "")
+
+    @property
+    def description(self) -> str:
+        return self._attribute("description")
+
+    @property
+    def reference(self) -> str:
+        return self._attribute("reference")
 
     @property
     def obj(self):

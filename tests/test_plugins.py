@@ -52,6 +52,22 @@ def test_builtins_register_through_the_hooks():
     assert reg.plugins["builtins"].registers["fusions"]
 
 
+def test_a_lazy_entry_reads_its_source_only_when_described(monkeypatch):
+    # a run reads no description: loading the registry must parse no plugin's source
+    from fusion_bench import plugins
+    from fusion_bench.fusions.rcma import RCMA
+
+    parsed = []
+    real = plugins._source_attributes
+    monkeypatch.setattr(plugins, "_source_attributes", lambda path: parsed.append(path) or real(path))
+    reg = load_registry(entry_points=False)
+    assert parsed == []
+    e = reg.get("fusions", "rcma")
+    assert (e.description, e.reference) == (RCMA.description, RCMA.reference)
+    assert e.description == RCMA.description
+    assert parsed == ["fusion_bench.fusions.rcma:RCMA"]  # once, for both attributes
+
+
 def test_plugin_file_adds_a_fusion(tmp_path):
     path = write_plugin(tmp_path, "gated.py", GATED.replace("{name}", "gated"))
     reg = load_registry([path], entry_points=False)
