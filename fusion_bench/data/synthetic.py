@@ -131,15 +131,12 @@ def _lag(x: np.ndarray, lag: int) -> np.ndarray:
     return np.concatenate([np.repeat(x[:1], lag, axis=0), x[: len(x) - lag]], axis=0)
 
 
-def _speaker_offset(rng, mix: np.ndarray, scale: float, leak: float) -> np.ndarray:
-    """A per-video constant feature vector ("speaker identity").
-
-    Like real identity features it lies mostly outside the span of the expression sources (the
-    rows of ``mix``), where a linear read-out can ignore it; a ``leak`` share lies inside it and
-    biases the read-out for the whole video, which no model can undo from one window.
-    """
-    z = rng.standard_normal(mix.shape[1])
-    q, _ = np.linalg.qr(mix.T)  # (d, k): orthonormal basis of the source span
+def _speaker_offset(rng, q: np.ndarray, scale: float, leak: float) -> np.ndarray:
+    """A per-video constant feature vector ("speaker identity"). Like real identity features it
+    lies mostly outside the span of the expression sources (the mixing matrix's rows; ``q`` (d, k)
+    is its orthonormal basis), where a linear read-out can ignore it; a ``leak`` share lies inside
+    it and biases the read-out for the whole video, which no model can undo from one window."""
+    z = rng.standard_normal(q.shape[0])
     inside = q @ (q.T @ z)
     return scale * ((z - inside) + leak * inside)
 
@@ -209,7 +206,8 @@ class SyntheticDataset:
             mats[m] = rng.standard_normal((k, d)) / np.sqrt(d) * 2.0
         return mats
 
-    def _video(self, rng: np.random.Generator, name: str, mix: dict) -> tuple[Video, np.ndarray]:
+    def _video(self, rng: np.random.Generator, name: str, mix: dict,
+               basis: dict) -> tuple[Video, np.ndarray]:
         c = self.config
         n = int(rng.integers(c.min_frames, c.max_frames + 1))
         iota = c.interaction
@@ -234,7 +232,7 @@ class SyntheticDataset:
         for m, src, off_mask in (("visual", src_v, occl), ("audio", src_a, silence)):
             lag = _LAGS[m]
             d = mix[m].shape[1]
-            offset = _speaker_offset(rng, mix[m], c.offset, c.offset_leak)
+            offset = _speaker_offset(rng, basis[m], c.offset, c.offset_leak)
             x = _lag(src, lag) @ mix[m] + offset + c.noise * rng.standard_normal((n, d))
             keep = ~_lag(off_mask, lag)
             feats[m], masks[m] = (x * keep[:, None]).astype(np.float32), keep
@@ -251,7 +249,7 @@ class SyntheticDataset:
                 x[t:e] = vec
                 words[t:e] = True
             t += length + int(rng.geometric(1.0 / 12))
-        offset = _speaker_offset(rng, mix["text"], c.offset, c.offset_leak)
+        offset = _speaker_offset(rng, basis["text"], c.offset, c.offset_leak)
         feats["text"] = ((x + offset) * words[:, None]).astype(np.float32)
         masks["text"] = words
 
@@ -274,6 +272,7 @@ class SyntheticDataset:
     def _generate(self) -> None:
         c = self.config
         mix = self._mixing()
+        basis = {m: np.linalg.qr(x.T)[0] for m, x in mix.items()}  # (d, k) each, for the offsets
         sizes = {"train": c.n_train, "val": c.n_val, "test": c.n_test}
         self._splits, self._latents = {}, {}
         for number, (split, k) in enumerate(sizes.items()):
@@ -286,7 +285,7 @@ class SyntheticDataset:
             children = np.random.SeedSequence([self.seed, 1, number]).spawn(k)
             vids, lats = [], []
             for j, child in enumerate(children):
-                vid, lat = self._video(np.random.default_rng(child), f"{split}_{j:03d}", mix)
+                vid, lat = self._video(np.random.default_rng(child), f"{split}_{j:03d}", mix, basis)
                 vids.append(vid)
                 lats.append(lat)
             if c.label_level == "sequence":
