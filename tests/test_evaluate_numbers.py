@@ -77,6 +77,24 @@ def test_a_frame_is_valid_only_if_every_target_is_labelled():
     assert w.valid[0].tolist() == [True, False, False, False, True]
 
 
+def test_windows_hold_each_frame_where_it_falls_and_blank_the_padding():
+    """Two videos (5 and 2 frames) cut at length 4, hop 2: windows start at 0, 1 (flush with the
+    end) and 0; past a video's end the features are 0, the mask False, the label -5 and the
+    frame not valid, and a missing frame inside the video keeps its mask False."""
+    a = video("a", [[0.1 * i, -0.1 * i] for i in range(5)], feats=[1, 2, 3, 4, 5],
+              mask=[True, True, False, True, True])
+    b = video("b", [[X, X], [0.5, 0.5]], feats=[7, 8])  # its last frame labelled
+    w = make_windows([a, b], ("a",), 4, 2)
+    assert w.video.tolist() == [0, 0, 1] and w.start.tolist() == [0, 1, 0]
+    assert w.feats["a"][..., 0].tolist() == [[1, 2, 3, 4], [2, 3, 4, 5], [7, 8, 0, 0]]
+    assert w.masks["a"].tolist() == [[True, True, False, True], [True, False, True, True],
+                                     [True, True, False, False]]
+    assert w.present.tolist() == [[True] * 4, [True] * 4, [True, True, False, False]]
+    assert w.valid.tolist() == [[True] * 4, [True] * 4, [False, True, False, False]]
+    assert w.labels[1, :, 0].tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    assert w.labels[2].tolist() == [[X, X], [0.5, 0.5], [X, X], [X, X]]
+
+
 def test_ccc_with_a_mask_scores_only_the_masked_in_frames():
     """Bug: ``metrics.ccc`` ignoring its mask (the same numbers as above, garbage masked out)."""
     pred = [0, 100, 1, 1, -50]
