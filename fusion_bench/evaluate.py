@@ -34,41 +34,71 @@ def predict(model: torch.nn.Module, windows: Windows, videos: list[Video], devic
     """
     was_training = model.training
     model.eval()
-    seq = windows.level == "sequence"
-    sums: list = [None] * len(videos)  # per video, once its first window is predicted
-    counts = [np.zeros(1 if seq else v.n_frames) for v in videos]
-    plain = [np.zeros((1, 0)) for _ in videos] if seq else []  # sequence level: unweighted sums
-    starts, vids = windows.start.numpy(), windows.video.numpy()
+    try:
+        if windows.level == "sequence":
+            return _sequence_predictions(model, windows, videos, device, batch_size)
+        return _frame_predictions(model, windows, videos, device, batch_size)
+    finally:
+        model.train(was_training)
+
+
+def _frame_predictions(model, windows: Windows, videos: list[Video], device,
+                       batch_size: int) -> list[np.ndarray]:
+    """:func:`predict` at frame level. The windows go through ``model`` in order, in contiguous
+    batches; each position inside its video adds its prediction to its frame's sum. The sums are
+    taken at the end by one ``np.bincount`` per output over every (frame, prediction) pair in
+    window order, i.e. in the order a loop over the windows would add them (same float64 sums)."""
+    vids, starts = windows.video.numpy(), windows.start.numpy()
+    first = np.concatenate([[0], np.cumsum([v.n_frames for v in videos], dtype=np.int64)])
+    rows: list[np.ndarray] = []  # per batch: the split-wide frame row of each position inside
+    outs: list[np.ndarray] = []  # per batch: those positions' predictions (k, n_out)
+    for lo in range(0, len(windows), batch_size):
+        hi = min(lo + batch_size, len(windows))
+        # features as views (no copy): the model reads them through FusionModel.encode's
+        # out-of-place masked_fill; masks copied, as a fusion plugin receives them
+        f = {m: x[lo:hi].to(device, non_blocking=True) for m, x in windows.feats.items()}
+        k = {m: x[lo:hi].to(device, copy=True) for m, x in windows.masks.items()}
+        out = model(f, k).double().cpu().numpy()  # (b, L, n_out)
+        inside = windows.present[lo:hi].numpy()  # False past a video's end
+        frame = first[vids[lo:hi], None] + starts[lo:hi, None] + np.arange(out.shape[1])
+        rows.append(frame[inside])
+        outs.append(out[inside])
+    if not outs:
+        return [np.zeros((v.n_frames, 0)) for v in videos]
+    row, pred = np.concatenate(rows), np.concatenate(outs)
+    total = int(first[-1])
+    sums = np.stack([np.bincount(row, weights=pred[:, c], minlength=total)
+                     for c in range(pred.shape[1])], axis=1)
+    mean = sums / np.maximum(np.bincount(row, minlength=total), 1)[:, None]
+    return [mean[first[i]:first[i + 1]] for i in range(len(videos))]
+
+
+def _sequence_predictions(model, windows: Windows, videos: list[Video], device,
+                          batch_size: int) -> list[np.ndarray]:
+    """:func:`predict` at sequence level: each sequence's windows' pooled predictions, weighted
+    by the frames each pooled."""
+    sums: list = [None] * len(videos)  # per sequence, once its first window is predicted
+    counts = [np.zeros(1) for _ in videos]
+    plain = [np.zeros((1, 0)) for _ in videos]  # unweighted sums, and the number of windows
+    vids = windows.video.numpy()
     for lo in range(0, len(windows), batch_size):
         idx = torch.arange(lo, min(lo + batch_size, len(windows)))
         f, k, _, _ = windows.batch(idx, device)
-        if seq:  # the pooling must leave the padding out
-            out = model(f, k, windows.present_of(idx, device)).double().cpu().numpy()  # (b, 1, n_out)
-            seen = observed({m: x[idx] for m, x in windows.masks.items()}, windows.masks,
-                            windows.present[idx])
-            weight = seen.sum(1).double().numpy()  # (b,) the frames the head pooled
-        else:
-            out = model(f, k).double().cpu().numpy()  # (b, L, n_out)
+        # the pooling must leave the padding out
+        out = model(f, k, windows.present_of(idx, device)).double().cpu().numpy()  # (b, 1, n_out)
+        seen = observed({m: x[idx] for m, x in windows.masks.items()}, windows.masks,
+                        windows.present[idx])
+        weight = seen.sum(1).double().numpy()  # (b,) the frames the head pooled
         for j, w in enumerate(idx.tolist()):
-            i, s = vids[w], starts[w]
-            if seq:
-                if sums[i] is None:
-                    sums[i], plain[i] = np.zeros((1, out.shape[2])), np.zeros((2, out.shape[2]))
-                sums[i][0] += weight[j] * out[j, 0]
-                counts[i][0] += weight[j]
-                plain[i][0] += out[j, 0]
-                plain[i][1] += 1
-                continue
-            e = min(s + out.shape[1], videos[i].n_frames)
+            i = vids[w]
             if sums[i] is None:
-                sums[i] = np.zeros((videos[i].n_frames, out.shape[2]))
-            sums[i][s:e] += out[j, : e - s]
-            counts[i][s:e] += 1
-    model.train(was_training)
-    if seq:
-        return [s / c[:, None] if c[0] > 0 else p[:1] / p[1] for s, c, p in
-                zip(sums, counts, plain, strict=True)]
-    return [s / np.maximum(c, 1)[:, None] for s, c in zip(sums, counts, strict=True)]
+                sums[i], plain[i] = np.zeros((1, out.shape[2])), np.zeros((2, out.shape[2]))
+            sums[i][0] += weight[j] * out[j, 0]
+            counts[i][0] += weight[j]
+            plain[i][0] += out[j, 0]
+            plain[i][1] += 1
+    return [s / c[:, None] if c[0] > 0 else p[:1] / p[1] for s, c, p in
+            zip(sums, counts, plain, strict=True)]
 
 
 def predict_into(dest: list[np.ndarray], cols: tuple[int, ...], model: torch.nn.Module,
