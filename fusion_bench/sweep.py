@@ -88,11 +88,16 @@ class Outcome:
 Outcomes = Generator[tuple[RunConfig, Outcome], None, None]
 
 
-def attempt(cfg: RunConfig, reg, checkpoints: Checkpoints | None = None) -> Outcome:
+def attempt(cfg: RunConfig, reg, checkpoints: Checkpoints | None = None,
+            log: tuple[str, ...] = ()) -> Outcome:
     """Run ``cfg`` (resuming and writing its checkpoint in ``checkpoints``); an exception
-    becomes a failed outcome (Ctrl-C still propagates)."""
+    becomes a failed outcome (Ctrl-C still propagates). Every executor trains a run here, in
+    the process that trains it: ``log``'s trackers (``parse_log``'s names) get its events,
+    writing under the checkpoints' store."""
+    pm = getattr(reg, "pm", None)
     try:
-        return Outcome(record=run_record(cfg, reg, Events(getattr(reg, "pm", None)), checkpoints))
+        with tracking(pm, log, checkpoints.root if checkpoints is not None else "."):
+            return Outcome(record=run_record(cfg, reg, Events(pm), checkpoints))
     except Exception as e:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
         return Outcome.failure(e)
 
@@ -201,10 +206,8 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
             import torch
 
             torch.set_num_threads(threads)
-        with tracking(getattr(reg, "pm", None), log if sequential else (),  # workers: their own
-                      checkpoints.root):
-            _run_all(todo, reg, store, echo, res, tag, executor, jobs, spec, sequential, claimed,
-                     keep_models, checkpoints, threads, resources or Resources(), log)
+        _run_all(todo, reg, store, echo, res, tag, executor, jobs, spec, sequential, claimed,
+                 keep_models, checkpoints, threads, resources or Resources(), log)
     finally:  # an interrupted sweep frees what it did not finish
         for key in claimed.values():
             store.release(key)
@@ -220,7 +223,7 @@ def _run_all(todo: list[RunConfig], reg, store: ResultsStore, echo: Callable[[st
     (one outcome per run, however many attempts Ray made)."""
     retried: dict[str, int] = {}
     if sequential:
-        outcomes: Outcomes = ((c, attempt(c, reg, checkpoints)) for c in todo)
+        outcomes: Outcomes = ((c, attempt(c, reg, checkpoints, log)) for c in todo)
     elif executor == "local":
         assert spec is not None  # checked above
         outcomes = _process_outcomes(todo, spec, jobs, checkpoints, threads, log)
@@ -281,9 +284,7 @@ def work(cfg: RunConfig, spec: RegistrySpec, threads: int,
         reg = worker_registry(spec)
     except Exception as e:  # noqa: BLE001 - e.g. --strict-plugins with a broken plugin
         return Outcome.failure(e)
-    with tracking(reg.pm, log if checkpoints is not None else (),
-                  checkpoints.root if checkpoints is not None else "."):
-        return attempt(cfg, reg, checkpoints)
+    return attempt(cfg, reg, checkpoints, log)
 
 
 def usable_cpus() -> int:
