@@ -2,6 +2,6 @@
 
 import sys
 
-from fusion_bench.cli import main
+from fusion_bench.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -166,3 +166,29 @@ def test_ctrl_c_exits_130_and_says_what_was_kept(cli_run, tiny_args, tmp_path, m
     code, _, err = cli_run("run", "--out", tmp_path, *tiny_args)
     assert code == 130
     assert "Interrupted" in err and "run the same command again" in err
+
+
+def test_console_entry_returns_mains_status_with_the_collector_frozen(monkeypatch):
+    import gc
+
+    from fusion_bench.cli import app
+
+    monkeypatch.setattr(app, "main", lambda: 7)
+    gc.unfreeze()
+    try:
+        assert app.entry() == 7
+        assert gc.get_freeze_count() > 0  # the interpreter's exit then skips its collections
+    finally:
+        gc.unfreeze()
+
+
+def test_console_entry_still_flushes_output_and_runs_atexit_handlers():
+    # trackers and Ray close through atexit; what the command printed must all come out
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print('atexit ran'))\n"
+            "from fusion_bench.cli import entry\n"
+            "sys.argv = ['fusion-bench', 'list', 'fusions']\n"
+            "sys.exit(entry())\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "rcma" in p.stdout and p.stdout.rstrip().endswith("atexit ran")

@@ -48,7 +48,7 @@ def hints() -> list[tuple[str, str]]:
 
 def test_the_distribution_has_its_own_name_and_keeps_the_command_and_package():
     assert PROJECT["name"] == DIST
-    assert PROJECT["scripts"] == {"fusion-bench": "fusion_bench.cli:main"}
+    assert PROJECT["scripts"] == {"fusion-bench": "fusion_bench.cli:entry"}
     assert toml(ROOT / "pyproject.toml")["tool"]["setuptools"]["packages"]["find"]["include"] == [
         "fusion_bench*"]
 
