@@ -1,12 +1,16 @@
 """What a model costs: parameters and FLOPs per window.
 
-FLOPs are counted with :class:`torch.utils.flop_counter.FlopCounterMode` on a meta-device copy,
-so nothing is computed. Imports nothing of fusion_bench (the floor).
+FLOPs are counted with :class:`torch.utils.flop_counter.FlopCounterMode` on a CPU copy of the
+model, one window through it (or on a meta-device copy, where nothing is computed). Imports
+nothing of fusion_bench (the floor).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import warnings
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -39,31 +43,66 @@ def parameter_counts(model) -> dict:
     return {"total": every["total"], "trainable": trainable["total"], "split": split}
 
 
+@contextlib.contextmanager
+def _counted_kernels() -> Iterator[None]:
+    """CPU kernels that FlopCounterMode can see, for a count equal to the meta device's: oneDNN off
+    (its LSTM is one ``mkldnn_rnn_layer``, which the counter does not count), attention in
+    SDPA's math form (the fused CPU kernel is not counted) and nn.MultiheadAttention's inference
+    fast path off (``_native_multi_head_attention``, not counted either); the CPU random state
+    (dropout in the train pass) is restored after."""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.random.fork_rng(devices=[]))
+        with warnings.catch_warnings():  # setting the flags warns of TF32 on Intel GPUs
+            warnings.simplefilter("ignore", UserWarning)
+            stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            yield
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
 def count_flops(module: torch.nn.Module, feats: dict, masks: dict,
-                inputs_require_grad: bool = False) -> dict:
+                inputs_require_grad: bool = False, device: str = "cpu") -> dict:
     """FLOPs for ``module(feats, masks)`` as FlopCounterMode counts them (matmuls, convolutions,
     attention: 2 per multiply-add; elementwise ops are not counted).
 
     ``inference``: one forward in eval mode without grad; ``train``: forward and backward in train
     mode (the loss is a sum of squares, which the counter does not count; with
     ``inputs_require_grad`` the backward pass includes the inputs' gradients, as for a fusion
-    inside the model). Counted on a
-    meta-device copy, so nothing is computed. ``by_part``: the inference count per child module
-    (encoders, norms, fusion, head) where the counter attributes it.
+    inside the model). ``by_part``: the inference count per child module (encoders, norms,
+    fusion, head) where the counter attributes it.
+
+    Counted on a copy of ``module``: on the CPU (``device="cpu"``, pass one window) with the
+    kernels of :func:`_counted_kernels`, or on the meta device, where nothing is computed but
+    every operator runs through Python decompositions. The counts are the same (tested for
+    every built-in encoder and fusion); the CPU count is 2× faster for the default RCMA model and
+    5-7× for LSTM ones (1 s against 4-8 s). ``module`` itself, its BatchNorm statistics and the
+    random state are left as they were.
     """
+    with _counted_kernels() if device == "cpu" else contextlib.nullcontext():
+        return _count(module, feats, masks, inputs_require_grad, device)
+
+
+def _count(module: torch.nn.Module, feats: dict, masks: dict, inputs_require_grad: bool,
+           device: str) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
-    meta = copy.deepcopy(module).to("meta")
-    mf = {m: x.to("meta").requires_grad_(inputs_require_grad) for m, x in feats.items()}
-    mk = {m: x.to("meta") for m, x in masks.items()}
-    meta.eval()
+    model = copy.deepcopy(module).to(device)
+    mf = {m: x.detach().to(device).requires_grad_(inputs_require_grad) for m, x in feats.items()}
+    mk = {m: x.to(device) for m, x in masks.items()}
+    model.eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        meta(mf, mk)
+        model(mf, mk)
     inference = counter.get_total_flops()
     # keys are module paths ("FusionModel.encoders.visual.net.0.conv1", ...), each counting its
     # whole subtree; a container that is never called itself (a ModuleDict) has no key, so each
     # part sums its shallowest keys
-    root = type(meta).__name__
+    root = type(model).__name__
     depth: dict[str, int] = {}
     for name in counter.get_flop_counts():
         parts = name.split(".")
@@ -74,9 +113,9 @@ def count_flops(module: torch.nn.Module, feats: dict, masks: dict,
         parts = name.split(".")
         if len(parts) >= 2 and parts[0] == root and len(parts) == depth[parts[1]]:
             by_part[parts[1]] += sum(ops.values())
-    meta.train()
+    model.train()
     with FlopCounterMode(display=False) as counter:
-        out = meta(mf, mk)
+        out = model(mf, mk)
         if out.requires_grad:  # else nothing to differentiate (no parameters, no input grads)
             out.float().square().mean().backward()
     return {"inference": int(inference), "train": int(counter.get_total_flops()),

@@ -143,9 +143,9 @@ def model_label(cfg: RunConfig, cols: tuple[int, ...], targets: Sequence[str] = 
 
 def window_flops(model: torch.nn.Module, windows: Windows) -> dict[str, int] | None:
     """FLOPs of one window through the whole model, inference and training (forward+backward),
-    counted on a meta-device copy (nothing is computed; :func:`fusion_bench.costs.count_flops`).
-    None, with a warning, for a model that cannot run on the meta device (e.g. a plugin calling
-    ``.item()``)."""
+    counted on a CPU copy of the model (:func:`fusion_bench.costs.count_flops`; the model, its
+    statistics and the random state are left as they were). None, with a warning, for a model
+    whose copy cannot run there."""
     f, k, _, _ = windows.batch(torch.arange(1), "cpu")
     try:
         c = count_flops(model, f, k)

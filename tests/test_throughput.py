@@ -100,6 +100,59 @@ def test_flops_are_per_window_and_split_by_part(registry):
     assert all(p.device.type == "cpu" for p in model.parameters())
 
 
+@pytest.mark.parametrize("encoder", ["tcn", "lstm", "identity"])
+@pytest.mark.parametrize("fusion", load_registry().names("fusions"))
+def test_cpu_flop_count_equals_the_meta_devices(registry, encoder, fusion):
+    # the CPU count must see what the meta count sees: oneDNN's LSTM, SDPA's fused CPU kernel
+    # and MultiheadAttention's fast path are each one operator the counter does not count
+    keep = [(k, v) for k, v in tiny_overrides() if not k.startswith("encoder.")]  # tcn's options
+    cfg = build_config("quick", None, [*keep, ("model.fusion", fusion), ("model.encoder", encoder),
+                                       ("data.window", 8)])
+    dims = {"visual": 8, "audio": 6, "text": 5}
+    model, _ = build_model(registry, cfg, dims, 2)
+    feats = {m: torch.randn(1, 8, d) for m, d in dims.items()}
+    masks = {m: torch.ones(1, 8, dtype=torch.bool) for m in feats}
+    cpu = count_flops(model, feats, masks)
+    assert cpu == count_flops(model, feats, masks, device="meta")
+    assert cpu["train"] > cpu["inference"] > 0
+
+
+class SelfAttention(nn.Module):
+    """Self-attention (MulT's transformers): in eval without grad, MultiheadAttention's fast path."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(d, 2, dim_feedforward=16, batch_first=True)
+
+    def forward(self, feats, masks):
+        return self.layer(feats["x"])
+
+
+def test_cpu_flop_count_of_self_attention_equals_the_meta_devices():
+    feats = {"x": torch.randn(1, 8, 12)}
+    cpu = count_flops(SelfAttention(12), feats, {})
+    assert cpu == count_flops(SelfAttention(12), feats, {}, device="meta")
+    # q, k, v and output projections, q·kᵀ and the weighted sum, and the feed-forward
+    assert cpu["inference"] == 2 * 8 * (4 * 12 * 12 + 2 * 8 * 12 + 2 * 12 * 16)
+
+
+def test_cpu_flop_count_leaves_the_model_and_random_state_as_they_were(registry):
+    model, _ = build_model(registry, tiny_config(), {"visual": 8, "audio": 6, "text": 5}, 2)
+    feats = {m: torch.randn(1, 16, d) for m, d in {"visual": 8, "audio": 6, "text": 5}.items()}
+    masks = {m: torch.ones(1, 16, dtype=torch.bool) for m in feats}
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(3)
+    count_flops(model, feats, masks)  # its train pass draws dropout masks on the copy
+    drawn = torch.rand(4)
+    torch.manual_seed(3)
+    assert torch.equal(drawn, torch.rand(4))
+    assert model.training
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm statistics too
+    assert torch.backends.mha.get_fastpath_enabled() and torch.backends.mkldnn.enabled
+
+
 # ---------------------------------------------------------------------------- parameters
 
 

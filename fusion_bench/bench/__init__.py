@@ -16,8 +16,8 @@ steps on one machine, not a spread over seeds or machines.
 Also reported: frames/s and windows/s; peak memory per phase (GPU: ``max_memory_allocated``; CPU:
 the process's peak RSS, reset before each phase where Linux allows); parameters, total and
 trainable, split into encoders (with their BatchNorms) / fusion / head; FLOPs per window from
-:class:`torch.utils.flop_counter.FlopCounterMode` (matmuls and convolutions; counted once on a
-meta-device copy, so no compute); on GPU, achieved FLOP/s as a fraction of the device's peak; with
+:class:`torch.utils.flop_counter.FlopCounterMode` (matmuls and convolutions; counted once, one
+window through a CPU copy); on GPU, achieved FLOP/s as a fraction of the device's peak; with
 ``compile=True`` (``compile_mode="reduce-overhead"``: CUDA graphs, which on a fast GPU remove the
 kernel-launch cost that bounds these small models at batch 12), the first-call times and
 dynamo's graph-break count. An out-of-memory error in a

@@ -56,7 +56,7 @@ def run_bench(cfg: RunConfig, registry, settings: BenchSettings,
     try:
         flops = count_flops(work.timed, one[0], one[1],
                             inputs_require_grad=settings.scope == "fusion")
-    except Exception as e:  # noqa: BLE001 - a module the meta device cannot run: no count
+    except Exception as e:  # noqa: BLE001 - a module its CPU copy cannot run: no count
         flops = {"inference": None, "train": None, "by_part": {}, "error": short_error(e)}
     work.model.to(device)
     compile_info = None
