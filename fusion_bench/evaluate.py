@@ -54,10 +54,7 @@ def _frame_predictions(model, windows: Windows, videos: list[Video], device,
     outs: list[np.ndarray] = []  # per batch: those positions' predictions (k, n_out)
     for lo in range(0, len(windows), batch_size):
         hi = min(lo + batch_size, len(windows))
-        # features as views (no copy): the model reads them through FusionModel.encode's
-        # out-of-place masked_fill; masks copied, as a fusion plugin receives them
-        f = {m: x[lo:hi].to(device, non_blocking=True) for m, x in windows.feats.items()}
-        k = {m: x[lo:hi].to(device, copy=True) for m, x in windows.masks.items()}
+        f, k = windows.inputs(lo, hi, device)
         out = model(f, k).double().cpu().numpy()  # (b, L, n_out)
         inside = windows.present[lo:hi].numpy()  # False past a video's end
         frame = first[vids[lo:hi], None] + starts[lo:hi, None] + np.arange(out.shape[1])
@@ -83,7 +80,7 @@ def _sequence_predictions(model, windows: Windows, videos: list[Video], device,
     vids = windows.video.numpy()
     for lo in range(0, len(windows), batch_size):
         idx = torch.arange(lo, min(lo + batch_size, len(windows)))
-        f, k, _, _ = windows.batch(idx, device)
+        f, k = windows.inputs(lo, lo + len(idx), device)
         # the pooling must leave the padding out
         out = model(f, k, windows.present_of(idx, device)).double().cpu().numpy()  # (b, 1, n_out)
         seen = observed({m: x[idx] for m, x in windows.masks.items()}, windows.masks,

@@ -122,6 +122,15 @@ class Windows:
         k = {m: x[idx].to(device, non_blocking=True) for m, x in self.masks.items()}
         return f, k, self.labels[idx].to(device), self.valid[idx].to(device)
 
+    def inputs(self, lo: int, hi: int, device) -> tuple[dict, dict]:
+        """(feats, masks) of the windows ``lo:hi`` on ``device``, for prediction: on the CPU the
+        features are views of the windows (no copy: :class:`fusion_bench.model.FusionModel`
+        reads them through an out-of-place ``masked_fill``), the masks are copies, as a fusion
+        plugin receives them."""
+        f = {m: x[lo:hi].to(device, non_blocking=True) for m, x in self.feats.items()}
+        k = {m: x[lo:hi].to(device, copy=True) for m, x in self.masks.items()}
+        return f, k
+
     def present_of(self, idx: torch.Tensor, device) -> torch.Tensor | None:
         """The frame-exists mask of the windows ``idx`` on ``device``, or None when none of them
         has padding (read on the CPU copy: no device sync; the model then takes its fast path)."""
