@@ -50,20 +50,18 @@ def _counted_kernels() -> Iterator[None]:
     SDPA's math form (the fused CPU kernel is not counted) and nn.MultiheadAttention's inference
     fast path off (``_native_multi_head_attention``, not counted either); the CPU random state
     (dropout in the train pass) is restored after."""
-    fastpath = torch.backends.mha.get_fastpath_enabled()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.random.fork_rng(devices=[]))
         with warnings.catch_warnings():  # setting the flags warns of TF32 on Intel GPUs
             warnings.simplefilter("ignore", UserWarning)
             stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
         stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+        stack.callback(torch.backends.mha.set_fastpath_enabled,
+                       torch.backends.mha.get_fastpath_enabled())
         torch.backends.mha.set_fastpath_enabled(False)
-        try:
-            yield
-        finally:
-            torch.backends.mha.set_fastpath_enabled(fastpath)
+        yield
 
 
 def count_flops(module: torch.nn.Module, feats: dict, masks: dict,
