@@ -171,15 +171,108 @@ def test_ctrl_c_exits_130_and_says_what_was_kept(cli_run, tiny_args, tmp_path, m
 def test_console_entry_returns_mains_status_with_the_collector_frozen(monkeypatch):
     import gc
 
-    from fusion_bench.cli import app
+    from fusion_bench.cli import app, startup
 
     monkeypatch.setattr(app, "main", lambda: 7)
+    monkeypatch.setattr(startup, "_console", False)  # entry marks the process; undone after
     gc.unfreeze()
     try:
         assert app.entry() == 7
         assert gc.get_freeze_count() > 0  # the interpreter's exit then skips its collections
     finally:
         gc.unfreeze()
+
+
+def test_console_entry_marks_the_process_as_the_consoles(monkeypatch):
+    import gc
+
+    from fusion_bench.cli import app, startup
+
+    monkeypatch.setattr(app, "main", lambda: 0)
+    monkeypatch.setattr(startup, "_console", False)
+    try:
+        app.entry()
+        assert startup._console
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize("console", [False, True])
+@pytest.mark.parametrize("enabled", [True, False])
+def test_training_imports_freeze_in_the_console_process_only(monkeypatch, console, enabled):
+    import gc
+
+    from fusion_bench.cli import startup
+
+    monkeypatch.setattr(startup, "_console", console)
+    gc.unfreeze()
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        startup.import_training_modules()
+        assert gc.isenabled() == enabled  # the collector is left as it was
+        assert (gc.get_freeze_count() > 0) == console
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()
+
+
+def test_training_imports_load_torch_with_no_full_collection_in_the_console_process():
+    # a fresh interpreter, so that torch and torch._dynamo really load inside the call
+    code = ("import gc, sys\n"
+            "from fusion_bench.cli import startup\n"
+            "full = []\n"
+            "gc.callbacks.append(lambda phase, info: phase == 'start' and "
+            "info['generation'] == 2 and full.append(1))\n"
+            "console = sys.argv[1] == 'console'\n"
+            "if console:\n"
+            "    startup.console_process()\n"
+            "startup.import_training_modules()\n"
+            "assert 'torch._dynamo' in sys.modules and 'fusion_bench.runs' in sys.modules\n"
+            "print(len(full), gc.isenabled())\n")
+    counts = {}
+    for mode in ("console", "library"):
+        p = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        n, enabled = p.stdout.split()
+        assert enabled == "True"
+        counts[mode] = int(n)
+    # loading them collected over everything loaded so far, again and again, where not paused
+    assert counts["console"] == 0 and counts["library"] > 0, counts
+
+
+@pytest.mark.parametrize("verb", ["run", "sweep", "bench"])
+def test_training_commands_freeze_after_their_imports_in_the_console(monkeypatch, cli_run,
+                                                                     tmp_path, tiny_args, verb):
+    import gc
+
+    from fusion_bench import runs, sweep
+    from fusion_bench.cli import startup
+
+    frozen = []
+
+    def stored(*_a, **_k):  # the work starts: were the loaded modules already frozen?
+        frozen.append(gc.get_freeze_count())
+        raise KeyboardInterrupt
+
+    if verb == "run":
+        monkeypatch.setattr(runs, "run_and_store", stored)
+    elif verb == "sweep":
+        monkeypatch.setattr(sweep, "run_record", stored)
+    else:
+        from fusion_bench.bench import runner
+
+        monkeypatch.setattr(runner, "run_bench", stored)
+    monkeypatch.setattr(startup, "_console", True)
+    gc.unfreeze()
+    try:
+        args = ["--fusion", "concat"] + (["--seeds", "1"] if verb == "sweep" else [])
+        data = [] if verb == "bench" else [a for a in tiny_args if a != "--quiet"]
+        code, _, err = cli_run(verb, "--out", tmp_path, *args, *data)
+        assert code == 130, err  # the stand-in's Ctrl-C
+    finally:
+        gc.unfreeze()
+    assert frozen and frozen[0] > 0
 
 
 def test_console_entry_still_flushes_output_and_runs_atexit_handlers():

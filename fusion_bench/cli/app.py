@@ -240,7 +240,11 @@ def entry() -> int:
     has written and closed everything: about 1.8 s of a default ``run`` on a 2-core CPU, 0.3 s
     frozen. Only the collection is skipped: atexit handlers (trackers, Ray), the standard
     streams' flush and reference-count teardown still run. Not in :func:`main`, which tests and
-    scripts call in a process that goes on after it."""
+    scripts call in a process that goes on after it. For the same reason a command that trains
+    freezes the objects torch leaves alive once they are loaded (:mod:`.startup`)."""
+    from .startup import console_process
+
+    console_process()
     status = main()
     gc.freeze()
     return status

@@ -9,6 +9,7 @@ import click
 from ..errors import FusionBenchError
 from .app import State, cli
 from .options import build_run_config, config_options, json_option, store_option, threads_option
+from .startup import import_training_modules
 
 #: the options that become :class:`fusion_bench.bench.settings.BenchSettings` fields
 SETTINGS = ("amp", "compile", "compile_mode", "batch_size", "seq_len", "scope", "warmup",
@@ -83,6 +84,8 @@ def bench(ctx, all_fusions, out, as_json, **opts):
     preflight([cfg], reg)  # names and options, as a run checks them
     store = ResultsStore(out)
     store.check_writable()
+    if settings.train or settings.compile:  # both import torch._dynamo; inference alone need not
+        import_training_modules()
     plugins = plugins_used(reg, cfg)
     try:
         result = run_bench(cfg, reg, settings, log=lambda msg: click.echo(msg, err=True))

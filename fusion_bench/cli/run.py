@@ -15,6 +15,7 @@ from .options import (
     store_option,
     threads_option,
 )
+from .startup import import_training_modules
 
 
 @cli.command()
@@ -65,7 +66,8 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
     if launch.env_rank() == 0:  # before any training; torchrun: rank 0 alone writes (and probes, as
         store.check_writable()  # two ranks probing one new folder would remove it under each other)
     set_threads(threads)
-    from .. import distributed  # torch: after the checks, which a mistake fails at once
+    import_training_modules()  # torch: after the checks, which a mistake fails at once
+    from .. import distributed
     from ..runs import run_and_store
     from .progress import run_events
     if launch.env_rank() != 0:  # torchrun: rank 0 shows, tracks and writes; this one trains

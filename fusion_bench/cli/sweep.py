@@ -15,6 +15,7 @@ from .options import (
     store_option,
     threads_option,
 )
+from .startup import import_training_modules
 
 
 @cli.command()
@@ -74,6 +75,7 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, cpus_per_run, gpus_
     configs = grid(names, list(range(seeds)), base, preset, config_file)
     store = ResultsStore(out)
     store.check_writable()  # before any run
+    import_training_modules()  # torch: after the checks, which a mistake fails at once
     res = run_sweep(configs, state.registry, store, echo=click.echo, executor=executor,
                     jobs=jobs, spec=RegistrySpec.of(state.plugin_specs, state.strict),
                     keep_models=not no_model, restart=restart,
