@@ -230,9 +230,11 @@ def _attempts_actor(ray):
     class Attempts:
         def __init__(self) -> None:
             self.nodes: dict[str, list[str]] = {}  # key -> the node of each attempt
+            self.pids: dict[str, set[int]] = {}  # node -> the worker processes that signed in
 
-        def start(self, key: str, node: str) -> int:
+        def start(self, key: str, node: str, pid: int) -> int:
             self.nodes.setdefault(key, []).append(node)
+            self.pids.setdefault(node, set()).add(pid)
             return len(self.nodes[key])
 
         def counts(self) -> dict[str, int]:
@@ -240,6 +242,9 @@ def _attempts_actor(ray):
 
         def where(self) -> dict[str, list[str]]:
             return {k: list(v) for k, v in self.nodes.items()}
+
+        def workers(self, node: str) -> list[int]:
+            return sorted(p for p in self.pids.get(node, ()) if p > 0)  # 0: a process group
 
     here = ray.get_runtime_context().get_node_id()
     strategy = NodeAffinitySchedulingStrategy(here, soft=False)
@@ -258,7 +263,8 @@ def sign_in(attempts, key: str) -> None:
     import ray
 
     try:
-        ray.get(attempts.start.remote(key, ray.get_runtime_context().get_node_id()), timeout=30)
+        ray.get(attempts.start.remote(key, ray.get_runtime_context().get_node_id(), os.getpid()),
+                timeout=30)
     except Exception:  # noqa: BLE001, S110 - the count is a report, not the work
         pass
 
@@ -339,9 +345,11 @@ def attempts_log(ray, timeout: float = 60.0):
 def kill_node_mid_task(ray, cluster, node, after_s: float, timeout: float = 120.0) -> tuple:
     """Start a thread that waits until a task of the running sweep or extraction signs in on
     ``node`` of the ``ray.cluster_utils.Cluster`` ``cluster`` (the attempts log says where each
-    task ran), waits ``after_s`` more so that the kill lands mid-task, then removes the node
-    without grace. Returns (thread, killed): killed holds "at" (where the tasks were) once the
-    node is gone, and stays empty if no task ever ran there within ``timeout`` s."""
+    task ran), waits ``after_s`` more so that the kill lands mid-task, then kills the node's
+    workers that signed in and removes the node, without grace: a machine lost. Returns
+    (thread, killed): killed holds "at" (where the tasks were) once the node is gone, and stays
+    empty if no task ever ran there within ``timeout`` s, or the run ended first."""
+    import signal
     import threading
     import time
 
@@ -350,14 +358,27 @@ def kill_node_mid_task(ray, cluster, node, after_s: float, timeout: float = 120.
     def watch() -> None:
         actor = attempts_log(ray, timeout)
         end = time.monotonic() + timeout
-        while actor is not None and time.monotonic() < end:
-            where = ray.get(actor.where.remote())
-            if any(node.node_id in ns for ns in where.values()):
-                time.sleep(after_s)
-                cluster.remove_node(node, allow_graceful=False)
-                killed["at"] = where
-                return
-            time.sleep(0.1)
+        try:
+            while actor is not None and time.monotonic() < end:
+                where = ray.get(actor.where.remote())
+                if any(node.node_id in ns for ns in where.values()):
+                    time.sleep(after_s)
+                    # The simulated nodes share this machine: a worker whose raylet was killed
+                    # lives on until its next check of the raylet (a second, or more on a busy
+                    # machine), long enough to finish its task and hand the result straight to
+                    # the driver, so nothing would be lost. A lost machine takes its workers
+                    # with it: kill them first.
+                    for pid in ray.get(actor.workers.remote(node.node_id)):
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except (ProcessLookupError, PermissionError):
+                            pass  # already gone
+                    cluster.remove_node(node, allow_graceful=False)
+                    killed["at"] = where
+                    return
+                time.sleep(0.1)
+        except Exception:  # noqa: BLE001, S110 - the run ended and its log went with it
+            pass
 
     thread = threading.Thread(target=watch, name="kill-node", daemon=True)
     thread.start()
