@@ -2,8 +2,8 @@
 and make the record. ``run``, ``sweep`` (every executor) and ``submit`` go through here; ``bench``
 shares the checks and the model builder (:func:`fusion_bench.bench.runner.run_bench`).
 
-Order of a run: :func:`preflight` (plugin names and options, no data read), the dataset
-(:func:`load_dataset`), its windows (:func:`split_windows`: a window or hop the configuration
+Order of a run: :func:`fusion_bench.preflight.preflight` (plugin names and options, no data
+read), the dataset (:func:`load_dataset`), its windows (:func:`split_windows`: a window or hop the configuration
 leaves to the data is resolved from the train split, and the data summary goes out as a run
 event and into the record), then per target group (:func:`target_groups`) one model trained by
 :func:`fusion_bench.train.fit` and used to predict (:func:`fit_targets`); scores and the record
@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -44,7 +43,7 @@ from .data import (
     dataset_targets,
 )
 from .data.windows import Windows, make_windows
-from .errors import ConfigError, DataError
+from .errors import DataError
 from .evaluate import (
     feature_scale,
     metric_functions,
@@ -56,8 +55,8 @@ from .evaluate import (
 )
 from .events import Events, RunInfo
 from .model import build_model
-from .options import check as check_options
 from .options import data_version
+from .preflight import open_dataset, preflight
 from .results import ResultsStore, display_name, make_record, model_name
 from .runtime import compute_device, seed_everything
 from .summary import check_level, data_summary, resolve
@@ -72,30 +71,6 @@ def plugins_used(reg, cfg: RunConfig) -> dict:
         used["fusion"] = reg.get("fusions", cfg.model.fusion)
     return {k: {"name": e.name, "plugin": e.plugin, "version": reg.plugins[e.plugin].version}
             for k, e in used.items()}
-
-
-def open_dataset(reg, cfg: RunConfig):
-    """The dataset plugin of ``cfg``, built (its videos not yet read: ``splits()`` does that)."""
-    entry = reg.get("datasets", cfg.data.name)
-    try:
-        return entry.obj.from_config(cfg)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"dataset {cfg.data.name!r} ({entry.plugin}): {e}") from None
-
-
-def preflight(configs: Iterable[RunConfig], reg) -> None:
-    """Raise what every run of ``configs`` would fail on, before any run and before any video is
-    read: an unknown dataset, encoder or fusion, a plugin option they lack or of a wrong type
-    (:func:`fusion_bench.options.check`), a modality the dataset lacks, a dataset that cannot be
-    opened. :func:`fusion_bench.sweep.sweep` passes the configurations still to run."""
-    metric_functions(reg)  # every metric importable before any training (a run records them all)
-    opened = set()
-    for cfg in configs:
-        check_options(cfg, reg)
-        key = json.dumps([dataclasses.asdict(cfg.data), cfg.options("dataset")], sort_keys=True)
-        if key not in opened:  # opening reads no videos: cheap
-            opened.add(key)
-            open_dataset(reg, cfg)
 
 
 def load_dataset(reg, cfg: RunConfig):

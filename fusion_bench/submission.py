@@ -42,7 +42,8 @@ def train_and_predict(cfg, registry, videos=None, events=None) -> tuple[dict[str
     from .data.features import load_video
     from .data.windows import make_windows
     from .evaluate import predict_into
-    from .runs import fit_targets, load_dataset, preflight, run_info, split_windows
+    from .preflight import preflight
+    from .runs import fit_targets, load_dataset, run_info, split_windows
     from .runtime import compute_device
 
     preflight([cfg], registry)

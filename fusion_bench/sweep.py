@@ -35,9 +35,10 @@ from .config import RunConfig, build_config
 from .errors import ConfigError, FusionBenchError, one_line_warning
 from .events import Events, eta
 from .options import data_version, hashes
+from .preflight import preflight
 from .ray_executor import Resources
 from .results import ResultsStore, make_record, model_name
-from .runs import preflight, run_record
+from .runs import run_record
 from .trackers import tracking
 
 EXECUTORS = ("local", "ray")

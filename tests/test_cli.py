@@ -217,17 +217,23 @@ def test_training_imports_freeze_in_the_console_process_only(monkeypatch, consol
         (gc.enable if was else gc.disable)()
 
 
-def test_training_imports_load_torch_with_no_full_collection_in_the_console_process():
-    # a fresh interpreter, so that torch and torch._dynamo really load inside the call
+@pytest.mark.parametrize("checks", ["", "checks=lambda: preflight([build_config()], load_registry())"])
+def test_training_imports_load_torch_with_no_full_collection_in_the_console_process(checks):
+    # a fresh interpreter, so that torch and torch._dynamo really load inside the call; the
+    # run's preflight loads the plugins, and torch with them, inside it too
     code = ("import gc, sys\n"
             "from fusion_bench.cli import startup\n"
+            "from fusion_bench.config import build_config\n"
+            "from fusion_bench.plugins import load_registry\n"
+            "from fusion_bench.preflight import preflight\n"
+            "assert 'torch' not in sys.modules\n"
             "full = []\n"
             "gc.callbacks.append(lambda phase, info: phase == 'start' and "
             "info['generation'] == 2 and full.append(1))\n"
             "console = sys.argv[1] == 'console'\n"
             "if console:\n"
             "    startup.console_process()\n"
-            "startup.import_training_modules()\n"
+            f"startup.import_training_modules({checks})\n"
             "assert 'torch._dynamo' in sys.modules and 'fusion_bench.runs' in sys.modules\n"
             "print(len(full), gc.isenabled())\n")
     counts = {}
@@ -273,6 +279,28 @@ def test_training_commands_freeze_after_their_imports_in_the_console(monkeypatch
     finally:
         gc.unfreeze()
     assert frozen and frozen[0] > 0
+
+
+@pytest.mark.parametrize("verb, args, message, unloaded", [
+    ("run", ["--fusion", "rcmaa"], "unknown fusion 'rcmaa'; did you mean rcma?", "torch"),
+    ("run", ["--encoder", "tcnn"], "unknown encoder 'tcnn'", "torch"),
+    ("run", ["--dataset", "synthetik"], "unknown dataset 'synthetik'", "torch"),
+    ("bench", ["--fusion", "rcmaa"], "unknown fusion 'rcmaa'", "torch"),
+    # an option is checked on the plugin, which imports torch; torch._dynamo is not needed yet
+    ("run", ["--set", "fusion.rcma.iterationz=2"], "has no option 'iterationz'", "torch._dynamo"),
+    # the sweep's module imports torch; every configuration's names are checked before the rest
+    ("sweep", ["--fusion", "concat,rcmaa", "--seeds", "1"], "unknown fusion 'rcmaa'", "torch._dynamo"),
+])
+def test_a_misspelt_plugin_fails_before_the_training_modules_load(tmp_path, verb, args, message,
+                                                                   unloaded):
+    # a fresh interpreter: what the command imported before its error is what a user waits for
+    code = ("import sys\n"
+            "from fusion_bench.cli import main\n"
+            f"rc = main({[verb, '--out', str(tmp_path / 'res'), *args]!r})\n"
+            f"print(rc, {unloaded!r} in sys.modules)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert message in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert p.stdout.split() == ["2", "False"], (p.stdout, p.stderr)
 
 
 def test_console_entry_still_flushes_output_and_runs_atexit_handlers():

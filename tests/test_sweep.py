@@ -298,7 +298,8 @@ def test_a_finished_sweep_reruns_nothing_and_opens_no_dataset(tmp_path, cli_run,
     def unreachable(reg, cfg):
         raise AssertionError("a stored configuration's dataset was opened")
 
-    monkeypatch.setattr("fusion_bench.runs.open_dataset", unreachable)
+    monkeypatch.setattr("fusion_bench.preflight.open_dataset", unreachable)  # the checks'
+    monkeypatch.setattr("fusion_bench.runs.open_dataset", unreachable)  # the run's
     code, out, err = cli_run(*args)  # e.g. on a machine without the feature cache
     assert code == 0 and "0 run, 1 already stored" in out, err
 

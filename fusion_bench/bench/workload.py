@@ -32,7 +32,7 @@ class Workload:
 
 def input_dims(cfg: RunConfig, registry) -> dict[str, int]:
     """Raw feature widths per modality, from the dataset plugin."""
-    from ..runs import open_dataset  # the run path's: one way to build a dataset plugin
+    from ..preflight import open_dataset  # the run path's: one way to build a dataset plugin
 
     return dict(open_dataset(registry, cfg).dims)
 
@@ -40,7 +40,7 @@ def input_dims(cfg: RunConfig, registry) -> dict[str, int]:
 def build_workload(cfg: RunConfig, registry, scope: str = "model") -> Workload:
     from ..data import dataset_targets
     from ..model import build_model
-    from ..runs import open_dataset
+    from ..preflight import open_dataset
 
     if scope not in SCOPES:
         raise ConfigError(f"unknown bench scope {scope!r}; use one of {', '.join(SCOPES)}")

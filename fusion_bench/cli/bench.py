@@ -73,17 +73,18 @@ def bench(ctx, all_fusions, out, as_json, **opts):
         if opts["fusion"] is not None:
             raise ConfigError("give --fusion NAME or --all, not both")
         return _bench_all(ctx, state, out)
-    from ..bench.record import make_bench_record
-    from ..bench.runner import run_bench
-    from ..report.bench_report import format_report
+    from ..preflight import preflight
     from ..results import ResultsStore
-    from ..runs import plugins_used, preflight
 
     cfg = build_run_config(opts)
     reg = state.registry
-    preflight([cfg], reg)  # names and options, as a run checks them
+    preflight([cfg], reg)  # names and options, as a run checks them (a name before torch loads)
     store = ResultsStore(out)
     store.check_writable()
+    from ..bench.record import make_bench_record
+    from ..bench.runner import run_bench
+    from ..report.bench_report import format_report
+    from ..runs import plugins_used
     if settings.train or settings.compile:  # both import torch._dynamo; inference alone need not
         import_training_modules()
     plugins = plugins_used(reg, cfg)

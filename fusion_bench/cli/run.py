@@ -54,6 +54,7 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
 
     from tabulate import tabulate
 
+    from ..preflight import preflight
     from ..report.robustness import robustness_table
     from ..results import ResultsStore, display_name
     from ..trackers import parse_log
@@ -66,7 +67,8 @@ def run(state: State, out, threads, as_json, robustness, quiet, log, no_model, r
     if launch.env_rank() == 0:  # before any training; torchrun: rank 0 alone writes (and probes, as
         store.check_writable()  # two ranks probing one new folder would remove it under each other)
     set_threads(threads)
-    import_training_modules()  # torch: after the checks, which a mistake fails at once
+    # the preflight, then torch: a misspelt name fails at once, an option before torch._dynamo
+    import_training_modules(checks=lambda: preflight([cfg], reg))
     from .. import distributed
     from ..runs import run_and_store
     from .progress import run_events

@@ -15,6 +15,7 @@ was, since a freeze would also keep whatever garbage it then held alive for good
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 
 _console = False  # set by app.entry(): this interpreter ends when the command returns
 
@@ -25,16 +26,20 @@ def console_process() -> None:
     _console = True
 
 
-def import_training_modules() -> None:
+def import_training_modules(checks: Callable[[], object] | None = None) -> None:
     """Import the run path, torch and ``torch._dynamo`` now, before the command's work.
 
-    Called after a command's checks, so that a mistake still fails before torch loads. In the
-    console process the collector is paused while they load and their objects are frozen after
-    (see the module docstring); elsewhere this is only the imports."""
+    Called after a command's own checks; ``checks`` (the run's preflight) runs first, inside:
+    checking a plugin's options imports the plugin, and with it torch, but a misspelt name or
+    option still fails before ``torch._dynamo`` loads. In the console process the collector is
+    paused while all this loads and the objects are frozen after (see the module docstring);
+    elsewhere this is only the checks and the imports."""
     paused = _console and gc.isenabled()
     if paused:
         gc.disable()
     try:
+        if checks is not None:
+            checks()
         import torch._dynamo  # noqa: F401 - torch.optim imports it at the first optimizer
 
         from .. import runs  # noqa: F401 - torch, the model, the training loop

@@ -57,6 +57,7 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, cpus_per_run, gpus_
     A run interrupted mid-training resumes from its checkpoint in --out (written after each
     validated epoch), not from the start; see `fusion-bench run --help`.
     """
+    from ..preflight import check_names
     from ..results import ResultsStore
     from ..sweep import RegistrySpec, grid
     from ..sweep import sweep as run_sweep
@@ -75,7 +76,8 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, cpus_per_run, gpus_
     configs = grid(names, list(range(seeds)), base, preset, config_file)
     store = ResultsStore(out)
     store.check_writable()  # before any run
-    import_training_modules()  # torch: after the checks, which a mistake fails at once
+    # every configuration's plugin names, then torch._dynamo: a misspelt name fails at once
+    import_training_modules(checks=lambda: check_names(configs, state.registry))
     res = run_sweep(configs, state.registry, store, echo=click.echo, executor=executor,
                     jobs=jobs, spec=RegistrySpec.of(state.plugin_specs, state.strict),
                     keep_models=not no_model, restart=restart,
