@@ -2,11 +2,11 @@
 and make the record. ``run``, ``sweep`` (every executor) and ``submit`` go through here; ``bench``
 shares the checks and the model builder (:func:`fusion_bench.bench.runner.run_bench`).
 
-Order of a run: :func:`fusion_bench.preflight.preflight` (plugin names and options, no data
-read), the dataset (:func:`load_dataset`), its windows (:func:`split_windows`: a window or hop the configuration
-leaves to the data is resolved from the train split, and the data summary goes out as a run
-event and into the record), then per target group (:func:`target_groups`) one model trained by
-:func:`fusion_bench.train.fit` and used to predict (:func:`fit_targets`); scores and the record
+Order of a run: :func:`fusion_bench.preflight.preflight` (plugin names and options, no data read),
+the dataset (:func:`load_dataset`), its windows (:func:`split_windows`: a window or hop the
+configuration leaves to the data is resolved from the train split, and the data summary goes out as
+a run event and into the record), then per target group (:func:`target_groups`) one model trained
+by :func:`fusion_bench.train.fit` and used to predict (:func:`fit_targets`); scores and the record
 last, with a warning where a model's validation history says its training length does not fit
 (:func:`fusion_bench.train.fit_warnings`). Run events (:mod:`fusion_bench.events`) go out at the
 start, with the data summary, after each epoch and at the end.
