@@ -28,9 +28,9 @@ import traceback
 import types
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from .artifacts import PENDING, write_run
-from .checkpoint import Checkpoints
 from .config import RunConfig, build_config
 from .errors import ConfigError, FusionBenchError, one_line_warning
 from .events import Events, eta
@@ -38,8 +38,10 @@ from .options import data_version, hashes
 from .preflight import preflight
 from .ray_executor import Resources
 from .results import ResultsStore, make_record, model_name
-from .runs import run_record
 from .trackers import tracking
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoints
 
 EXECUTORS = ("local", "ray")
 
@@ -95,6 +97,7 @@ def attempt(cfg: RunConfig, reg, checkpoints: Checkpoints | None = None,
     becomes a failed outcome (Ctrl-C still propagates). Every executor trains a run here, in
     the process that trains it: ``log``'s trackers (``parse_log``'s names) get its events,
     writing under the checkpoints' store."""
+    from .runs import run_record  # torch and the model: not needed by the sweep's checks
     pm = getattr(reg, "pm", None)
     try:
         with tracking(pm, log, checkpoints.root if checkpoints is not None else "."):
@@ -174,6 +177,7 @@ def sweep(configs: list[RunConfig], reg, store: ResultsStore, echo=print, *, exe
     if not sequential and spec is None:
         raise ValueError("a parallel sweep needs spec= to rebuild the plugin registry in workers")
     res = GridResult()
+    from .checkpoint import Checkpoints  # torch: once the sweep's checks passed
     # absolute: a Ray worker need not share the driver's directory
     checkpoints = Checkpoints(os.path.abspath(store.root), restart=restart, keep=keep_checkpoints)
     counter = iter(range(1, len(configs) + 1))

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from fusion_bench import ray_executor
+from fusion_bench import runs as runs_mod
 from fusion_bench import sweep as sweep_mod
 from fusion_bench.data.synthetic import VERSION
 from fusion_bench.plugins import load_registry
@@ -25,7 +26,7 @@ def configs(fusions=("concat", "lstm"), seeds=(0, 1)):
 def test_interrupted_sweep_resumes_with_only_the_missing_runs(tmp_path, monkeypatch):
     store, reg = ResultsStore(tmp_path), load_registry(entry_points=False)
     cfgs = configs()
-    real = sweep_mod.run_record
+    real = runs_mod.run_record  # what the sweep calls for each run
     calls = []
 
     def dies_on_third(cfg, reg, *args):
@@ -34,11 +35,11 @@ def test_interrupted_sweep_resumes_with_only_the_missing_runs(tmp_path, monkeypa
             raise KeyboardInterrupt  # Ctrl-C / kill in the middle of run 3
         return real(cfg, reg, *args)
 
-    monkeypatch.setattr(sweep_mod, "run_record", dies_on_third)
+    monkeypatch.setattr(runs_mod, "run_record", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         sweep_mod.sweep(cfgs, reg, store, echo=lambda *_: None)
     assert len(store.records()) == 2  # the interrupted run left nothing
-    monkeypatch.setattr(sweep_mod, "run_record", real)
+    monkeypatch.setattr(runs_mod, "run_record", real)
     res = sweep_mod.sweep(cfgs, reg, store, echo=lambda *_: None)
     assert (res.done, res.skipped, res.failed) == (2, 2, 0)
     assert sorted(r["config_hash"] for r in store.records()) == sorted(c.hash(VERSION) for c in cfgs)
