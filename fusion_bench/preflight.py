@@ -22,12 +22,9 @@ from .options import check as check_options
 def check_names(configs: Iterable[RunConfig], reg) -> None:
     """Raise on the first plugin name of ``configs`` (dataset, encoder, fusion where used) that
     the registry lacks, with its "did you mean"; looks names up only, importing no plugin."""
-    seen: set[tuple[str, str]] = set()
     for cfg in configs:
         for kind, name in cfg.used().items():
-            if (kind, name) not in seen:
-                seen.add((kind, name))
-                reg.get(KINDS[kind][0], name)
+            reg.get(KINDS[kind][0], name)
 
 
 def open_dataset(reg, cfg: RunConfig):

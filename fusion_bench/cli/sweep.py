@@ -76,8 +76,8 @@ def sweep(state: State, fusions, seeds, out, executor, jobs, cpus_per_run, gpus_
     configs = grid(names, list(range(seeds)), base, preset, config_file)
     store = ResultsStore(out)
     store.check_writable()  # before any run
-    # every configuration's plugin names, then torch._dynamo: a misspelt name fails at once
-    import_training_modules(checks=lambda: check_names(configs, state.registry))
+    check_names(configs, state.registry)  # every configuration's: a misspelt name fails at once
+    import_training_modules()  # torch: after the checks
     res = run_sweep(configs, state.registry, store, echo=click.echo, executor=executor,
                     jobs=jobs, spec=RegistrySpec.of(state.plugin_specs, state.strict),
                     keep_models=not no_model, restart=restart,
